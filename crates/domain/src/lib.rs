@@ -1,0 +1,29 @@
+//! Domain of esignsp: the eSignSP v2 document signature process, its result state machine
+//! (SPEC §4) and the ports its adapters implement.
+//!
+//! Nothing here does I/O; persistence and token verification are behind the traits of
+//! [`ports`].
+
+pub mod auth;
+pub mod events;
+pub mod ids;
+pub mod ports;
+pub mod process;
+pub mod result;
+pub mod rules;
+pub mod service;
+
+pub use auth::{Caller, InvalidTokenReason, TokenRejection};
+pub use events::{AuditContext, AuditEvent, EventKind};
+pub use ids::{ClientId, DocumentId, MalformedId, ProcessId, TaskId};
+pub use ports::{
+    AccessTokenVerifier, Clock, EstablishOutcome, EstablishResultError, IdGenerator, RepositoryError,
+    SignerProcessRepository,
+};
+pub use process::{
+    DocumentContent, InvalidProcess, NewDocument, NewSignerProcess, ProcessDocument, ProcessRequest, ProcessType,
+    SignerProcess,
+};
+pub use result::{DocumentResult, DocumentResultStatus, ProcessResult, ResultMessage, ResultStatus};
+pub use rules::{ResultStateMachine, RuleViolation};
+pub use service::SignerProcessService;

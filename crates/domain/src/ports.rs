@@ -1,0 +1,149 @@
+//! Ports: what the domain needs from the outside world. Adapters implement them.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::auth::{Caller, TokenRejection};
+use crate::events::{AuditContext, AuditEvent};
+use crate::ids::{DocumentId, ProcessId};
+use crate::process::{DocumentContent, NewSignerProcess, SignerProcess};
+use crate::result::ProcessResult;
+use crate::rules::{ResultStateMachine, RuleViolation};
+
+/// A storage failure, in the terms the API needs to answer it.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    /// The store cannot be reached or gave no connection in time: answer 503 with
+    /// `Retry-After`.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Anything else: answer 500 without internal detail; log the chain.
+    #[error("unexpected database error")]
+    Unexpected(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why a result could not be established (operation O5).
+#[derive(Debug, thiserror::Error)]
+pub enum EstablishResultError {
+    /// No such process for this caller (404).
+    #[error("no such process")]
+    NotFound,
+    /// The state machine refused the transition (409).
+    #[error("{}", .0.detail)]
+    Rule(RuleViolation),
+    /// Storage failed.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
+/// How an accepted result request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EstablishOutcome {
+    /// The result was stored now, with its derived document results and one audit event.
+    Established(ProcessResult),
+    /// The same result was already stored: nothing was written.
+    Replayed(ProcessResult),
+}
+
+impl EstablishOutcome {
+    /// The result to answer with, whichever way it ended.
+    #[must_use]
+    pub fn result(&self) -> &ProcessResult {
+        match self {
+            Self::Established(r) | Self::Replayed(r) => r,
+        }
+    }
+}
+
+/// Persistence of signature processes, their documents and their audit trail.
+///
+/// Every method that takes a [`Caller`] sees only processes the caller may act on
+/// ([`Caller::may_act_on`]): another client's process is reported exactly like an unknown one.
+#[async_trait]
+pub trait SignerProcessRepository: Send + Sync {
+    /// Stores a new process with its documents (bytes apart from the process row) and a
+    /// `created` audit event, in one transaction.
+    ///
+    /// # Errors
+    /// [`RepositoryError`]; nothing is stored then.
+    async fn create(&self, process: NewSignerProcess, audit: &AuditContext) -> Result<SignerProcess, RepositoryError>;
+
+    /// Reads a process with its documents (without their bytes).
+    ///
+    /// # Errors
+    /// [`RepositoryError`]. An unknown or foreign process is `Ok(None)`.
+    async fn find(&self, id: &ProcessId, caller: &Caller) -> Result<Option<SignerProcess>, RepositoryError>;
+
+    /// Deletes a process and its documents, appending a `deleted` audit event, in one
+    /// transaction. Returns whether a process was deleted.
+    ///
+    /// # Errors
+    /// [`RepositoryError`]; nothing is deleted then.
+    async fn delete(&self, id: &ProcessId, caller: &Caller, audit: &AuditContext) -> Result<bool, RepositoryError>;
+
+    /// Establishes a process result (O5) in one transaction: the first statement locks the
+    /// process row conditionally (SPEC §8); `machine` decides on the state read under that
+    /// lock; on [`crate::rules::Decision::Apply`] the result, the derived document results and
+    /// a `result` audit event are written before commit; on a replay nothing is written.
+    ///
+    /// # Errors
+    /// [`EstablishResultError::NotFound`] for an unknown or foreign process,
+    /// [`EstablishResultError::Rule`] when the machine refuses, else
+    /// [`EstablishResultError::Repository`]. Nothing is written on any error.
+    async fn establish_result(
+        &self,
+        id: &ProcessId,
+        caller: &Caller,
+        requested: ProcessResult,
+        machine: &ResultStateMachine,
+        now: OffsetDateTime,
+        audit: &AuditContext,
+    ) -> Result<EstablishOutcome, EstablishResultError>;
+
+    /// Reads a document's bytes (O10) when it belongs to a process the caller may act on.
+    ///
+    /// # Errors
+    /// [`RepositoryError`]. Unknown or foreign is `Ok(None)`.
+    async fn document_content(
+        &self,
+        id: &DocumentId,
+        caller: &Caller,
+    ) -> Result<Option<DocumentContent>, RepositoryError>;
+
+    /// The audit trail of a process, oldest first (E1).
+    ///
+    /// # Errors
+    /// [`RepositoryError`]. An unknown or foreign process is `Ok(None)`.
+    async fn events(&self, id: &ProcessId, caller: &Caller) -> Result<Option<Vec<AuditEvent>>, RepositoryError>;
+
+    /// Whether the store answers (`/readyz`).
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unavailable`] when it does not.
+    async fn ping(&self) -> Result<(), RepositoryError>;
+}
+
+/// Verifies a bearer access token (RFC 6750) and names its caller.
+#[async_trait]
+pub trait AccessTokenVerifier: Send + Sync {
+    /// Verifies `token` (the b64token of the `Authorization: Bearer` header) and checks the
+    /// required scope.
+    ///
+    /// # Errors
+    /// [`TokenRejection::Invalid`] with a fixed reason, [`TokenRejection::InsufficientScope`]
+    /// for a valid token without the required scope, [`TokenRejection::Unavailable`] when no
+    /// verification key can be had.
+    async fn verify(&self, token: &str) -> Result<Caller, TokenRejection>;
+}
+
+/// The time source.
+pub trait Clock: Send + Sync {
+    /// The current time (UTC).
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The source of fresh ids: 160 bits from a CSPRNG (SPEC §2).
+pub trait IdGenerator: Send + Sync {
+    /// 20 random bytes from a cryptographically secure generator.
+    fn random_160(&self) -> [u8; 20];
+}
