@@ -1,0 +1,456 @@
+//! PostgreSQL implementation of [`SignerProcessRepository`] (SPEC §8), with sqlx.
+//!
+//! Establishing a result is one transaction whose first statement locks the process row
+//! (`SELECT … FOR UPDATE`, filtered by tenant); the state machine decides on what that
+//! statement read; one more statement writes the result, the derived document results and
+//! the audit event together.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use esignsp_domain::events::{AuditContext, AuditEvent, EventKind};
+use esignsp_domain::ports::{EstablishOutcome, EstablishResultError, RepositoryError, SignerProcessRepository};
+use esignsp_domain::process::{
+    DocumentContent, NewSignerProcess, ProcessDocument, ProcessRequest, ProcessType, SignerProcess,
+};
+use esignsp_domain::rules::{Decision, DocumentState, ProcessState, ResultStateMachine};
+use esignsp_domain::{
+    Caller, ClientId, DocumentId, DocumentResult, DocumentResultStatus, ProcessId, ProcessResult, ResultMessage,
+    ResultStatus, TaskId,
+};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row};
+use time::OffsetDateTime;
+
+/// The schema migrations of `migrations/`, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Connection pool settings (`[database]` of the configuration).
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Largest number of open connections (`database.max_connections`).
+    pub max_connections: u32,
+    /// How long a request waits for a connection before answering 503
+    /// (`database.acquire_timeout_seconds`).
+    pub acquire_timeout: Duration,
+}
+
+/// Opens a lazily connecting pool: the service starts, and answers 503, while the database
+/// is down, and recovers by itself when it returns.
+///
+/// # Errors
+/// [`RepositoryError::Unexpected`] when `url` is not a valid PostgreSQL URL.
+pub fn connect_lazy(url: &str, settings: &PoolSettings) -> Result<PgPool, RepositoryError> {
+    let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| RepositoryError::Unexpected(e.into()))?;
+    let options = options.application_name("esignsp");
+    Ok(PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .test_before_acquire(false)
+        .connect_lazy_with(options))
+}
+
+/// Applies pending migrations.
+///
+/// # Errors
+/// [`RepositoryError`] when the database is unreachable or a migration fails.
+pub async fn migrate(pool: &PgPool) -> Result<(), RepositoryError> {
+    MIGRATOR.run(pool).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::Execute(inner) => map_error(inner),
+        other => RepositoryError::Unexpected(other.into()),
+    })
+}
+
+/// The PostgreSQL repository.
+#[derive(Debug, Clone)]
+pub struct PostgresRepository {
+    pool: PgPool,
+}
+
+impl PostgresRepository {
+    /// Wraps a pool (see [`connect_lazy`]).
+    #[must_use]
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool, for metrics and shutdown.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Translates a sqlx error into the domain's terms: connection trouble is `Unavailable`
+/// (503), everything else `Unexpected` (500).
+#[must_use]
+pub fn map_error(error: sqlx::Error) -> RepositoryError {
+    let unavailable = match &error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // Class 08: connection exception; 57P01-03: shutdown / cannot connect now;
+            // 53300: too many connections; 40001/40P01 never happen under our locking.
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    };
+    if unavailable {
+        RepositoryError::Unavailable(error.into())
+    } else {
+        RepositoryError::Unexpected(error.into())
+    }
+}
+
+fn corrupt(what: &str) -> RepositoryError {
+    RepositoryError::Unexpected(format!("stored data is not valid: {what}").into())
+}
+
+fn stored_message(message: Option<String>) -> Result<Option<ResultMessage>, RepositoryError> {
+    message.map(|m| ResultMessage::new(m).map_err(|_| corrupt("result message"))).transpose()
+}
+
+fn stored_process_result(
+    status: Option<String>,
+    message: Option<String>,
+) -> Result<Option<ProcessResult>, RepositoryError> {
+    status
+        .map(|s| {
+            Ok(ProcessResult {
+                status: ResultStatus::parse(&s).map_err(|_| corrupt("result status"))?,
+                message: stored_message(message)?,
+            })
+        })
+        .transpose()
+}
+
+fn stored_document_result(
+    status: Option<String>,
+    message: Option<String>,
+) -> Result<Option<DocumentResult>, RepositoryError> {
+    status
+        .map(|s| {
+            Ok(DocumentResult {
+                status: DocumentResultStatus::parse(&s).map_err(|_| corrupt("document result status"))?,
+                message: stored_message(message)?,
+            })
+        })
+        .transpose()
+}
+
+fn document_id(s: &str) -> Result<DocumentId, RepositoryError> {
+    DocumentId::parse(s).map_err(|_| corrupt("document id"))
+}
+
+const INSERT_EVENT: &str =
+    "INSERT INTO process_events (process_id, kind, actor, request_id, document_id, old_status, new_status) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+#[async_trait]
+impl SignerProcessRepository for PostgresRepository {
+    #[tracing::instrument(skip_all, fields(process_id = %process.id))]
+    async fn create(&self, process: NewSignerProcess, audit: &AuditContext) -> Result<SignerProcess, RepositoryError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        sqlx::query(
+            "INSERT INTO signer_processes (id, client_id, task_id, process_type, request, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(process.id.as_str())
+        .bind(process.owner.as_str())
+        .bind(process.task_id.as_str())
+        .bind(process.request.process_type().as_str())
+        .bind(sqlx::types::Json(process.request.members()))
+        .bind(process.created_at)
+        .bind(process.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let mut documents = Vec::with_capacity(process.documents.len());
+        for (position, doc) in process.documents.into_iter().enumerate() {
+            let size = doc.bytes.len() as u64;
+            sqlx::query(
+                "WITH d AS (INSERT INTO documents (id, client_id, media_type, filename, size, sha256, created_at) \
+                            VALUES ($1, $2, $3, $4, $5, $6, $7)), \
+                      c AS (INSERT INTO document_contents (document_id, content) VALUES ($1, $8)) \
+                 INSERT INTO process_documents (process_id, position, document_id) VALUES ($9, $10, $1)",
+            )
+            .bind(doc.id.as_str())
+            .bind(process.owner.as_str())
+            .bind(&doc.media_type)
+            .bind(doc.filename.as_deref())
+            .bind(i64::try_from(size).unwrap_or(i64::MAX))
+            .bind(&doc.sha256)
+            .bind(process.created_at)
+            .bind(&doc.bytes)
+            .bind(process.id.as_str())
+            .bind(i32::try_from(position).unwrap_or(i32::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+            documents.push(ProcessDocument {
+                id: doc.id,
+                media_type: doc.media_type,
+                size,
+                sha256: doc.sha256,
+                result: None,
+            });
+        }
+        sqlx::query(INSERT_EVENT)
+            .bind(process.id.as_str())
+            .bind(EventKind::Created.as_str())
+            .bind(audit.actor.as_str())
+            .bind(&audit.request_id)
+            .bind(None::<&str>)
+            .bind(None::<&str>)
+            .bind(None::<&str>)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(SignerProcess {
+            id: process.id,
+            task_id: process.task_id,
+            owner: process.owner,
+            request: process.request,
+            documents,
+            result: None,
+            created_at: process.created_at,
+            expires_at: process.expires_at,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(process_id = %id))]
+    async fn find(&self, id: &ProcessId, caller: &Caller) -> Result<Option<SignerProcess>, RepositoryError> {
+        let Some(row) = sqlx::query(
+            "SELECT client_id, task_id, process_type, request, result_status, result_message, created_at, expires_at \
+             FROM signer_processes WHERE id = $1 AND (client_id = $2 OR $3)",
+        )
+        .bind(id.as_str())
+        .bind(caller.client_id.as_str())
+        .bind(caller.trusted)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?
+        else {
+            return Ok(None);
+        };
+        let documents = sqlx::query(
+            "SELECT pd.document_id, d.media_type, d.size, d.sha256, pd.result_status, pd.result_message \
+             FROM process_documents pd JOIN documents d ON d.id = pd.document_id \
+             WHERE pd.process_id = $1 ORDER BY pd.position",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?
+        .into_iter()
+        .map(|r| {
+            Ok(ProcessDocument {
+                id: document_id(r.get("document_id"))?,
+                media_type: r.get("media_type"),
+                size: u64::try_from(r.get::<i64, _>("size")).map_err(|_| corrupt("document size"))?,
+                sha256: r.get("sha256"),
+                result: stored_document_result(r.get("result_status"), r.get("result_message"))?,
+            })
+        })
+        .collect::<Result<Vec<_>, RepositoryError>>()?;
+        let members: sqlx::types::Json<serde_json::Map<String, serde_json::Value>> = row.get("request");
+        Ok(Some(SignerProcess {
+            id: id.clone(),
+            task_id: TaskId::parse(row.get("task_id")).map_err(|_| corrupt("task id"))?,
+            owner: ClientId::parse(row.get("client_id")).map_err(|_| corrupt("client id"))?,
+            request: ProcessRequest::from_stored(
+                ProcessType::parse(row.get("process_type")).map_err(|_| corrupt("process type"))?,
+                members.0,
+            ),
+            documents,
+            result: stored_process_result(row.get("result_status"), row.get("result_message"))?,
+            created_at: row.get("created_at"),
+            expires_at: row.get("expires_at"),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(process_id = %id))]
+    async fn delete(&self, id: &ProcessId, caller: &Caller, audit: &AuditContext) -> Result<bool, RepositoryError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let Some(row) = sqlx::query(
+            "SELECT p.result_status, \
+                    ARRAY(SELECT pd.document_id FROM process_documents pd WHERE pd.process_id = p.id) AS doc_ids \
+             FROM signer_processes p WHERE p.id = $1 AND (p.client_id = $2 OR $3) FOR UPDATE OF p",
+        )
+        .bind(id.as_str())
+        .bind(caller.client_id.as_str())
+        .bind(caller.trusted)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?
+        else {
+            return Ok(false);
+        };
+        let old_status: Option<String> = row.get("result_status");
+        let doc_ids: Vec<String> = row.get("doc_ids");
+        sqlx::query("DELETE FROM signer_processes WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        // Its documents go with it, unless another process still uses them (its own
+        // process_documents rows are gone by cascade; contents follow by cascade).
+        sqlx::query(
+            "DELETE FROM documents d WHERE d.id = ANY($1) \
+             AND NOT EXISTS (SELECT 1 FROM process_documents pd WHERE pd.document_id = d.id)",
+        )
+        .bind(&doc_ids)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        sqlx::query(INSERT_EVENT)
+            .bind(id.as_str())
+            .bind(EventKind::Deleted.as_str())
+            .bind(audit.actor.as_str())
+            .bind(&audit.request_id)
+            .bind(None::<&str>)
+            .bind(old_status.as_deref())
+            .bind(None::<&str>)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(true)
+    }
+
+    #[tracing::instrument(skip_all, fields(process_id = %id, status = %requested.status))]
+    async fn establish_result(
+        &self,
+        id: &ProcessId,
+        caller: &Caller,
+        requested: ProcessResult,
+        machine: &ResultStateMachine,
+        now: OffsetDateTime,
+        audit: &AuditContext,
+    ) -> Result<EstablishOutcome, EstablishResultError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        // The conditional write of SPEC §8: lock this tenant's process row before reading.
+        let row = sqlx::query(
+            "SELECT p.result_status, p.result_message, p.expires_at, \
+                    ARRAY(SELECT pd.document_id FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_ids, \
+                    ARRAY(SELECT pd.result_status FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_statuses, \
+                    ARRAY(SELECT pd.result_message FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_messages \
+             FROM signer_processes p WHERE p.id = $1 AND (p.client_id = $2 OR $3) FOR UPDATE OF p",
+        )
+        .bind(id.as_str())
+        .bind(caller.client_id.as_str())
+        .bind(caller.trusted)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?
+        .ok_or(EstablishResultError::NotFound)?;
+
+        let result = stored_process_result(row.get("result_status"), row.get("result_message"))?;
+        let expires_at: OffsetDateTime = row.get("expires_at");
+        let ids: Vec<String> = row.get("doc_ids");
+        let statuses: Vec<Option<String>> = row.get("doc_statuses");
+        let messages: Vec<Option<String>> = row.get("doc_messages");
+        let documents = ids
+            .iter()
+            .zip(statuses)
+            .zip(messages)
+            .map(|((id, status), message)| {
+                Ok(DocumentState { id: document_id(id)?, result: stored_document_result(status, message)? })
+            })
+            .collect::<Result<Vec<_>, RepositoryError>>()?;
+        let state = ProcessState { expired: result.is_none() && expires_at <= now, result, documents };
+
+        let plan = match machine.establish(&state, requested).map_err(EstablishResultError::Rule)? {
+            Decision::Replay(plan) => return Ok(EstablishOutcome::Replayed(plan.result)),
+            Decision::Apply(plan) => plan,
+        };
+        let (doc_ids, (doc_statuses, doc_messages)): (Vec<&str>, (Vec<&str>, Vec<Option<&str>>)) = plan
+            .derived_document_results
+            .iter()
+            .map(|(id, r)| (id.as_str(), (r.status.as_str(), r.message.as_ref().map(ResultMessage::as_str))))
+            .unzip();
+        sqlx::query(
+            "WITH p AS (UPDATE signer_processes SET result_status = $2, result_message = $3, result_at = now() \
+                        WHERE id = $1), \
+                  d AS (UPDATE process_documents pd SET result_status = u.status, result_message = u.message \
+                        FROM unnest($4::text[], $5::text[], $6::text[]) AS u(document_id, status, message) \
+                        WHERE pd.process_id = $1 AND pd.document_id = u.document_id AND pd.result_status IS NULL) \
+             INSERT INTO process_events (process_id, kind, actor, request_id, old_status, new_status) \
+             VALUES ($1, 'result', $7, $8, NULL, $2)",
+        )
+        .bind(id.as_str())
+        .bind(plan.result.status.as_str())
+        .bind(plan.result.message.as_ref().map(ResultMessage::as_str))
+        .bind(&doc_ids)
+        .bind(&doc_statuses)
+        .bind(&doc_messages)
+        .bind(audit.actor.as_str())
+        .bind(&audit.request_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(EstablishOutcome::Established(plan.result))
+    }
+
+    #[tracing::instrument(skip_all, fields(document_id = %id))]
+    async fn document_content(
+        &self,
+        id: &DocumentId,
+        caller: &Caller,
+    ) -> Result<Option<DocumentContent>, RepositoryError> {
+        let row = sqlx::query(
+            "SELECT d.media_type, c.content FROM documents d JOIN document_contents c ON c.document_id = d.id \
+             WHERE d.id = $1 AND (d.client_id = $2 OR $3)",
+        )
+        .bind(id.as_str())
+        .bind(caller.client_id.as_str())
+        .bind(caller.trusted)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(row.map(|r| DocumentContent { media_type: r.get("media_type"), bytes: r.get("content") }))
+    }
+
+    #[tracing::instrument(skip_all, fields(process_id = %id))]
+    async fn events(&self, id: &ProcessId, caller: &Caller) -> Result<Option<Vec<AuditEvent>>, RepositoryError> {
+        let owned: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM signer_processes WHERE id = $1 AND (client_id = $2 OR $3)")
+                .bind(id.as_str())
+                .bind(caller.client_id.as_str())
+                .bind(caller.trusted)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_error)?;
+        if owned.is_none() {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT kind, at, actor, request_id, document_id, old_status, new_status \
+             FROM process_events WHERE process_id = $1 ORDER BY id",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(AuditEvent {
+                    kind: EventKind::parse(r.get("kind")).ok_or_else(|| corrupt("event kind"))?,
+                    at: r.get("at"),
+                    actor: r.get("actor"),
+                    request_id: r.get("request_id"),
+                    document_id: r.get::<Option<&str>, _>("document_id").map(document_id).transpose()?,
+                    old_status: r.get("old_status"),
+                    new_status: r.get("new_status"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    async fn ping(&self) -> Result<(), RepositoryError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_error).map(|_| ())
+    }
+}
