@@ -121,7 +121,8 @@ fn every_claim_rejection_has_its_reason() {
     use InvalidTokenReason as R;
     let k = keys();
     let v = verifier(&k, Profile::Rfc9068);
-    let cases: Vec<(&str, serde_json::Map<String, Value>, Result<Caller, TokenRejection>)> = vec![
+    type Case = (&'static str, serde_json::Map<String, Value>, Result<Caller, TokenRejection>);
+    let cases: Vec<Case> = vec![
         ("expired", with(good_claims(), "exp", json!(now() - 120)), invalid(R::Expired)),
         (
             "exp within leeway",

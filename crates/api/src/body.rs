@@ -1,0 +1,175 @@
+//! Request bodies: media-type checks (415), size limits counted after content decoding
+//! (413), and the multipart form of O1 in every shape real clients send (SPEC §3.2).
+
+use actix_multipart::{Multipart, MultipartError};
+use actix_web::error::PayloadError;
+use actix_web::http::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::web::{self, Bytes, BytesMut};
+use esignsp_domain::service::DocumentUpload;
+use futures_util::{StreamExt, TryStreamExt};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+
+/// The body's media type, lowercased without parameters, if there is a parsable one.
+fn media_type(headers: &HeaderMap) -> Option<mime::Mime> {
+    headers.get(CONTENT_TYPE)?.to_str().ok()?.parse::<mime::Mime>().ok()
+}
+
+/// Requires `application/json` (any parameters, any case); `+json` suffixes, `text/plain`,
+/// form encodings and a missing header are refused (SPEC §2).
+///
+/// # Errors
+/// [`ApiError::UnsupportedMediaType`].
+pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    match media_type(headers) {
+        Some(m) if m.essence_str().eq_ignore_ascii_case("application/json") => Ok(()),
+        _ => Err(ApiError::UnsupportedMediaType("application/json")),
+    }
+}
+
+/// Whether the body is `multipart/form-data`.
+#[must_use]
+pub fn is_multipart_form(headers: &HeaderMap) -> bool {
+    media_type(headers).is_some_and(|m| m.essence_str().eq_ignore_ascii_case("multipart/form-data"))
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+fn payload_error(e: &PayloadError, limit: usize) -> ApiError {
+    match e {
+        PayloadError::Overflow => ApiError::PayloadTooLarge(limit),
+        _ => ApiError::InvalidBody("the request body could not be read".to_owned()),
+    }
+}
+
+/// Reads the whole (decoded) body, refusing more than `limit` bytes.
+///
+/// # Errors
+/// [`ApiError::PayloadTooLarge`] beyond `limit`; [`ApiError::InvalidBody`] when the body
+/// cannot be read or decoded.
+pub async fn read_limited(headers: &HeaderMap, mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+    if declared_length(headers).is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| payload_error(&e, limit))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The parts of an O1 multipart body.
+#[derive(Debug)]
+pub struct CreationForm {
+    /// The bytes of the `process` part.
+    pub process: Bytes,
+    /// The `document` parts, in order.
+    pub documents: Vec<DocumentUpload>,
+}
+
+/// Limits of an O1 multipart body.
+#[derive(Debug, Clone, Copy)]
+pub struct FormLimits {
+    /// Largest `process` part (`server.max_json_bytes`).
+    pub max_json_bytes: usize,
+    /// Most document bytes in one request (`server.max_document_bytes`).
+    pub max_document_bytes: usize,
+}
+
+impl FormLimits {
+    /// Largest whole body: documents, process JSON and 64 KiB for part headers.
+    #[must_use]
+    pub fn max_body_bytes(self) -> usize {
+        self.max_document_bytes.saturating_add(self.max_json_bytes).saturating_add(64 * 1024)
+    }
+}
+
+fn multipart_error(e: &MultipartError, limits: FormLimits) -> ApiError {
+    match e {
+        MultipartError::Payload(p) => payload_error(p, limits.max_body_bytes()),
+        other => ApiError::InvalidBody(format!("the multipart body is malformed: {other}")),
+    }
+}
+
+/// Reads an O1 body: one `process` part (a plain field or a file part with any content
+/// type) and one or more `document` parts (with or without file name or content type).
+/// Other parts are read and ignored.
+///
+/// # Errors
+/// [`ApiError::PayloadTooLarge`] beyond the limits; [`ApiError::InvalidBody`] for a malformed
+/// body, a missing or repeated `process` part, or no `document` part.
+pub async fn read_creation_form(
+    headers: &HeaderMap,
+    payload: web::Payload,
+    limits: FormLimits,
+) -> Result<CreationForm, ApiError> {
+    let max_body = limits.max_body_bytes();
+    if declared_length(headers).is_some_and(|n| n > max_body as u64) {
+        return Err(ApiError::PayloadTooLarge(max_body));
+    }
+    let mut seen = 0usize;
+    let counted = payload.map(move |chunk| {
+        let chunk = chunk?;
+        seen = seen.saturating_add(chunk.len());
+        if seen > max_body {
+            Err(PayloadError::Overflow)
+        } else {
+            Ok(chunk)
+        }
+    });
+    let mut multipart = Multipart::new(headers, counted);
+    let mut process: Option<Bytes> = None;
+    let mut documents = Vec::new();
+    let mut document_bytes = 0usize;
+    while let Some(mut field) = multipart.try_next().await.map_err(|e| multipart_error(&e, limits))? {
+        let name = field.name().map(str::to_owned);
+        match name.as_deref() {
+            Some("process") => {
+                if process.is_some() {
+                    return Err(ApiError::InvalidBody("the `process` part is repeated".to_owned()));
+                }
+                let mut bytes = BytesMut::new();
+                while let Some(chunk) = field.try_next().await.map_err(|e| multipart_error(&e, limits))? {
+                    if bytes.len() + chunk.len() > limits.max_json_bytes {
+                        return Err(ApiError::PayloadTooLarge(limits.max_json_bytes));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                process = Some(bytes.freeze());
+            }
+            Some("document") => {
+                let declared_type = field.content_type().map(ToString::to_string);
+                let filename = field.content_disposition().and_then(|cd| {
+                    cd.get_filename()
+                        .map(str::to_owned)
+                        .or_else(|| cd.get_filename_ext().map(|ext| String::from_utf8_lossy(&ext.value).into_owned()))
+                });
+                let mut bytes = Vec::new();
+                let mut hasher = Sha256::new();
+                while let Some(chunk) = field.try_next().await.map_err(|e| multipart_error(&e, limits))? {
+                    document_bytes += chunk.len();
+                    if document_bytes > limits.max_document_bytes {
+                        return Err(ApiError::PayloadTooLarge(limits.max_document_bytes));
+                    }
+                    hasher.update(&chunk);
+                    bytes.extend_from_slice(&chunk);
+                }
+                let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+                documents.push(DocumentUpload { declared_type, filename, sha256, bytes });
+            }
+            _ => while field.try_next().await.map_err(|e| multipart_error(&e, limits))?.is_some() {},
+        }
+    }
+    let process = process.ok_or_else(|| ApiError::InvalidBody("the `process` part is missing".to_owned()))?;
+    if documents.is_empty() {
+        return Err(ApiError::InvalidBody("a process needs at least one `document` part".to_owned()));
+    }
+    Ok(CreationForm { process, documents })
+}

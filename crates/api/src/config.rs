@@ -1,0 +1,423 @@
+//! Configuration (SPEC §7): built-in defaults → the TOML file of `--config` / `ESIGNSP_CONFIG`
+//! → `ESIGNSP__<SECTION>__<KEY>` environment variables (lists comma-separated).
+//! `DATABASE_URL`, when set, is the default for `database.url`.
+
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A configuration that cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+fn invalid(key: &str, why: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("{key}: {why}"))
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `[server]`.
+    pub server: ServerSettings,
+    /// `[database]`.
+    pub database: DatabaseSettings,
+    /// `[auth]`.
+    pub auth: AuthSettings,
+    /// `[processes]`.
+    pub processes: ProcessSettings,
+    /// `[ui]`.
+    pub ui: UiSettings,
+    /// `[log]`.
+    pub log: LogSettings,
+}
+
+/// `[server]`: the listener and request limits.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to bind (`127.0.0.1`).
+    pub host: String,
+    /// Port to bind (`8080`; `0` picks a free port).
+    pub port: u16,
+    /// Base of the absolute URLs in representations (`http://127.0.0.1:8080`).
+    pub public_url: String,
+    /// Largest JSON body, in bytes after content decoding (256 KiB).
+    pub max_json_bytes: usize,
+    /// Most document bytes one request may carry (25 MiB).
+    pub max_document_bytes: usize,
+    /// How long in-flight requests may take to finish on shutdown, in seconds (30).
+    pub shutdown_timeout_seconds: u64,
+    /// Worker threads (0: one per core).
+    pub workers: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: 8080,
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            max_json_bytes: 256 * 1024,
+            max_document_bytes: 25 * 1024 * 1024,
+            shutdown_timeout_seconds: 30,
+            workers: 0,
+        }
+    }
+}
+
+/// The default database: the local PostgreSQL of a development machine.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://…` URL; its password is redacted whenever settings are printed.
+    #[serde(serialize_with = "redact_url_password")]
+    pub url: SecretString,
+    /// Pool size (16).
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection before answering 503, in seconds (5).
+    pub acquire_timeout_seconds: u64,
+    /// Run pending migrations when `serve` starts (true).
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from(DEFAULT_DATABASE_URL),
+            max_connections: 16,
+            acquire_timeout_seconds: 5,
+            migrate_on_start: true,
+        }
+    }
+}
+
+/// `[auth]`: OAuth 2.0 bearer token verification (SPEC §6).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Scope every call needs, matched as a whole token.
+    pub required_scope: String,
+    /// Exact `iss` of accepted tokens.
+    pub issuer: String,
+    /// Accepted `aud` values.
+    pub audience: Vec<String>,
+    /// Allowed signature algorithms.
+    pub algorithms: Vec<String>,
+    /// PEM or JWK/JWKS files with verification keys.
+    pub public_key_files: Vec<PathBuf>,
+    /// The issuer's JWKS URL (not supported by this version yet).
+    pub jwks_url: String,
+    /// Least interval between two JWKS fetches, in seconds.
+    pub jwks_min_refresh_seconds: u64,
+    /// Allowed clock skew, in seconds.
+    pub leeway_seconds: u64,
+    /// RFC 7662 introspection endpoint (not supported by this version yet).
+    pub introspection_url: String,
+    /// Client id for introspection.
+    pub introspection_client_id: String,
+    /// Client secret for introspection; redacted whenever settings are printed.
+    #[serde(serialize_with = "redact_secret")]
+    pub introspection_client_secret: SecretString,
+    /// Longest time an introspection answer is cached, in seconds.
+    pub introspection_cache_seconds: u64,
+    /// `rfc9068` or `lenient`.
+    pub profile: String,
+    /// Clients that may act on every process.
+    pub trusted_clients: Vec<String>,
+    /// Private key used by `esignsp token` (development only); its public half is trusted.
+    pub dev_signing_key_file: Option<PathBuf>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            required_scope: "urn:safelayer:eidas:sign:process:document".to_owned(),
+            issuer: String::new(),
+            audience: vec!["esignsp".to_owned()],
+            algorithms: ["RS256", "PS256", "ES256", "EdDSA"].map(str::to_owned).to_vec(),
+            public_key_files: Vec::new(),
+            jwks_url: String::new(),
+            jwks_min_refresh_seconds: 30,
+            leeway_seconds: 60,
+            introspection_url: String::new(),
+            introspection_client_id: String::new(),
+            introspection_client_secret: SecretString::from(""),
+            introspection_cache_seconds: 60,
+            profile: "rfc9068".to_owned(),
+            trusted_clients: Vec::new(),
+            dev_signing_key_file: None,
+        }
+    }
+}
+
+/// `[processes]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessSettings {
+    /// How long a process may stay pending, in seconds (3600).
+    pub ttl_seconds: u64,
+}
+
+impl Default for ProcessSettings {
+    fn default() -> Self {
+        Self { ttl_seconds: 3600 }
+    }
+}
+
+/// `[ui]`.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiSettings {
+    /// The external signing application that O12 redirects to while a process is pending.
+    pub signing_app_url: String,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: String,
+    /// A `tracing` filter (`info`); `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: "text".to_owned(), level: "info".to_owned() }
+    }
+}
+
+fn redact_secret<S: Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(if secret.expose_secret().is_empty() { "" } else { "[redacted]" })
+}
+
+fn redact_url_password<S: Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redacted_url(secret.expose_secret()))
+}
+
+/// The URL with its password, if any, replaced by `[redacted]`; unparsable URLs are
+/// redacted whole.
+#[must_use]
+pub fn redacted_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("[redacted]"));
+            }
+            u.to_string()
+        }
+        Err(_) => "[redacted]".to_owned(),
+    }
+}
+
+/// Keys whose environment values are comma-separated lists.
+const LIST_KEYS: [&str; 4] = ["auth.audience", "auth.algorithms", "auth.public_key_files", "auth.trusted_clients"];
+
+impl Settings {
+    /// Loads the layers: defaults, `DATABASE_URL`, the file (`file`, else `ESIGNSP_CONFIG`),
+    /// then `ESIGNSP__SECTION__KEY` variables; then validates.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the offending key.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// [`Settings::load`] with an explicit environment (for tests).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the offending key.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: std::collections::HashMap<String, String> = env.into_iter().collect();
+        let mut builder = config::Config::builder();
+        if let Some(url) = env.get("DATABASE_URL").filter(|u| !u.is_empty()) {
+            builder = builder.set_default("database.url", url.as_str()).map_err(|e| ConfigError(e.to_string()))?;
+        }
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("ESIGNSP_CONFIG").filter(|p| !p.is_empty()).map(PathBuf::from));
+        if let Some(path) = &file {
+            if !path.is_file() {
+                return Err(ConfigError(format!("--config: no such file {}", path.display())));
+            }
+            builder =
+                builder.add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml).required(true));
+        }
+        let mut environment = config::Environment::default()
+            .prefix("ESIGNSP")
+            .prefix_separator("__")
+            .separator("__")
+            .list_separator(",")
+            .try_parsing(true)
+            .source(Some(env.into_iter().collect()));
+        for key in LIST_KEYS {
+            environment = environment.with_list_parse_key(key);
+        }
+        let settings: Settings = builder
+            .add_source(environment)
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| ConfigError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks values that deserialize but cannot work.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let public = url::Url::parse(&self.server.public_url).map_err(|e| invalid("server.public_url", e))?;
+        if !matches!(public.scheme(), "http" | "https") || public.query().is_some() {
+            return Err(invalid("server.public_url", "must be an http(s) URL without a query"));
+        }
+        if self.server.max_json_bytes == 0 {
+            return Err(invalid("server.max_json_bytes", "must be positive"));
+        }
+        if self.server.max_document_bytes == 0 {
+            return Err(invalid("server.max_document_bytes", "must be positive"));
+        }
+        let db = self.database.url.expose_secret();
+        if !(db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+            return Err(invalid("database.url", "must be a postgres:// URL"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be positive"));
+        }
+        if self.database.acquire_timeout_seconds == 0 {
+            return Err(invalid("database.acquire_timeout_seconds", "must be positive"));
+        }
+        let auth = &self.auth;
+        if auth.issuer.is_empty() {
+            return Err(invalid("auth.issuer", "must be set to the exact `iss` of accepted tokens"));
+        }
+        if auth.audience.is_empty() || auth.audience.iter().any(String::is_empty) {
+            return Err(invalid("auth.audience", "must list at least one non-empty audience"));
+        }
+        if auth.required_scope.is_empty() || auth.required_scope.contains(' ') {
+            return Err(invalid("auth.required_scope", "must be one scope token"));
+        }
+        if auth.algorithms.is_empty() {
+            return Err(invalid("auth.algorithms", "must list at least one algorithm"));
+        }
+        for name in &auth.algorithms {
+            esignsp_adapters::jwt::parse_algorithm(name).map_err(|e| invalid("auth.algorithms", e))?;
+        }
+        auth.profile.parse::<esignsp_adapters::jwt::Profile>().map_err(|e| invalid("auth.profile", e))?;
+        if !auth.jwks_url.is_empty() {
+            return Err(invalid(
+                "auth.jwks_url",
+                "JWKS retrieval is not supported by this version; use auth.public_key_files",
+            ));
+        }
+        if !auth.introspection_url.is_empty() {
+            return Err(invalid("auth.introspection_url", "token introspection is not supported by this version"));
+        }
+        if auth.public_key_files.is_empty() && auth.dev_signing_key_file.is_none() {
+            return Err(invalid("auth.public_key_files", "no verification key: list public key files"));
+        }
+        if self.processes.ttl_seconds == 0 {
+            return Err(invalid("processes.ttl_seconds", "must be positive"));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(invalid("log.format", "must be \"text\" or \"json\""));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, secrets redacted (`esignsp check-config`).
+    #[must_use]
+    pub fn to_redacted_toml(&self) -> String {
+        toml_string(self)
+    }
+}
+
+fn toml_string(settings: &Settings) -> String {
+    // serde_json → toml-like rendering without adding a TOML serializer: sections of
+    // `key = value` lines with JSON-compatible values, which TOML accepts.
+    let Ok(serde_json::Value::Object(sections)) = serde_json::to_value(settings) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for (section, values) in sections {
+        out.push_str(&format!("[{section}]\n"));
+        if let serde_json::Value::Object(values) = values {
+            for (key, value) in values {
+                if !value.is_null() {
+                    out.push_str(&format!("{key} = {value}\n"));
+                }
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        v.push(("ESIGNSP__AUTH__ISSUER".into(), "https://as.example".into()));
+        v.push(("ESIGNSP__AUTH__PUBLIC_KEY_FILES".into(), "/k1.pem,/k2.pem".into()));
+        v
+    }
+
+    #[test]
+    fn environment_overrides_defaults_with_nested_keys_and_lists() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("ESIGNSP__SERVER__PORT", "9000"),
+                ("ESIGNSP__AUTH__AUDIENCE", "a,b"),
+                ("DATABASE_URL", "postgres://u:pw@h/db"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(s.server.port, 9000);
+        assert_eq!(s.auth.audience, ["a", "b"]);
+        assert_eq!(s.auth.public_key_files, [PathBuf::from("/k1.pem"), PathBuf::from("/k2.pem")]);
+        assert_eq!(s.database.url.expose_secret(), "postgres://u:pw@h/db");
+        let printed = s.to_redacted_toml();
+        assert!(printed.contains("postgres://u:%5Bredacted%5D@h/db") || printed.contains("[redacted]"), "{printed}");
+        assert!(!printed.contains(":pw@"), "password must not be printed: {printed}");
+    }
+
+    #[test]
+    fn a_file_layer_sits_between_defaults_and_environment() {
+        let dir = std::env::temp_dir().join(format!("esignsp-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[server]\nport = 7000\nhost = \"0.0.0.0\"\n[processes]\nttl_seconds = 5\n")
+            .expect("write");
+        let s = Settings::load_from(Some(&file), env(&[("ESIGNSP__SERVER__PORT", "7001")])).expect("valid");
+        assert_eq!((s.server.port, s.server.host.as_str(), s.processes.ttl_seconds), (7001, "0.0.0.0", 5));
+    }
+
+    #[test]
+    fn a_bad_setting_names_its_key() {
+        for (pairs, key) in [
+            (vec![("ESIGNSP__SERVER__PORT", "nope")], "server.port"),
+            (vec![("ESIGNSP__AUTH__ALGORITHMS", "HS256")], "auth.algorithms"),
+            (vec![("ESIGNSP__AUTH__PROFILE", "strict")], "auth.profile"),
+            (vec![("ESIGNSP__SERVER__PUBLIC_URL", "not a url")], "server.public_url"),
+            (vec![("ESIGNSP__DATABASE__URL", "mysql://x")], "database.url"),
+            (vec![("ESIGNSP__SERVER__NOPE", "1")], "nope"),
+        ] {
+            let err = Settings::load_from(None, env(&pairs)).expect_err(key).to_string();
+            assert!(err.contains(key), "{key} not named in: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! One error type for the whole API, mapped to RFC 9457 problem documents in one place
+//! (SPEC §2). Extractor failures, authorization failures and domain errors all end here.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use esignsp_domain::ports::{EstablishResultError, RepositoryError};
+use esignsp_domain::rules::{CurrentResult, RuleViolation};
+use esignsp_domain::service::CreateProcessError;
+use serde_json::{json, Map, Value};
+
+use crate::dto::{document_result_json, result_json};
+
+/// Media type of every error body (RFC 9457 §3).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Seconds a client should wait before retrying a 503.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
+/// An authorization failure (RFC 6750 §3): its status and `WWW-Authenticate` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BearerChallenge {
+    /// 400, 401 or 403.
+    pub status: StatusCode,
+    /// The RFC 6750 `error` code, when there is one.
+    pub error: Option<&'static str>,
+    /// The fixed `error_description`.
+    pub description: &'static str,
+    /// The full `WWW-Authenticate` header value.
+    pub www_authenticate: String,
+}
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 404: no such resource (or one of another client).
+    #[error("not found")]
+    NotFound,
+    /// 410: O4 for a process that does not exist.
+    #[error("no such process")]
+    ProcessGone,
+    /// 404: O4 for a process that has no result yet.
+    #[error("no result yet")]
+    ResultNotEstablished,
+    /// 405 with the `Allow` header.
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static str),
+    /// 415 with a detail naming what is accepted.
+    #[error("unsupported media type")]
+    UnsupportedMediaType(&'static str),
+    /// 413: the body exceeds the limit (bytes after content decoding).
+    #[error("payload too large")]
+    PayloadTooLarge(usize),
+    /// 400 `invalid-body`: syntax or schema.
+    #[error("invalid body: {0}")]
+    InvalidBody(String),
+    /// 400/401/403 from bearer token handling (RFC 6750).
+    #[error("authorization failed")]
+    Bearer(BearerChallenge),
+    /// 409 from the state machine.
+    #[error("{}", .0.detail)]
+    Conflict(RuleViolation),
+    /// 503 with `Retry-After`: database or key source unavailable.
+    #[error("service unavailable")]
+    Unavailable(#[source] Option<Box<dyn std::error::Error + Send + Sync>>),
+    /// 500: a bug or an unexpected failure; the body says nothing internal.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<RepositoryError> for ApiError {
+    fn from(e: RepositoryError) -> Self {
+        match e {
+            RepositoryError::Unavailable(source) => Self::Unavailable(Some(source)),
+            RepositoryError::Unexpected(source) => Self::Internal(source),
+        }
+    }
+}
+
+impl From<EstablishResultError> for ApiError {
+    fn from(e: EstablishResultError) -> Self {
+        match e {
+            EstablishResultError::NotFound => Self::NotFound,
+            EstablishResultError::Rule(v) => Self::Conflict(v),
+            EstablishResultError::Repository(r) => r.into(),
+        }
+    }
+}
+
+impl From<CreateProcessError> for ApiError {
+    fn from(e: CreateProcessError) -> Self {
+        match e {
+            CreateProcessError::NoDocument => {
+                Self::InvalidBody("a process needs at least one `document` part".to_owned())
+            }
+            CreateProcessError::Repository(r) => r.into(),
+        }
+    }
+}
+
+impl ApiError {
+    fn kind_title_detail(&self) -> (&'static str, &'static str, String) {
+        match self {
+            Self::NotFound => ("not-found", "Not Found", "No such resource".to_owned()),
+            Self::ProcessGone => ("process-not-found", "Gone", "No such signature process".to_owned()),
+            Self::ResultNotEstablished => {
+                ("result-not-established", "Not Found", "The signature process has no result yet".to_owned())
+            }
+            Self::MethodNotAllowed(allow) => {
+                ("method-not-allowed", "Method Not Allowed", format!("This resource allows {allow}"))
+            }
+            Self::UnsupportedMediaType(expected) => {
+                ("unsupported-media-type", "Unsupported Media Type", format!("The request body must be {expected}"))
+            }
+            Self::PayloadTooLarge(limit) => {
+                ("payload-too-large", "Payload Too Large", format!("The request body exceeds {limit} bytes"))
+            }
+            Self::InvalidBody(detail) => ("invalid-body", "Invalid Request Body", detail.clone()),
+            Self::Bearer(c) => {
+                let kind = match c.error {
+                    Some("invalid_request") => "invalid-request",
+                    Some("invalid_token") => "invalid-token",
+                    Some("insufficient_scope") => "insufficient-scope",
+                    _ => "unauthorized",
+                };
+                let title = match c.status {
+                    StatusCode::BAD_REQUEST => "Bad Request",
+                    StatusCode::FORBIDDEN => "Forbidden",
+                    _ => "Unauthorized",
+                };
+                (kind, title, c.description.to_owned())
+            }
+            Self::Conflict(v) => ("", "Conflict", v.detail.clone()),
+            Self::Unavailable(_) => {
+                ("service-unavailable", "Service Unavailable", "The service is temporarily unavailable".to_owned())
+            }
+            Self::Internal(_) => ("internal-error", "Internal Server Error", "An unexpected error occurred".to_owned()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::NotFound | Self::ResultNotEstablished => StatusCode::NOT_FOUND,
+            Self::ProcessGone => StatusCode::GONE,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::InvalidBody(_) => StatusCode::BAD_REQUEST,
+            Self::Bearer(c) => c.status,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        match self {
+            Self::Internal(source) => tracing::error!(error = %source, cause = ?source, "internal error"),
+            Self::Unavailable(Some(source)) => tracing::warn!(error = %source, "service unavailable"),
+            _ => {}
+        }
+        let (kind, title, detail) = self.kind_title_detail();
+        let mut body = Map::new();
+        let problem_type = match self {
+            Self::Conflict(v) => v.problem_type.to_owned(),
+            _ => format!("urn:esignsp:problem:{kind}"),
+        };
+        body.insert("type".into(), Value::String(problem_type));
+        body.insert("title".into(), Value::String(title.to_owned()));
+        body.insert("status".into(), json!(status.as_u16()));
+        body.insert("detail".into(), Value::String(detail));
+        if let Self::Conflict(v) = self {
+            body.insert("rule".into(), Value::String(v.rule.to_owned()));
+            match &v.current_result {
+                Some(CurrentResult::Process(r)) => {
+                    body.insert("current_result".into(), result_json(r));
+                }
+                Some(CurrentResult::Document(r)) => {
+                    body.insert("current_result".into(), document_result_json(r));
+                }
+                None => {}
+            }
+        }
+        let mut response = HttpResponse::build(status);
+        response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+        match self {
+            Self::MethodNotAllowed(allow) => {
+                response.insert_header((header::ALLOW, *allow));
+            }
+            Self::Bearer(c) => {
+                if let Ok(v) = HeaderValue::from_str(&c.www_authenticate) {
+                    response.insert_header((header::WWW_AUTHENTICATE, v));
+                }
+            }
+            Self::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+            }
+            _ => {}
+        }
+        response.body(Value::Object(body).to_string())
+    }
+}

@@ -1,0 +1,72 @@
+//! `X-Request-Id` on every response (SPEC §2), taken from the request when sane, and a
+//! tracing span per request carrying it. Query strings are never logged.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use futures_util::future::{ready, Ready};
+use rand::RngCore;
+use tracing::Instrument;
+
+use crate::error::ApiError;
+
+/// The header name.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the current request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+/// Accepts a client's id when it is 1 to 128 characters of `[A-Za-z0-9._:-]`.
+fn sane(value: &HeaderValue) -> Option<String> {
+    let s = value.to_str().ok()?;
+    let ok = (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+    ok.then(|| s.to_owned())
+}
+
+fn generate() -> String {
+    let mut bits = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bits);
+    bits.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The middleware (for `actix_web::middleware::from_fn`).
+///
+/// # Errors
+/// Whatever the inner service returns.
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = req.headers().get(&X_REQUEST_ID).and_then(sane).unwrap_or_else(generate);
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let path: String = req.path().chars().take(200).collect();
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %path);
+    let started = Instant::now();
+    let mut response = next.call(req).instrument(span.clone()).await?;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "request completed"
+        );
+    });
+    Ok(response)
+}
+
+impl FromRequest for RequestId {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(Ok(req.extensions().get::<RequestId>().cloned().unwrap_or_else(|| RequestId(generate()))))
+    }
+}

@@ -1,0 +1,51 @@
+//! Routes of the eSignSP v2 API (SPEC §3) and the operational endpoints.
+
+pub mod health;
+pub mod processes;
+
+use actix_web::{web, HttpResponse};
+
+use crate::dto::API_BASE;
+use crate::error::ApiError;
+
+fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move || async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow)) })
+}
+
+/// Registers every route. Unknown paths answer 404 and known paths with another method 405
+/// with `Allow`, all as problem documents.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use processes as p;
+    cfg.service(
+        web::scope(API_BASE)
+            .service(
+                web::resource("/signer_processes")
+                    .route(web::post().to(p::create))
+                    .default_service(not_allowed("POST")),
+            )
+            .service(
+                web::resource("/signer_processes/{id}")
+                    .route(web::get().to(p::get))
+                    .route(web::delete().to(p::delete))
+                    .default_service(not_allowed("GET, DELETE")),
+            )
+            .service(
+                web::resource("/signer_processes/{id}/result")
+                    .route(web::get().to(p::get_result))
+                    .route(web::put().to(p::put_result))
+                    .default_service(not_allowed("GET, PUT")),
+            )
+            .service(
+                web::resource("/signer_processes/{id}/events")
+                    .route(web::get().to(p::events))
+                    .default_service(not_allowed("GET")),
+            )
+            .service(
+                web::resource("/documents/{id}/content")
+                    .route(web::get().to(p::document_content))
+                    .default_service(not_allowed("GET")),
+            ),
+    )
+    .service(web::resource("/healthz").route(web::get().to(health::healthz)).default_service(not_allowed("GET")))
+    .service(web::resource("/readyz").route(web::get().to(health::readyz)).default_service(not_allowed("GET")));
+}

@@ -1,0 +1,173 @@
+//! The composition root: the only place that knows the concrete adapters.
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, NormalizePath, TrailingSlash};
+use actix_web::{web, App, HttpResponse, HttpServer};
+use esignsp_adapters::jwt::{self, DevSigningKey, JwtVerifier, VerifierSettings};
+use esignsp_adapters::postgres::{self, PoolSettings, PostgresRepository};
+use esignsp_adapters::system::{OsRandomIds, SystemClock};
+use esignsp_domain::ports::AccessTokenVerifier;
+use esignsp_domain::{ResultStateMachine, SignerProcessService};
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+
+use crate::auth::BearerAuth;
+use crate::body::FormLimits;
+use crate::config::{ConfigError, Settings};
+use crate::dto::Urls;
+use crate::error::ApiError;
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The use cases.
+    pub service: SignerProcessService,
+    /// URL builder for representations.
+    pub urls: Urls,
+    /// Body limits.
+    pub form_limits: FormLimits,
+}
+
+/// Builds the verifier of `[auth]`: keys of `auth.public_key_files` plus the public half of
+/// `auth.dev_signing_key_file`.
+///
+/// # Errors
+/// [`ConfigError`] naming the key whose file cannot be used.
+pub fn build_verifier(settings: &Settings) -> Result<JwtVerifier, ConfigError> {
+    let auth = &settings.auth;
+    let algorithms = auth
+        .algorithms
+        .iter()
+        .map(|a| jwt::parse_algorithm(a))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ConfigError(format!("auth.algorithms: {e}")))?;
+    let mut keys = Vec::new();
+    for file in &auth.public_key_files {
+        keys.extend(
+            jwt::load_key_file(file, &algorithms).map_err(|e| ConfigError(format!("auth.public_key_files: {e}")))?,
+        );
+    }
+    if let Some(file) = &auth.dev_signing_key_file {
+        let dev = DevSigningKey::load(file).map_err(|e| ConfigError(format!("auth.dev_signing_key_file: {e}")))?;
+        if !algorithms.contains(&dev.algorithm()) {
+            return Err(ConfigError(format!(
+                "auth.dev_signing_key_file: its algorithm {:?} is not in auth.algorithms",
+                dev.algorithm()
+            )));
+        }
+        keys.push(dev.verification_key());
+    }
+    let profile = auth.profile.parse().map_err(|e| ConfigError(format!("auth.profile: {e}")))?;
+    Ok(JwtVerifier::new(
+        VerifierSettings {
+            issuer: auth.issuer.clone(),
+            audience: auth.audience.clone(),
+            algorithms,
+            leeway_seconds: auth.leeway_seconds,
+            required_scope: auth.required_scope.clone(),
+            profile,
+            trusted_clients: auth.trusted_clients.iter().cloned().collect::<HashSet<_>>(),
+        },
+        keys,
+    ))
+}
+
+/// Opens the (lazy) pool of `[database]`.
+///
+/// # Errors
+/// [`ConfigError`] for an unusable `database.url`.
+pub fn connect(settings: &Settings) -> Result<PgPool, ConfigError> {
+    postgres::connect_lazy(
+        settings.database.url.expose_secret(),
+        &PoolSettings {
+            max_connections: settings.database.max_connections,
+            acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_seconds),
+        },
+    )
+    .map_err(|e| ConfigError(format!("database.url: {e}")))
+}
+
+/// A built, listening, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    pool: PgPool,
+}
+
+impl Application {
+    /// Wires adapters into the service, migrates when `database.migrate_on_start`, and binds
+    /// `server.host:server.port` (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// A configuration error naming its key, an unreachable database when migrating, or a
+    /// port that cannot be bound.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let verifier: Arc<dyn AccessTokenVerifier> = Arc::new(build_verifier(&settings)?);
+        let pool = connect(&settings)?;
+        if settings.database.migrate_on_start {
+            postgres::migrate(&pool).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "database.url: cannot migrate {}: {e}",
+                    crate::config::redacted_url(settings.database.url.expose_secret())
+                )
+            })?;
+        }
+        let service = SignerProcessService::new(
+            Arc::new(PostgresRepository::new(pool.clone())),
+            Arc::new(OsRandomIds),
+            Arc::new(SystemClock),
+            Arc::new(ResultStateMachine::with_default_rules()),
+            time::Duration::seconds(i64::try_from(settings.processes.ttl_seconds).unwrap_or(i64::MAX)),
+        );
+        let state = web::Data::new(AppState {
+            service,
+            urls: Urls::new(&settings.server.public_url),
+            form_limits: FormLimits {
+                max_json_bytes: settings.server.max_json_bytes,
+                max_document_bytes: settings.server.max_document_bytes,
+            },
+        });
+        let auth = web::Data::new(BearerAuth { verifier, required_scope: settings.auth.required_scope.clone() });
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).map_err(|e| {
+            anyhow::anyhow!("server.port: cannot bind {}:{}: {e}", settings.server.host, settings.server.port)
+        })?;
+        let port = listener.local_addr()?.port();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(auth.clone())
+                .configure(crate::routes::configure)
+                .default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::NotFound) }))
+                .wrap(NormalizePath::new(TrailingSlash::Trim))
+                .wrap(from_fn(crate::request_id::middleware))
+        })
+        .shutdown_timeout(settings.server.shutdown_timeout_seconds)
+        .listen(listener)?;
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        Ok(Self { port, server: server.run(), pool })
+    }
+
+    /// The bound port.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT or SIGTERM, lets in-flight requests finish within
+    /// `server.shutdown_timeout_seconds`, then closes the pool.
+    ///
+    /// # Errors
+    /// The server's I/O error.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.pool.close().await;
+        result
+    }
+}
