@@ -2,8 +2,9 @@
 //! (413), and the multipart form of O1 in every shape real clients send (SPEC §3.2).
 
 use actix_multipart::{Multipart, MultipartError};
+use actix_web::dev::{Decompress, Payload};
 use actix_web::error::PayloadError;
-use actix_web::http::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::web::{self, Bytes, BytesMut};
 use esignsp_domain::service::DocumentUpload;
 use futures_util::{StreamExt, TryStreamExt};
@@ -34,8 +35,18 @@ pub fn is_multipart_form(headers: &HeaderMap) -> bool {
     media_type(headers).is_some_and(|m| m.essence_str().eq_ignore_ascii_case("multipart/form-data"))
 }
 
+/// The declared length of an unencoded body (with a `Content-Encoding`, only the decoded
+/// size counts, so the header says nothing useful).
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    if headers.contains_key(CONTENT_ENCODING) {
+        return None;
+    }
     headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// The body stream, decoded per `Content-Encoding` (gzip), so that limits count decoded bytes.
+fn decoded(headers: &HeaderMap, payload: web::Payload) -> Decompress<Payload> {
+    Decompress::from_headers(payload.into_inner(), headers)
 }
 
 fn payload_error(e: &PayloadError, limit: usize) -> ApiError {
@@ -50,10 +61,11 @@ fn payload_error(e: &PayloadError, limit: usize) -> ApiError {
 /// # Errors
 /// [`ApiError::PayloadTooLarge`] beyond `limit`; [`ApiError::InvalidBody`] when the body
 /// cannot be read or decoded.
-pub async fn read_limited(headers: &HeaderMap, mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+pub async fn read_limited(headers: &HeaderMap, payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
     if declared_length(headers).is_some_and(|n| n > limit as u64) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
+    let mut payload = decoded(headers, payload);
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| payload_error(&e, limit))?;
@@ -115,7 +127,7 @@ pub async fn read_creation_form(
         return Err(ApiError::PayloadTooLarge(max_body));
     }
     let mut seen = 0usize;
-    let counted = payload.map(move |chunk| {
+    let counted = decoded(headers, payload).map(move |chunk| {
         let chunk = chunk?;
         seen = seen.saturating_add(chunk.len());
         if seen > max_body {

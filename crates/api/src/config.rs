@@ -42,7 +42,8 @@ pub struct ServerSettings {
     pub host: String,
     /// Port to bind (`8080`; `0` picks a free port).
     pub port: u16,
-    /// Base of the absolute URLs in representations (`http://127.0.0.1:8080`).
+    /// Base of the absolute URLs in representations (`http://127.0.0.1:8080`); empty means
+    /// `http://<host>:<bound port>`.
     pub public_url: String,
     /// Largest JSON body, in bytes after content decoding (256 KiB).
     pub max_json_bytes: usize,
@@ -277,9 +278,11 @@ impl Settings {
     /// # Errors
     /// [`ConfigError`] naming the first offending key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let public = url::Url::parse(&self.server.public_url).map_err(|e| invalid("server.public_url", e))?;
-        if !matches!(public.scheme(), "http" | "https") || public.query().is_some() {
-            return Err(invalid("server.public_url", "must be an http(s) URL without a query"));
+        if !self.server.public_url.is_empty() {
+            let public = url::Url::parse(&self.server.public_url).map_err(|e| invalid("server.public_url", e))?;
+            if !matches!(public.scheme(), "http" | "https") || public.query().is_some() {
+                return Err(invalid("server.public_url", "must be an http(s) URL without a query"));
+            }
         }
         if self.server.max_json_bytes == 0 {
             return Err(invalid("server.max_json_bytes", "must be positive"));

@@ -124,19 +124,24 @@ impl Application {
             Arc::new(ResultStateMachine::with_default_rules()),
             time::Duration::seconds(i64::try_from(settings.processes.ttl_seconds).unwrap_or(i64::MAX)),
         );
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).map_err(|e| {
+            anyhow::anyhow!("server.port: cannot bind {}:{}: {e}", settings.server.host, settings.server.port)
+        })?;
+        let port = listener.local_addr()?.port();
+        let public_url = if settings.server.public_url.is_empty() {
+            format!("http://{}:{port}", settings.server.host)
+        } else {
+            settings.server.public_url.clone()
+        };
         let state = web::Data::new(AppState {
             service,
-            urls: Urls::new(&settings.server.public_url),
+            urls: Urls::new(&public_url),
             form_limits: FormLimits {
                 max_json_bytes: settings.server.max_json_bytes,
                 max_document_bytes: settings.server.max_document_bytes,
             },
         });
         let auth = web::Data::new(BearerAuth { verifier, required_scope: settings.auth.required_scope.clone() });
-        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).map_err(|e| {
-            anyhow::anyhow!("server.port: cannot bind {}:{}: {e}", settings.server.host, settings.server.port)
-        })?;
-        let port = listener.local_addr()?.port();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -158,6 +163,12 @@ impl Application {
     #[must_use]
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// A handle to stop the server (graceful by default).
+    #[must_use]
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 
     /// Serves until SIGINT or SIGTERM, lets in-flight requests finish within

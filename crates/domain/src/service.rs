@@ -88,7 +88,9 @@ impl SignerProcessService {
         if documents.is_empty() {
             return Err(CreateProcessError::NoDocument);
         }
+        // Stored timestamps have microsecond precision: answer what a later read answers.
         let now = self.clock.now();
+        let now = now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now);
         let documents = documents
             .into_iter()
             .map(|upload| NewDocument {

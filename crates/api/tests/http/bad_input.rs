@@ -1,0 +1,231 @@
+//! Bad input gets its documented 4xx problem document, never a 5xx, and changes nothing.
+
+use std::io::Write;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+async fn put_raw(app: &TestApp, id: &str, content_type: Option<&str>, body: Vec<u8>) -> reqwest::Response {
+    let mut r =
+        app.client.put(app.url(&format!("/signer_processes/{id}/result"))).bearer_auth(token("relying-app")).body(body);
+    if let Some(ct) = content_type {
+        r = r.header("Content-Type", ct);
+    }
+    r.send().await.expect("request")
+}
+
+#[tokio::test]
+async fn invalid_result_bodies_answer_400_and_store_nothing() {
+    let app = spawn_app().await;
+    let id = app.create_process("relying-app", 1).await["id"].as_str().expect("id").to_owned();
+    let too_long = format!(r#"{{"status":"finished","details":{{"message":"{}"}}}}"#, "x".repeat(4097));
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (br#"{"status":"finished""#.to_vec(), "truncated JSON"),
+        (br#"{"status":"finished","status":"failed"}"#.to_vec(), "duplicate keys"),
+        (br#"{"status":"finished","details":{"message":"a\u0000b"}}"#.to_vec(), "NUL in the message"),
+        (br#"{"status":"done"}"#.to_vec(), "unknown status"),
+        (br#"{"status":"Finished"}"#.to_vec(), "miscased status"),
+        (br#"{"status":"finished","details":{"message":"\ud800"}}"#.to_vec(), "lone surrogate"),
+        (b"\xef\xbb\xbf{\"status\":\"finished\"}".to_vec(), "byte-order mark"),
+        (b"{\"status\":\"fin\xc3\x28ished\"}".to_vec(), "invalid UTF-8"),
+        (br#"{"status":["finished"]}"#.to_vec(), "wrong type"),
+        (br#"{"details":{"message":"m"}}"#.to_vec(), "missing status"),
+        (br#"{"status":"finished","details":{"message":7}}"#.to_vec(), "message not a string"),
+        (too_long.into_bytes(), "message over 4096 characters"),
+        (b"".to_vec(), "empty body"),
+        (b"null".to_vec(), "null body"),
+    ];
+    for (body, why) in cases {
+        let r = put_raw(&app, &id, Some("application/json"), body).await;
+        assert_problem(r, 400, "invalid-body", why).await;
+    }
+    assert_eq!(app.events_of(&id).await, ["created"], "nothing stored");
+    assert_eq!(
+        app.count(&format!("SELECT count(*) FROM signer_processes WHERE id = '{id}' AND result_status IS NULL")).await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn wrong_or_missing_content_types_answer_415() {
+    let app = spawn_app().await;
+    let id = app.create_process("relying-app", 1).await["id"].as_str().expect("id").to_owned();
+    for ct in [
+        None,
+        Some("text/plain"),
+        Some("application/merge-patch+json"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        Some("garbage"),
+    ] {
+        let r = put_raw(&app, &id, ct, br#"{"status":"finished"}"#.to_vec()).await;
+        assert_problem(r, 415, "unsupported-media-type", &format!("{ct:?}")).await;
+    }
+    for ct in ["application/json; charset=utf-8", "Application/JSON", "application/json;charset=UTF-8"] {
+        let r = put_raw(&app, &id, Some(ct), br#"{"status":"canceled"}"#.to_vec()).await;
+        assert_eq!(r.status(), 200, "{ct} is JSON");
+    }
+}
+
+#[tokio::test]
+async fn oversized_bodies_answer_413_counted_after_decoding() {
+    let app = spawn_app_with(|s| s.server.max_json_bytes = 1024).await;
+    let id = app.create_process("relying-app", 1).await["id"].as_str().expect("id").to_owned();
+    let big = format!(r#"{{"status":"finished","pad":"{}"}}"#, "x".repeat(2048));
+    assert_problem(
+        put_raw(&app, &id, Some("application/json"), big.clone().into_bytes()).await,
+        413,
+        "payload-too-large",
+        "plain",
+    )
+    .await;
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(big.as_bytes()).expect("gzip");
+    let compressed = gz.finish().expect("gzip");
+    assert!(compressed.len() < 1024, "the compressed body is under the limit");
+    let r = app
+        .client
+        .put(app.url(&format!("/signer_processes/{id}/result")))
+        .bearer_auth(token("relying-app"))
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+        .body(compressed)
+        .send()
+        .await
+        .expect("request");
+    assert_problem(r, 413, "payload-too-large", "gzip that decodes beyond the limit").await;
+    assert_eq!(app.events_of(&id).await, ["created"]);
+}
+
+#[tokio::test]
+async fn path_ids_that_cannot_be_ours_answer_like_unknown_ids() {
+    let app = spawn_app().await;
+    let long = "a".repeat(10_000);
+    for id in [
+        "%00",
+        "abc%2Fdef",
+        "..%2F..%2Fetc",
+        long.as_str(),
+        "x'%20OR%201=1--",
+        "%27;DROP%20TABLE%20signer_processes;--",
+        "%FF%FE",
+        "0123456789ABCDEFGHIJKLMNOPQRSTUV",
+    ] {
+        let why = format!("id {}", &id[..id.len().min(40)]);
+        let r = put_raw(&app, id, Some("application/json"), br#"{"status":"finished"}"#.to_vec()).await;
+        assert_problem(r, 404, "not-found", &why).await;
+        let r = app.get("relying-app", &format!("/signer_processes/{id}/result")).await;
+        assert_problem(r, 410, "process-not-found", &why).await;
+        let r = app.get("relying-app", &format!("/signer_processes/{id}")).await;
+        assert!(r.status() == 404 || r.status() == 414, "{why}: {}", r.status());
+    }
+    assert_eq!(app.count("SELECT count(*) FROM signer_processes").await, 0);
+}
+
+#[tokio::test]
+async fn invalid_creation_requests_answer_4xx_and_store_nothing() {
+    let app = spawn_app().await;
+    let post = |form: reqwest::multipart::Form| {
+        app.client.post(app.url("/signer_processes")).bearer_auth(token("relying-app")).multipart(form).send()
+    };
+    let doc = || reqwest::multipart::Part::bytes(PDF.to_vec()).file_name("a.pdf");
+    let r = post(reqwest::multipart::Form::new().part("document", doc())).await.expect("req");
+    assert_problem(r, 400, "invalid-body", "no process part").await;
+    let r = post(reqwest::multipart::Form::new().part("process", reqwest::multipart::Part::text(PROCESS_JSON)))
+        .await
+        .expect("req");
+    assert_problem(r, 400, "invalid-body", "no document").await;
+    for (json, why) in [
+        ("{", "truncated process JSON"),
+        (r#"{"process_type":"urn:other"}"#, "unknown process_type"),
+        (
+            r#"{"process_type":"urn:safelayer:eidas:processes:document:sign:esigp","labels":"x"}"#,
+            "labels of the wrong type",
+        ),
+        (
+            r#"{"process_type":"urn:safelayer:eidas:processes:document:sign:esigp","finish_callback_url":"not absolute"}"#,
+            "relative callback",
+        ),
+        (
+            r#"{"process_type":"urn:safelayer:eidas:processes:document:sign","process_type":"urn:safelayer:eidas:processes:document:sign"}"#,
+            "duplicate key",
+        ),
+    ] {
+        let form = reqwest::multipart::Form::new()
+            .part("process", reqwest::multipart::Part::text(json))
+            .part("document", doc());
+        assert_problem(post(form).await.expect("req"), 400, "invalid-body", why).await;
+    }
+    let r = app
+        .client
+        .post(app.url("/signer_processes"))
+        .bearer_auth(token("relying-app"))
+        .header("Content-Type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .expect("req");
+    assert_problem(r, 415, "unsupported-media-type", "text/plain creation").await;
+    let r = app
+        .client
+        .post(app.url("/signer_processes"))
+        .bearer_auth(token("relying-app"))
+        .header("Content-Type", "multipart/form-data; boundary=XYZ")
+        .body("--XYZ\r\nContent-Disposition: form-data; name=\"process\"\r\n\r\n{}")
+        .send()
+        .await
+        .expect("req");
+    assert_problem(r, 400, "invalid-body", "truncated multipart").await;
+    assert_eq!(app.count("SELECT count(*) FROM signer_processes").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM documents").await, 0);
+}
+
+#[tokio::test]
+async fn oversized_documents_answer_413() {
+    let app = spawn_app_with(|s| s.server.max_document_bytes = 64 * 1024).await;
+    let form = reqwest::multipart::Form::new()
+        .part("process", reqwest::multipart::Part::text(PROCESS_JSON))
+        .part("document", reqwest::multipart::Part::bytes(vec![b'%'; 200 * 1024]).file_name("big.pdf"));
+    let r = app
+        .client
+        .post(app.url("/signer_processes"))
+        .bearer_auth(token("relying-app"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("req");
+    assert_problem(r, 413, "payload-too-large", "200 KiB over a 64 KiB limit").await;
+    assert_eq!(app.count("SELECT count(*) FROM documents").await, 0);
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_answer_problem_documents() {
+    let app = spawn_app().await;
+    let r = app.get("relying-app", "/nothing-here").await;
+    assert_problem(r, 404, "not-found", "unknown path").await;
+    let r = app.client.patch(app.url("/signer_processes")).send().await.expect("req");
+    assert_eq!(r.headers()["allow"], "POST");
+    assert_problem(r, 405, "method-not-allowed", "PATCH on the collection").await;
+    let r = app
+        .client
+        .post(app.url("/signer_processes/0123456789abcdefghijklmnopqrstuv/result"))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.headers()["allow"], "GET, PUT");
+    assert_problem(r, 405, "method-not-allowed", "POST on result").await;
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_when_sane_and_generated_otherwise() {
+    let app = spawn_app().await;
+    let r = app.client.get(app.url("/x")).header("X-Request-Id", "abc-123").send().await.expect("req");
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+    let r = app.client.get(app.url("/x")).header("X-Request-Id", "bad id with spaces").send().await.expect("req");
+    let generated = r.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+    assert_eq!(generated.len(), 32, "a fresh id replaces an insane one: {generated}");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["status"], 404);
+}

@@ -1,0 +1,162 @@
+//! HTTP tier harness: the real application on port 0 against a fresh PostgreSQL database,
+//! called over HTTP with real signed tokens.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use esignsp_api::config::Settings;
+use esignsp_api::startup::Application;
+use esignsp_testkit::{keys, AUDIENCE, ISSUER};
+use secrecy::SecretString;
+use serde_json::Value;
+use sqlx::PgPool;
+
+pub use esignsp_testkit::{claims, Signer, SCOPE};
+
+pub const PROCESS_JSON: &str = r#"{"process_type":"urn:safelayer:eidas:processes:document:sign:esigp","labels":[["digitalid","server"]],"signer":{"signature_policy_id":"urn:safelayer:eidas:policies:sign:document:pdf","parameters":{"type":"pades","signature_field":{"name":"Sign1","page":"1"}}},"ui_locales":["en"],"finish_callback_url":"https://relying.example/done?x=1"}"#;
+pub const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+
+pub struct TestApp {
+    pub port: u16,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub database_url: String,
+    pub pool: PgPool,
+    pub settings: Settings,
+    pub handle: actix_web::dev::ServerHandle,
+}
+
+pub fn test_settings(database_url: &str) -> Settings {
+    let mut s = Settings::default();
+    s.server.port = 0;
+    s.server.public_url = String::new();
+    s.server.workers = 2;
+    s.server.shutdown_timeout_seconds = 5;
+    s.database.url = SecretString::from(database_url);
+    s.database.max_connections = 20;
+    s.auth.issuer = ISSUER.to_owned();
+    s.auth.audience = vec![AUDIENCE.to_owned()];
+    s.auth.public_key_files = keys().public_key_files.clone();
+    s.auth.trusted_clients = vec!["signing-app".to_owned()];
+    s
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let database_url = esignsp_testkit::fresh_database().await;
+    let mut settings = test_settings(&database_url);
+    customize(&mut settings);
+    start(settings, database_url).await
+}
+
+/// Starts the application with these settings; the public URL follows the bound port.
+pub async fn start(settings: Settings, database_url: String) -> TestApp {
+    let app = Application::build(settings.clone()).await.expect("application builds");
+    let port = app.port();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let pool = PgPool::connect(&database_url).await.expect("test pool");
+    TestApp {
+        port,
+        base: format!("http://127.0.0.1:{port}/trustedx-resources/esignsp/v2"),
+        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+        database_url,
+        pool,
+        settings,
+        handle,
+    }
+}
+
+pub fn token(client_id: &str) -> String {
+    keys().token(client_id)
+}
+
+pub fn key_files() -> Vec<PathBuf> {
+    keys().public_key_files.clone()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn process_form(&self) -> reqwest::multipart::Form {
+        reqwest::multipart::Form::new().part("process", reqwest::multipart::Part::text(PROCESS_JSON)).part(
+            "document",
+            reqwest::multipart::Part::bytes(PDF.to_vec())
+                .file_name("contract.pdf")
+                .mime_str("application/pdf")
+                .expect("mime"),
+        )
+    }
+
+    /// Creates a process with `documents` PDFs as `client_id`; returns its representation.
+    pub async fn create_process(&self, client_id: &str, documents: usize) -> Value {
+        let mut form = reqwest::multipart::Form::new().part("process", reqwest::multipart::Part::text(PROCESS_JSON));
+        for i in 0..documents {
+            let mut bytes = PDF.to_vec();
+            bytes.extend_from_slice(format!("% document {i}\n").as_bytes());
+            form = form.part("document", reqwest::multipart::Part::bytes(bytes).file_name(format!("d{i}.pdf")));
+        }
+        let response = self
+            .client
+            .post(self.url("/signer_processes"))
+            .bearer_auth(token(client_id))
+            .multipart(form)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 201, "create process");
+        response.json().await.expect("json")
+    }
+
+    pub async fn put_result(&self, client_id: &str, id: &str, body: &str) -> reqwest::Response {
+        self.client
+            .put(self.url(&format!("/signer_processes/{id}/result")))
+            .bearer_auth(token(client_id))
+            .header("Content-Type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get(&self, client_id: &str, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(token(client_id)).send().await.expect("request")
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect("count")
+    }
+
+    pub async fn events_of(&self, id: &str) -> Vec<String> {
+        sqlx::query_scalar("SELECT kind FROM process_events WHERE process_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .expect("events")
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// Asserts a problem document of `status` and `kind` (`urn:esignsp:problem:<kind>`).
+pub async fn assert_problem(response: reqwest::Response, status: u16, kind: &str, why: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "{why}");
+    assert_eq!(
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/problem+json"),
+        "{why}: problem+json"
+    );
+    assert!(response.headers().contains_key("x-request-id"), "{why}: X-Request-Id");
+    let body: Value = response.json().await.expect("problem body is JSON");
+    assert_eq!(body["type"], format!("urn:esignsp:problem:{kind}"), "{why}: {body}");
+    assert_eq!(body["status"], status, "{why}");
+    assert!(body["title"].is_string() && body["detail"].is_string(), "{why}: {body}");
+    body
+}
