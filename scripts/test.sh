@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test of esignsp: formatting, lints, unit and property tests, adapter tests and
+# HTTP tests against a real PostgreSQL (found at DATABASE_URL, or installed and started).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/postgres.sh
+
+ensure_build_tools || { echo "esignsp: cargo is required" >&2; exit 1; }
+ensure_postgres || exit 1
+echo "esignsp: testing against $(echo "$DATABASE_URL" | sed -E 's#://([^:@/]*):[^@]*@#://\1:***@#')"
+
+drop_test_databases() {
+  psql "$DATABASE_URL" -Atqc "select datname from pg_database where datname like 'esignsp\_test\_%'" 2>/dev/null |
+    while read -r db; do
+      psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+}
+drop_test_databases
+trap drop_test_databases EXIT
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked --no-fail-fast
