@@ -70,3 +70,17 @@ ensure_build_tools() {
   fi
   command -v cargo >/dev/null 2>&1
 }
+
+# Prints DATABASE_URL with its database name replaced by $1.
+url_with_database() {
+  local url=$DATABASE_URL query=""
+  case "$url" in *\?*) query="?${url#*\?}"; url=${url%%\?*} ;; esac
+  echo "${url%/*}/$1$query"
+}
+
+# Creates database $1 on the server of DATABASE_URL unless it exists.
+ensure_database() {
+  if ! psql "$DATABASE_URL" -Atqc "select 1 from pg_database where datname = '$1'" | grep -q 1; then
+    psql "$DATABASE_URL" -qc "CREATE DATABASE \"$1\"" >/dev/null
+  fi
+}

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 ensure_build_tools || { echo "esignsp: cargo is required" >&2; exit 1; }
 ensure_postgres || exit 1
+ensure_database esignsp
 cargo build --release --locked --bin esignsp
 
 dev=.esignsp-dev
@@ -23,7 +24,7 @@ port = 8080
 public_url = "http://127.0.0.1:8080"
 
 [database]
-url = "$DATABASE_URL"
+url = "$(url_with_database esignsp)"
 
 [auth]
 issuer = "https://esignsp.dev.invalid"

@@ -78,11 +78,12 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
 /// process JSON, then the server's own members.
 #[must_use]
 pub fn process_json(p: &SignerProcess, urls: &Urls) -> Value {
-    let mut body: Map<String, Value> = p.request.members().clone();
+    let mut body = Map::new();
     let id = p.id.as_str();
     body.insert("id".into(), Value::String(id.to_owned()));
     body.insert("self".into(), Value::String(urls.process(id)));
     body.insert("process_type".into(), Value::String(p.request.process_type().as_str().to_owned()));
+    body.extend(p.request.members().iter().map(|(k, v)| (k.clone(), v.clone())));
     let pending: Vec<Value> = if p.result.is_none() {
         vec![json!({"type": "UserBrowserTask", "id": p.task_id.as_str(), "url": urls.ui(id)})]
     } else {

@@ -7,7 +7,8 @@ use crate::config::LogSettings;
 
 /// Installs the global subscriber. Calling it again does nothing.
 pub fn init(settings: &LogSettings) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.level));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx::postgres::notice=warn", settings.level)));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = if settings.format == "json" {
         builder.json().flatten_event(true).with_current_span(true).try_init()
