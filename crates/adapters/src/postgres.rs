@@ -9,11 +9,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use esignsp_domain::events::{AuditContext, AuditEvent, EventKind};
-use esignsp_domain::ports::{EstablishOutcome, EstablishResultError, RepositoryError, SignerProcessRepository};
-use esignsp_domain::process::{
-    DocumentContent, NewSignerProcess, ProcessDocument, ProcessRequest, ProcessType, SignerProcess,
+use esignsp_domain::ports::{
+    CreateError, DeleteDocumentOutcome, EstablishOutcome, EstablishResultError, RepositoryError,
+    SignerProcessRepository,
 };
-use esignsp_domain::rules::{Decision, DocumentState, ProcessState, ResultStateMachine};
+use esignsp_domain::process::{
+    DocumentContent, NewSignerProcess, NewStandaloneDocument, ProcessDocument, ProcessDocumentSource, ProcessRequest,
+    ProcessType, SignerProcess, StoredDocument,
+};
+use esignsp_domain::rules::{expiry_plan, Decision, DocumentState, ProcessState, ResultPlan, ResultStateMachine};
 use esignsp_domain::{
     Caller, ClientId, DocumentId, DocumentResult, DocumentResultStatus, ProcessId, ProcessResult, ResultMessage,
     ResultStatus, TaskId,
@@ -146,10 +150,88 @@ const INSERT_EVENT: &str =
     "INSERT INTO process_events (process_id, kind, actor, request_id, document_id, old_status, new_status) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
+/// The conditional write of SPEC §8: locks this tenant's process row (`FOR UPDATE`) and reads
+/// the state the rules need, in one statement. `None` for an unknown or foreign process.
+async fn lock_state(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: &ProcessId,
+    caller: &Caller,
+    now: OffsetDateTime,
+) -> Result<Option<ProcessState>, RepositoryError> {
+    let Some(row) = sqlx::query(
+        "SELECT p.result_status, p.result_message, p.expires_at, \
+                ARRAY(SELECT pd.document_id FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_ids, \
+                ARRAY(SELECT pd.result_status FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_statuses, \
+                ARRAY(SELECT pd.result_message FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_messages \
+         FROM signer_processes p WHERE p.id = $1 AND (p.client_id = $2 OR $3) FOR UPDATE OF p",
+    )
+    .bind(id.as_str())
+    .bind(caller.client_id.as_str())
+    .bind(caller.trusted)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(map_error)?
+    else {
+        return Ok(None);
+    };
+    let result = stored_process_result(row.get("result_status"), row.get("result_message"))?;
+    let expires_at: OffsetDateTime = row.get("expires_at");
+    let ids: Vec<String> = row.get("doc_ids");
+    let statuses: Vec<Option<String>> = row.get("doc_statuses");
+    let messages: Vec<Option<String>> = row.get("doc_messages");
+    let documents = ids
+        .iter()
+        .zip(statuses)
+        .zip(messages)
+        .map(|((id, status), message)| {
+            Ok(DocumentState { id: document_id(id)?, result: stored_document_result(status, message)? })
+        })
+        .collect::<Result<Vec<_>, RepositoryError>>()?;
+    Ok(Some(ProcessState { expired: result.is_none() && expires_at <= now, result, documents }))
+}
+
+/// Writes a decided process result with its derived document results and its audit event,
+/// in one statement of the caller's transaction.
+async fn write_result(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: &ProcessId,
+    plan: &ResultPlan,
+    kind: EventKind,
+    audit: &AuditContext,
+) -> Result<(), RepositoryError> {
+    let (doc_ids, (doc_statuses, doc_messages)): (Vec<&str>, (Vec<&str>, Vec<Option<&str>>)) = plan
+        .derived_document_results
+        .iter()
+        .map(|(id, r)| (id.as_str(), (r.status.as_str(), r.message.as_ref().map(ResultMessage::as_str))))
+        .unzip();
+    sqlx::query(
+        "WITH p AS (UPDATE signer_processes SET result_status = $2, result_message = $3, result_at = now() \
+                    WHERE id = $1), \
+              d AS (UPDATE process_documents pd SET result_status = u.status, result_message = u.message \
+                    FROM unnest($4::text[], $5::text[], $6::text[]) AS u(document_id, status, message) \
+                    WHERE pd.process_id = $1 AND pd.document_id = u.document_id AND pd.result_status IS NULL) \
+         INSERT INTO process_events (process_id, kind, actor, request_id, old_status, new_status) \
+         VALUES ($1, $9, $7, $8, NULL, $2)",
+    )
+    .bind(id.as_str())
+    .bind(plan.result.status.as_str())
+    .bind(plan.result.message.as_ref().map(ResultMessage::as_str))
+    .bind(&doc_ids)
+    .bind(&doc_statuses)
+    .bind(&doc_messages)
+    .bind(audit.actor.as_str())
+    .bind(&audit.request_id)
+    .bind(kind.as_str())
+    .execute(&mut **tx)
+    .await
+    .map_err(map_error)?;
+    Ok(())
+}
+
 #[async_trait]
 impl SignerProcessRepository for PostgresRepository {
     #[tracing::instrument(skip_all, fields(process_id = %process.id))]
-    async fn create(&self, process: NewSignerProcess, audit: &AuditContext) -> Result<SignerProcess, RepositoryError> {
+    async fn create(&self, process: NewSignerProcess, audit: &AuditContext) -> Result<SignerProcess, CreateError> {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
         sqlx::query(
             "INSERT INTO signer_processes (id, client_id, task_id, process_type, request, created_at, expires_at) \
@@ -166,34 +248,66 @@ impl SignerProcessRepository for PostgresRepository {
         .await
         .map_err(map_error)?;
         let mut documents = Vec::with_capacity(process.documents.len());
-        for (position, doc) in process.documents.into_iter().enumerate() {
-            let size = doc.bytes.len() as u64;
-            sqlx::query(
-                "WITH d AS (INSERT INTO documents (id, client_id, media_type, filename, size, sha256, created_at) \
-                            VALUES ($1, $2, $3, $4, $5, $6, $7)), \
-                      c AS (INSERT INTO document_contents (document_id, content) VALUES ($1, $8)) \
-                 INSERT INTO process_documents (process_id, position, document_id) VALUES ($9, $10, $1)",
-            )
-            .bind(doc.id.as_str())
-            .bind(process.owner.as_str())
-            .bind(&doc.media_type)
-            .bind(doc.filename.as_deref())
-            .bind(i64::try_from(size).unwrap_or(i64::MAX))
-            .bind(&doc.sha256)
-            .bind(process.created_at)
-            .bind(&doc.bytes)
-            .bind(process.id.as_str())
-            .bind(i32::try_from(position).unwrap_or(i32::MAX))
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
-            documents.push(ProcessDocument {
-                id: doc.id,
-                media_type: doc.media_type,
-                size,
-                sha256: doc.sha256,
-                result: None,
-            });
+        let mut seen = std::collections::HashSet::new();
+        for (position, source) in process.documents.into_iter().enumerate() {
+            let position = i32::try_from(position).unwrap_or(i32::MAX);
+            let document = match source {
+                ProcessDocumentSource::Upload(doc) => {
+                    let size = doc.bytes.len() as u64;
+                    sqlx::query(
+                        "WITH d AS (INSERT INTO documents (id, client_id, media_type, filename, size, sha256, created_at) \
+                                    VALUES ($1, $2, $3, $4, $5, $6, $7)), \
+                              c AS (INSERT INTO document_contents (document_id, content) VALUES ($1, $8)) \
+                         INSERT INTO process_documents (process_id, position, document_id) VALUES ($9, $10, $1)",
+                    )
+                    .bind(doc.id.as_str())
+                    .bind(process.owner.as_str())
+                    .bind(&doc.media_type)
+                    .bind(doc.filename.as_deref())
+                    .bind(i64::try_from(size).unwrap_or(i64::MAX))
+                    .bind(&doc.sha256)
+                    .bind(process.created_at)
+                    .bind(&doc.bytes)
+                    .bind(process.id.as_str())
+                    .bind(position)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_error)?;
+                    ProcessDocument { id: doc.id, media_type: doc.media_type, size, sha256: doc.sha256, result: None }
+                }
+                ProcessDocumentSource::Existing(id) => {
+                    if !seen.insert(id.clone()) {
+                        return Err(CreateError::DuplicateDocument(id));
+                    }
+                    // FOR SHARE: a concurrent O11 cannot delete it before this commits.
+                    let row = sqlx::query(
+                        "SELECT media_type, size, sha256 FROM documents WHERE id = $1 AND client_id = $2 FOR SHARE",
+                    )
+                    .bind(id.as_str())
+                    .bind(process.owner.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_error)?
+                    .ok_or_else(|| CreateError::UnknownDocument(id.clone()))?;
+                    sqlx::query(
+                        "INSERT INTO process_documents (process_id, position, document_id) VALUES ($1, $2, $3)",
+                    )
+                    .bind(process.id.as_str())
+                    .bind(position)
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_error)?;
+                    ProcessDocument {
+                        id,
+                        media_type: row.get("media_type"),
+                        size: u64::try_from(row.get::<i64, _>("size")).map_err(|_| corrupt("document size"))?,
+                        sha256: row.get("sha256"),
+                        result: None,
+                    }
+                }
+            };
+            documents.push(document);
         }
         sqlx::query(INSERT_EVENT)
             .bind(process.id.as_str())
@@ -330,68 +444,175 @@ impl SignerProcessRepository for PostgresRepository {
         audit: &AuditContext,
     ) -> Result<EstablishOutcome, EstablishResultError> {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
-        // The conditional write of SPEC §8: lock this tenant's process row before reading.
-        let row = sqlx::query(
-            "SELECT p.result_status, p.result_message, p.expires_at, \
-                    ARRAY(SELECT pd.document_id FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_ids, \
-                    ARRAY(SELECT pd.result_status FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_statuses, \
-                    ARRAY(SELECT pd.result_message FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_messages \
-             FROM signer_processes p WHERE p.id = $1 AND (p.client_id = $2 OR $3) FOR UPDATE OF p",
-        )
-        .bind(id.as_str())
-        .bind(caller.client_id.as_str())
-        .bind(caller.trusted)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_error)?
-        .ok_or(EstablishResultError::NotFound)?;
-
-        let result = stored_process_result(row.get("result_status"), row.get("result_message"))?;
-        let expires_at: OffsetDateTime = row.get("expires_at");
-        let ids: Vec<String> = row.get("doc_ids");
-        let statuses: Vec<Option<String>> = row.get("doc_statuses");
-        let messages: Vec<Option<String>> = row.get("doc_messages");
-        let documents = ids
-            .iter()
-            .zip(statuses)
-            .zip(messages)
-            .map(|((id, status), message)| {
-                Ok(DocumentState { id: document_id(id)?, result: stored_document_result(status, message)? })
-            })
-            .collect::<Result<Vec<_>, RepositoryError>>()?;
-        let state = ProcessState { expired: result.is_none() && expires_at <= now, result, documents };
-
+        let state = lock_state(&mut tx, id, caller, now).await?.ok_or(EstablishResultError::NotFound)?;
         let plan = match machine.establish(&state, requested).map_err(EstablishResultError::Rule)? {
             Decision::Replay(plan) => return Ok(EstablishOutcome::Replayed(plan.result)),
             Decision::Apply(plan) => plan,
         };
-        let (doc_ids, (doc_statuses, doc_messages)): (Vec<&str>, (Vec<&str>, Vec<Option<&str>>)) = plan
-            .derived_document_results
-            .iter()
-            .map(|(id, r)| (id.as_str(), (r.status.as_str(), r.message.as_ref().map(ResultMessage::as_str))))
-            .unzip();
+        write_result(&mut tx, id, &plan, EventKind::Result, audit).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(EstablishOutcome::Established(plan.result))
+    }
+
+    #[tracing::instrument(skip_all, fields(process_id = %process, document_id = %document))]
+    async fn set_document_result(
+        &self,
+        process: &ProcessId,
+        document: &DocumentId,
+        caller: &Caller,
+        requested: DocumentResult,
+        machine: &ResultStateMachine,
+        now: OffsetDateTime,
+        audit: &AuditContext,
+    ) -> Result<EstablishOutcome<DocumentResult>, EstablishResultError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let state = lock_state(&mut tx, process, caller, now).await?.ok_or(EstablishResultError::NotFound)?;
+        let index = state.documents.iter().position(|d| &d.id == document).ok_or(EstablishResultError::NotFound)?;
+        let result = match machine.set_document_result(&state, index, requested).map_err(EstablishResultError::Rule)? {
+            Decision::Replay(r) => return Ok(EstablishOutcome::Replayed(r)),
+            Decision::Apply(r) => r,
+        };
         sqlx::query(
-            "WITH p AS (UPDATE signer_processes SET result_status = $2, result_message = $3, result_at = now() \
-                        WHERE id = $1), \
-                  d AS (UPDATE process_documents pd SET result_status = u.status, result_message = u.message \
-                        FROM unnest($4::text[], $5::text[], $6::text[]) AS u(document_id, status, message) \
-                        WHERE pd.process_id = $1 AND pd.document_id = u.document_id AND pd.result_status IS NULL) \
-             INSERT INTO process_events (process_id, kind, actor, request_id, old_status, new_status) \
-             VALUES ($1, 'result', $7, $8, NULL, $2)",
+            "WITH d AS (UPDATE process_documents SET result_status = $3, result_message = $4 \
+                        WHERE process_id = $1 AND document_id = $2 AND result_status IS NULL) \
+             INSERT INTO process_events (process_id, kind, actor, request_id, document_id, old_status, new_status) \
+             VALUES ($1, 'document_result', $5, $6, $2, NULL, $3)",
         )
-        .bind(id.as_str())
-        .bind(plan.result.status.as_str())
-        .bind(plan.result.message.as_ref().map(ResultMessage::as_str))
-        .bind(&doc_ids)
-        .bind(&doc_statuses)
-        .bind(&doc_messages)
+        .bind(process.as_str())
+        .bind(document.as_str())
+        .bind(result.status.as_str())
+        .bind(result.message.as_ref().map(ResultMessage::as_str))
         .bind(audit.actor.as_str())
         .bind(&audit.request_id)
         .execute(&mut *tx)
         .await
         .map_err(map_error)?;
         tx.commit().await.map_err(map_error)?;
-        Ok(EstablishOutcome::Established(plan.result))
+        Ok(EstablishOutcome::Established(result))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn expire(
+        &self,
+        now: OffsetDateTime,
+        only: Option<&ProcessId>,
+        limit: u32,
+        audit: &AuditContext,
+    ) -> Result<u64, RepositoryError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        // Rows another replica (or a PUT) holds are skipped, not waited for.
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM signer_processes \
+             WHERE result_status IS NULL AND expires_at <= $1 AND ($2::text IS NULL OR id = $2) \
+             ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(now)
+        .bind(only.map(ProcessId::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let system = Caller { client_id: audit.actor.clone(), trusted: true };
+        let mut expired = 0;
+        for id in due {
+            let id = ProcessId::parse(&id).map_err(|_| corrupt("process id"))?;
+            let Some(state) = lock_state(&mut tx, &id, &system, now).await? else { continue };
+            if let Some(plan) = expiry_plan(&state) {
+                write_result(&mut tx, &id, &plan, EventKind::Expired, audit).await?;
+                expired += 1;
+            }
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(expired)
+    }
+
+    #[tracing::instrument(skip_all, fields(document_id = %document.document.id))]
+    async fn create_document(&self, document: NewStandaloneDocument) -> Result<StoredDocument, RepositoryError> {
+        let doc = document.document;
+        let size = doc.bytes.len() as u64;
+        sqlx::query(
+            "WITH d AS (INSERT INTO documents (id, client_id, media_type, filename, size, sha256, signers, created_at) \
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)) \
+             INSERT INTO document_contents (document_id, content) VALUES ($1, $9)",
+        )
+        .bind(doc.id.as_str())
+        .bind(document.owner.as_str())
+        .bind(&doc.media_type)
+        .bind(doc.filename.as_deref())
+        .bind(i64::try_from(size).unwrap_or(i64::MAX))
+        .bind(&doc.sha256)
+        .bind(document.signers.as_ref().map(sqlx::types::Json))
+        .bind(document.created_at)
+        .bind(&doc.bytes)
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(StoredDocument {
+            id: doc.id,
+            media_type: doc.media_type,
+            size,
+            sha256: doc.sha256,
+            signers: document.signers,
+            created_at: document.created_at,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(document_id = %id))]
+    async fn find_document(&self, id: &DocumentId, caller: &Caller) -> Result<Option<StoredDocument>, RepositoryError> {
+        let row = sqlx::query(
+            "SELECT media_type, size, sha256, signers, created_at FROM documents \
+             WHERE id = $1 AND (client_id = $2 OR $3)",
+        )
+        .bind(id.as_str())
+        .bind(caller.client_id.as_str())
+        .bind(caller.trusted)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        row.map(|r| {
+            Ok(StoredDocument {
+                id: id.clone(),
+                media_type: r.get("media_type"),
+                size: u64::try_from(r.get::<i64, _>("size")).map_err(|_| corrupt("document size"))?,
+                sha256: r.get("sha256"),
+                signers: r.get::<Option<sqlx::types::Json<serde_json::Value>>, _>("signers").map(|j| j.0),
+                created_at: r.get("created_at"),
+            })
+        })
+        .transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(document_id = %id))]
+    async fn delete_document(
+        &self,
+        id: &DocumentId,
+        caller: &Caller,
+    ) -> Result<DeleteDocumentOutcome, RepositoryError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let row = sqlx::query(
+            "SELECT EXISTS (SELECT 1 FROM process_documents pd JOIN signer_processes p ON p.id = pd.process_id \
+                            WHERE pd.document_id = d.id AND p.result_status IS NULL) AS in_use \
+             FROM documents d WHERE d.id = $1 AND (d.client_id = $2 OR $3) FOR UPDATE OF d",
+        )
+        .bind(id.as_str())
+        .bind(caller.client_id.as_str())
+        .bind(caller.trusted)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let Some(row) = row else {
+            return Ok(DeleteDocumentOutcome::NotFound);
+        };
+        if row.get::<bool, _>("in_use") {
+            return Ok(DeleteDocumentOutcome::InUse);
+        }
+        sqlx::query("DELETE FROM documents WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(DeleteDocumentOutcome::Deleted)
     }
 
     #[tracing::instrument(skip_all, fields(document_id = %id))]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use esignsp_adapters::postgres::{self, PoolSettings, PostgresRepository};
 use esignsp_domain::events::{AuditContext, EventKind};
 use esignsp_domain::ports::{EstablishOutcome, EstablishResultError, SignerProcessRepository};
-use esignsp_domain::process::{NewDocument, NewSignerProcess, ProcessRequest};
+use esignsp_domain::process::{NewDocument, NewSignerProcess, ProcessDocumentSource, ProcessRequest};
 use esignsp_domain::{
     Caller, ClientId, DocumentId, DocumentResultStatus, ProcessId, ProcessResult, ResultMessage, ResultStateMachine,
     ResultStatus, TaskId,
@@ -46,12 +46,14 @@ fn new_process(owner: &str, documents: usize) -> NewSignerProcess {
         request: ProcessRequest::parse(json!({"process_type": "urn:safelayer:eidas:processes:document:sign:esigp"}))
             .expect("request"),
         documents: (0..documents)
-            .map(|i| NewDocument {
-                id: random_id(DocumentId::from_random),
-                media_type: "application/pdf".to_owned(),
-                filename: Some(format!("{i}.pdf")),
-                sha256: "00".repeat(32),
-                bytes: format!("%PDF-1.7 document {i}").into_bytes(),
+            .map(|i| {
+                ProcessDocumentSource::Upload(NewDocument {
+                    id: random_id(DocumentId::from_random),
+                    media_type: "application/pdf".to_owned(),
+                    filename: Some(format!("{i}.pdf")),
+                    sha256: "00".repeat(32),
+                    bytes: format!("%PDF-1.7 document {i}").into_bytes(),
+                })
             })
             .collect(),
         created_at: now,

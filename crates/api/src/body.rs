@@ -29,6 +29,12 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// Whether the body is `application/json` (any parameters, any case).
+#[must_use]
+pub fn is_json(headers: &HeaderMap) -> bool {
+    require_json(headers).is_ok()
+}
+
 /// Whether the body is `multipart/form-data`.
 #[must_use]
 pub fn is_multipart_form(headers: &HeaderMap) -> bool {
@@ -77,11 +83,13 @@ pub async fn read_limited(headers: &HeaderMap, payload: web::Payload, limit: usi
     Ok(body.freeze())
 }
 
-/// The parts of an O1 multipart body.
+/// The parts of an O1 or O8 multipart body.
 #[derive(Debug)]
 pub struct CreationForm {
-    /// The bytes of the `process` part.
-    pub process: Bytes,
+    /// The bytes of the `process` part (O1).
+    pub process: Option<Bytes>,
+    /// The bytes of the `signers` part (O8).
+    pub signers: Option<Bytes>,
     /// The `document` parts, in order.
     pub documents: Vec<DocumentUpload>,
 }
@@ -110,13 +118,14 @@ fn multipart_error(e: &MultipartError, limits: FormLimits) -> ApiError {
     }
 }
 
-/// Reads an O1 body: one `process` part (a plain field or a file part with any content
-/// type) and one or more `document` parts (with or without file name or content type).
-/// Other parts are read and ignored.
+/// Reads an O1 or O8 body: JSON parts (`process`, `signers`; each a plain field or a file
+/// part with any content type, at most once) and `document` parts (with or without file
+/// name or content type). Other parts are read and ignored. Which parts are required is the
+/// caller's decision.
 ///
 /// # Errors
 /// [`ApiError::PayloadTooLarge`] beyond the limits; [`ApiError::InvalidBody`] for a malformed
-/// body, a missing or repeated `process` part, or no `document` part.
+/// body or a repeated JSON part.
 pub async fn read_creation_form(
     headers: &HeaderMap,
     payload: web::Payload,
@@ -138,14 +147,16 @@ pub async fn read_creation_form(
     });
     let mut multipart = Multipart::new(headers, counted);
     let mut process: Option<Bytes> = None;
+    let mut signers: Option<Bytes> = None;
     let mut documents = Vec::new();
     let mut document_bytes = 0usize;
     while let Some(mut field) = multipart.try_next().await.map_err(|e| multipart_error(&e, limits))? {
         let name = field.name().map(str::to_owned);
         match name.as_deref() {
-            Some("process") => {
-                if process.is_some() {
-                    return Err(ApiError::InvalidBody("the `process` part is repeated".to_owned()));
+            Some(part @ ("process" | "signers")) => {
+                let slot = if part == "process" { &mut process } else { &mut signers };
+                if slot.is_some() {
+                    return Err(ApiError::InvalidBody(format!("the `{part}` part is repeated")));
                 }
                 let mut bytes = BytesMut::new();
                 while let Some(chunk) = field.try_next().await.map_err(|e| multipart_error(&e, limits))? {
@@ -154,7 +165,7 @@ pub async fn read_creation_form(
                     }
                     bytes.extend_from_slice(&chunk);
                 }
-                process = Some(bytes.freeze());
+                *slot = Some(bytes.freeze());
             }
             Some("document") => {
                 let declared_type = field.content_type().map(ToString::to_string);
@@ -179,9 +190,5 @@ pub async fn read_creation_form(
             _ => while field.try_next().await.map_err(|e| multipart_error(&e, limits))?.is_some() {},
         }
     }
-    let process = process.ok_or_else(|| ApiError::InvalidBody("the `process` part is missing".to_owned()))?;
-    if documents.is_empty() {
-        return Err(ApiError::InvalidBody("a process needs at least one `document` part".to_owned()));
-    }
-    Ok(CreationForm { process, documents })
+    Ok(CreationForm { process, signers, documents })
 }

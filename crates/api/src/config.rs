@@ -163,11 +163,14 @@ impl Default for AuthSettings {
 pub struct ProcessSettings {
     /// How long a process may stay pending, in seconds (3600).
     pub ttl_seconds: u64,
+    /// How often the background sweeper expires overdue processes, in seconds (30; 0: never,
+    /// expiry then happens on read only).
+    pub sweep_interval_seconds: u64,
 }
 
 impl Default for ProcessSettings {
     fn default() -> Self {
-        Self { ttl_seconds: 3600 }
+        Self { ttl_seconds: 3600, sweep_interval_seconds: 30 }
     }
 }
 
@@ -331,6 +334,12 @@ impl Settings {
         }
         if self.processes.ttl_seconds == 0 {
             return Err(invalid("processes.ttl_seconds", "must be positive"));
+        }
+        if !self.ui.signing_app_url.is_empty() {
+            let app = url::Url::parse(&self.ui.signing_app_url).map_err(|e| invalid("ui.signing_app_url", e))?;
+            if !matches!(app.scheme(), "http" | "https") {
+                return Err(invalid("ui.signing_app_url", "must be an http(s) URL"));
+            }
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", "must be \"text\" or \"json\""));

@@ -2,8 +2,10 @@
 
 use std::fmt;
 
-use esignsp_domain::process::SignerProcess;
-use esignsp_domain::result::{DocumentResult, InvalidMessage, ProcessResult, ResultMessage, ResultStatus};
+use esignsp_domain::process::{SignerProcess, StoredDocument};
+use esignsp_domain::result::{
+    DocumentResult, DocumentResultStatus, InvalidMessage, ProcessResult, ResultMessage, ResultStatus,
+};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
@@ -93,28 +95,50 @@ pub fn process_json(p: &SignerProcess, urls: &Urls) -> Value {
         body.insert("result".into(), result_json(result));
     }
     body.insert("tasks".into(), json!({ "pending": pending }));
-    let documents: Vec<Value> = p
-        .documents
-        .iter()
-        .map(|d| {
-            let mut doc = json!({
-                "id": d.id.as_str(),
-                "url": urls.document(d.id.as_str()),
-                "content": urls.document_content(d.id.as_str()),
-                "media_type": d.media_type,
-                "size": d.size,
-                "sha256": d.sha256,
-            });
-            if let (Some(r), Value::Object(o)) = (&d.result, &mut doc) {
-                o.insert("result".into(), document_result_json(r));
-            }
-            doc
-        })
-        .collect();
-    body.insert("documents".into(), Value::Array(documents));
+    body.insert("documents".into(), process_documents_json(p, urls));
     body.insert("created_at".into(), Value::String(rfc3339(p.created_at)));
     body.insert("expires_at".into(), Value::String(rfc3339(p.expires_at)));
     Value::Object(body)
+}
+
+/// The document entries of a process representation and of O6:
+/// `{id, url, content, media_type, size, sha256, result?}`.
+#[must_use]
+pub fn process_documents_json(p: &SignerProcess, urls: &Urls) -> Value {
+    Value::Array(
+        p.documents
+            .iter()
+            .map(|d| {
+                let mut doc = json!({
+                    "id": d.id.as_str(),
+                    "url": urls.document(d.id.as_str()),
+                    "content": urls.document_content(d.id.as_str()),
+                    "media_type": d.media_type,
+                    "size": d.size,
+                    "sha256": d.sha256,
+                });
+                if let (Some(r), Value::Object(o)) = (&d.result, &mut doc) {
+                    o.insert("result".into(), document_result_json(r));
+                }
+                doc
+            })
+            .collect(),
+    )
+}
+
+/// The document resource representation of O8 and O9: `{id, self, content, signers, …}`.
+#[must_use]
+pub fn document_json(d: &StoredDocument, urls: &Urls) -> Value {
+    json!({
+        "id": d.id.as_str(),
+        "self": urls.document(d.id.as_str()),
+        "content": urls.document_content(d.id.as_str()),
+        "signers": d.signers.clone().unwrap_or_else(|| json!([])),
+        "media_type": d.media_type,
+        "size": d.size,
+        "sha256": d.sha256,
+        "created_at": rfc3339(d.created_at),
+    })
 }
 
 /// A JSON value parsed strictly: a duplicate object key anywhere is an error (SPEC §2).
@@ -237,6 +261,17 @@ pub fn parse_process_result(bytes: &[u8]) -> Result<ProcessResult, ApiError> {
     let (status, message) = parse_result_body(bytes)?;
     let status = ResultStatus::parse(&status).map_err(|e| ApiError::InvalidBody(format!("status: {e}")))?;
     Ok(ProcessResult { status, message })
+}
+
+/// Parses the body of O7 into a document result.
+///
+/// # Errors
+/// [`ApiError::InvalidBody`] as [`parse_result_body`], or for a status other than
+/// `finished`, `failed`, `canceled`.
+pub fn parse_document_result(bytes: &[u8]) -> Result<DocumentResult, ApiError> {
+    let (status, message) = parse_result_body(bytes)?;
+    let status = DocumentResultStatus::parse(&status).map_err(|e| ApiError::InvalidBody(format!("status: {e}")))?;
+    Ok(DocumentResult { status, message })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use esignsp_domain::ports::{EstablishResultError, RepositoryError};
+use esignsp_domain::ports::{CreateError, EstablishResultError, RepositoryError};
 use esignsp_domain::rules::{CurrentResult, RuleViolation};
 use esignsp_domain::service::CreateProcessError;
 use serde_json::{json, Map, Value};
@@ -42,6 +42,9 @@ pub enum ApiError {
     /// 404: O4 for a process that has no result yet.
     #[error("no result yet")]
     ResultNotEstablished,
+    /// 409: O11 while a pending process uses the document.
+    #[error("document in use")]
+    DocumentInUse,
     /// 405 with the `Allow` header.
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
@@ -90,10 +93,9 @@ impl From<EstablishResultError> for ApiError {
 impl From<CreateProcessError> for ApiError {
     fn from(e: CreateProcessError) -> Self {
         match e {
-            CreateProcessError::NoDocument => {
-                Self::InvalidBody("a process needs at least one `document` part".to_owned())
-            }
-            CreateProcessError::Repository(r) => r.into(),
+            CreateProcessError::NoDocument => Self::InvalidBody("a process needs at least one document".to_owned()),
+            CreateProcessError::Store(CreateError::Repository(r)) => r.into(),
+            CreateProcessError::Store(e) => Self::InvalidBody(e.to_string()),
         }
     }
 }
@@ -105,6 +107,9 @@ impl ApiError {
             Self::ProcessGone => ("process-not-found", "Gone", "No such signature process".to_owned()),
             Self::ResultNotEstablished => {
                 ("result-not-established", "Not Found", "The signature process has no result yet".to_owned())
+            }
+            Self::DocumentInUse => {
+                ("document-in-use", "Conflict", "A pending signature process uses this document".to_owned())
             }
             Self::MethodNotAllowed(allow) => {
                 ("method-not-allowed", "Method Not Allowed", format!("This resource allows {allow}"))
@@ -149,7 +154,7 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidBody(_) => StatusCode::BAD_REQUEST,
             Self::Bearer(c) => c.status,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::DocumentInUse => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -31,6 +31,8 @@ pub struct AppState {
     pub urls: Urls,
     /// Body limits.
     pub form_limits: FormLimits,
+    /// `ui.signing_app_url` (empty: none).
+    pub signing_app_url: String,
 }
 
 /// Builds the verifier of `[auth]`: keys of `auth.public_key_files` plus the public half of
@@ -97,6 +99,37 @@ pub struct Application {
     port: u16,
     server: Server,
     pool: PgPool,
+    sweeper: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// How many overdue processes one sweep expires at most (one transaction).
+const SWEEP_BATCH: u32 = 100;
+
+/// Expires overdue pending processes every `interval` (SPEC §4). Each batch locks rows with
+/// `SKIP LOCKED`, so several replicas sweep one database safely.
+fn spawn_expiry_sweeper(service: SignerProcessService, interval: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            loop {
+                match service.expire_overdue(SWEEP_BATCH).await {
+                    Ok(n) if n == u64::from(SWEEP_BATCH) => continue,
+                    Ok(n) => {
+                        if n > 0 {
+                            tracing::info!(expired = n, "expired overdue signature processes");
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "expiry sweep failed; retrying at the next interval");
+                        break;
+                    }
+                }
+            }
+        }
+    })
 }
 
 impl Application {
@@ -140,6 +173,10 @@ impl Application {
                 max_json_bytes: settings.server.max_json_bytes,
                 max_document_bytes: settings.server.max_document_bytes,
             },
+            signing_app_url: settings.ui.signing_app_url.clone(),
+        });
+        let sweeper = (settings.processes.sweep_interval_seconds > 0).then(|| {
+            spawn_expiry_sweeper(state.service.clone(), Duration::from_secs(settings.processes.sweep_interval_seconds))
         });
         let auth = web::Data::new(BearerAuth { verifier, required_scope: settings.auth.required_scope.clone() });
         let mut server = HttpServer::new(move || {
@@ -156,7 +193,7 @@ impl Application {
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
-        Ok(Self { port, server: server.run(), pool })
+        Ok(Self { port, server: server.run(), pool, sweeper })
     }
 
     /// The bound port.
@@ -178,6 +215,9 @@ impl Application {
     /// The server's I/O error.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        if let Some(sweeper) = self.sweeper {
+            sweeper.abort();
+        }
         self.pool.close().await;
         result
     }

@@ -17,12 +17,12 @@ pub use auth::{Caller, InvalidTokenReason, TokenRejection};
 pub use events::{AuditContext, AuditEvent, EventKind};
 pub use ids::{ClientId, DocumentId, MalformedId, ProcessId, TaskId};
 pub use ports::{
-    AccessTokenVerifier, Clock, EstablishOutcome, EstablishResultError, IdGenerator, RepositoryError,
-    SignerProcessRepository,
+    AccessTokenVerifier, Clock, CreateError, DeleteDocumentOutcome, EstablishOutcome, EstablishResultError,
+    IdGenerator, RepositoryError, SignerProcessRepository,
 };
 pub use process::{
-    DocumentContent, InvalidProcess, NewDocument, NewSignerProcess, ProcessDocument, ProcessRequest, ProcessType,
-    SignerProcess,
+    DocumentContent, InvalidProcess, NewDocument, NewSignerProcess, NewStandaloneDocument, ProcessDocument,
+    ProcessDocumentSource, ProcessRequest, ProcessType, SignerProcess, StoredDocument,
 };
 pub use result::{DocumentResult, DocumentResultStatus, ProcessResult, ResultMessage, ResultStatus};
 pub use rules::{ResultStateMachine, RuleViolation};

@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 use crate::auth::{Caller, TokenRejection};
 use crate::events::{AuditContext, AuditEvent};
 use crate::ids::{DocumentId, ProcessId};
-use crate::process::{DocumentContent, NewSignerProcess, SignerProcess};
-use crate::result::ProcessResult;
+use crate::process::{DocumentContent, NewSignerProcess, NewStandaloneDocument, SignerProcess, StoredDocument};
+use crate::result::{DocumentResult, ProcessResult};
 use crate::rules::{ResultStateMachine, RuleViolation};
 
 /// A storage failure, in the terms the API needs to answer it.
@@ -20,6 +20,31 @@ pub enum RepositoryError {
     /// Anything else: answer 500 without internal detail; log the chain.
     #[error("unexpected database error")]
     Unexpected(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why a process could not be stored (operation O1).
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// A referenced document does not exist or belongs to another client (400).
+    #[error("document {0} does not exist")]
+    UnknownDocument(DocumentId),
+    /// A document is referenced twice (400).
+    #[error("document {0} is referenced more than once")]
+    DuplicateDocument(DocumentId),
+    /// Storage failed.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
+/// How deleting a document resource ended (operation O11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteDocumentOutcome {
+    /// Deleted with its bytes.
+    Deleted,
+    /// Unknown or foreign (404).
+    NotFound,
+    /// A pending process uses it (409).
+    InUse,
 }
 
 /// Why a result could not be established (operation O5).
@@ -36,19 +61,19 @@ pub enum EstablishResultError {
     Repository(#[from] RepositoryError),
 }
 
-/// How an accepted result request ended.
+/// How an accepted result request ended (a process result, or a document result for O7).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EstablishOutcome {
+pub enum EstablishOutcome<T = ProcessResult> {
     /// The result was stored now, with its derived document results and one audit event.
-    Established(ProcessResult),
+    Established(T),
     /// The same result was already stored: nothing was written.
-    Replayed(ProcessResult),
+    Replayed(T),
 }
 
-impl EstablishOutcome {
+impl<T> EstablishOutcome<T> {
     /// The result to answer with, whichever way it ended.
     #[must_use]
-    pub fn result(&self) -> &ProcessResult {
+    pub fn result(&self) -> &T {
         match self {
             Self::Established(r) | Self::Replayed(r) => r,
         }
@@ -66,7 +91,9 @@ pub trait SignerProcessRepository: Send + Sync {
     ///
     /// # Errors
     /// [`RepositoryError`]; nothing is stored then.
-    async fn create(&self, process: NewSignerProcess, audit: &AuditContext) -> Result<SignerProcess, RepositoryError>;
+    /// Referenced documents ([`crate::process::ProcessDocumentSource::Existing`]) must belong
+    /// to the process's owner.
+    async fn create(&self, process: NewSignerProcess, audit: &AuditContext) -> Result<SignerProcess, CreateError>;
 
     /// Reads a process with its documents (without their bytes).
     ///
@@ -99,6 +126,61 @@ pub trait SignerProcessRepository: Send + Sync {
         now: OffsetDateTime,
         audit: &AuditContext,
     ) -> Result<EstablishOutcome, EstablishResultError>;
+
+    /// Sets one document's result (O7) in one transaction that locks the process row first;
+    /// `machine` decides on the state read under that lock; on apply the document result
+    /// and a `document_result` audit event are written before commit.
+    ///
+    /// # Errors
+    /// [`EstablishResultError::NotFound`] when the process is unknown or foreign or does not
+    /// hold the document; [`EstablishResultError::Rule`] when the machine refuses; storage
+    /// errors. Nothing is written on any error.
+    #[allow(clippy::too_many_arguments)]
+    async fn set_document_result(
+        &self,
+        process: &ProcessId,
+        document: &DocumentId,
+        caller: &Caller,
+        requested: DocumentResult,
+        machine: &ResultStateMachine,
+        now: OffsetDateTime,
+        audit: &AuditContext,
+    ) -> Result<EstablishOutcome<DocumentResult>, EstablishResultError>;
+
+    /// Materialises expiry (SPEC §4): every pending process whose `expires_at` is not after
+    /// `now` (only `only`, when given; at most `limit`) becomes `canceled` with message
+    /// `expired`, its documents without result `canceled`, with an `expired` audit event —
+    /// each in one statement that skips rows another replica holds. Returns how many.
+    ///
+    /// # Errors
+    /// [`RepositoryError`]; nothing is written then.
+    async fn expire(
+        &self,
+        now: OffsetDateTime,
+        only: Option<&ProcessId>,
+        limit: u32,
+        audit: &AuditContext,
+    ) -> Result<u64, RepositoryError>;
+
+    /// Stores a document resource (O8) with its bytes apart.
+    ///
+    /// # Errors
+    /// [`RepositoryError`]; nothing is stored then.
+    async fn create_document(&self, document: NewStandaloneDocument) -> Result<StoredDocument, RepositoryError>;
+
+    /// Reads a document resource (O9) the caller owns (or any, for a trusted caller).
+    ///
+    /// # Errors
+    /// [`RepositoryError`]. Unknown or foreign is `Ok(None)`.
+    async fn find_document(&self, id: &DocumentId, caller: &Caller) -> Result<Option<StoredDocument>, RepositoryError>;
+
+    /// Deletes a document resource (O11) unless a pending process uses it; finished
+    /// processes that used it lose it from their document list.
+    ///
+    /// # Errors
+    /// [`RepositoryError`]; nothing is deleted then.
+    async fn delete_document(&self, id: &DocumentId, caller: &Caller)
+        -> Result<DeleteDocumentOutcome, RepositoryError>;
 
     /// Reads a document's bytes (O10) when it belongs to a process the caller may act on.
     ///

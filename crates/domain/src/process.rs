@@ -225,6 +225,60 @@ pub fn sniff_media_type(bytes: &[u8], declared: Option<&str>) -> String {
         .unwrap_or_else(|| "application/octet-stream".to_owned())
 }
 
+/// Where a document of a new process comes from (O1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessDocumentSource {
+    /// Uploaded with the process (multipart O1): stored now.
+    Upload(NewDocument),
+    /// A document resource created before with O8, referenced by id or URL (JSON O1); it
+    /// must belong to the process's owner.
+    Existing(DocumentId),
+}
+
+/// A document resource to be created (O8), ids already minted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewStandaloneDocument {
+    /// The document and its bytes.
+    pub document: NewDocument,
+    /// The client that creates, and so owns, it.
+    pub owner: ClientId,
+    /// The `signers` JSON array (signature definitions), stored and returned as sent.
+    pub signers: Option<Value>,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+}
+
+/// A stored document resource without its bytes (O8, O9).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDocument {
+    /// The document id.
+    pub id: DocumentId,
+    /// Stored media type.
+    pub media_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// The `signers` JSON array, if one was sent.
+    pub signers: Option<Value>,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+}
+
+/// Validates the `signers` part of O8: a JSON array of objects without NUL characters.
+///
+/// # Errors
+/// [`InvalidProcess::MemberType`] or [`InvalidProcess::Nul`].
+pub fn validate_signers(value: &Value) -> Result<(), InvalidProcess> {
+    if !value.as_array().is_some_and(|a| a.iter().all(Value::is_object)) {
+        return Err(InvalidProcess::MemberType { member: "signers", expected: "an array of objects" });
+    }
+    if contains_nul(value) {
+        return Err(InvalidProcess::Nul);
+    }
+    Ok(())
+}
+
 /// A process to be created (operation O1), ids already minted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewSignerProcess {
@@ -237,7 +291,7 @@ pub struct NewSignerProcess {
     /// The validated process JSON.
     pub request: ProcessRequest,
     /// The documents, in the order the client sent them (at least one).
-    pub documents: Vec<NewDocument>,
+    pub documents: Vec<ProcessDocumentSource>,
     /// Creation time.
     pub created_at: OffsetDateTime,
     /// When a still-pending process expires (`created_at + processes.ttl_seconds`).

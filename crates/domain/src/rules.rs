@@ -359,6 +359,26 @@ impl DocumentRule for DocumentExpiry {
     }
 }
 
+/// The message of a result established by expiry.
+pub const EXPIRED_MESSAGE: &str = "expired";
+
+/// **expiry** materialised: the result a pending process takes when it outlives
+/// `processes.ttl_seconds` — `canceled` with message `expired`; documents without a result
+/// become `canceled` (SPEC §4). Returns `None` unless the process is pending and expired.
+#[must_use]
+pub fn expiry_plan(state: &ProcessState) -> Option<ResultPlan> {
+    if state.result.is_some() || !state.expired {
+        return None;
+    }
+    let message = crate::result::ResultMessage::new(EXPIRED_MESSAGE).ok();
+    let mut plan = ResultPlan {
+        result: ProcessResult { status: ResultStatus::Canceled, message },
+        derived_document_results: Vec::new(),
+    };
+    derive_for_unresulted(state, &mut plan, DocumentResultStatus::Canceled);
+    Some(plan)
+}
+
 /// The ordered rules that decide every result transition.
 pub struct ResultStateMachine {
     result_rules: Vec<Box<dyn ResultRule>>,

@@ -5,14 +5,20 @@ use std::sync::Arc;
 
 use time::Duration;
 
+use serde_json::Value;
+
 use crate::auth::Caller;
 use crate::events::{AuditContext, AuditEvent};
-use crate::ids::{DocumentId, ProcessId, TaskId};
+use crate::ids::{ClientId, DocumentId, ProcessId, TaskId};
 use crate::ports::{
-    Clock, EstablishOutcome, EstablishResultError, IdGenerator, RepositoryError, SignerProcessRepository,
+    Clock, CreateError, DeleteDocumentOutcome, EstablishOutcome, EstablishResultError, IdGenerator, RepositoryError,
+    SignerProcessRepository,
 };
-use crate::process::{sniff_media_type, DocumentContent, NewDocument, NewSignerProcess, ProcessRequest, SignerProcess};
-use crate::result::ProcessResult;
+use crate::process::{
+    sniff_media_type, DocumentContent, NewDocument, NewSignerProcess, NewStandaloneDocument, ProcessDocumentSource,
+    ProcessRequest, SignerProcess, StoredDocument,
+};
+use crate::result::{DocumentResult, ProcessResult};
 use crate::rules::ResultStateMachine;
 
 /// A document file as received from a client (multipart part `document`).
@@ -28,15 +34,34 @@ pub struct DocumentUpload {
     pub bytes: Vec<u8>,
 }
 
+/// A document of a process being created (O1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentInput {
+    /// Uploaded with the process (multipart).
+    Upload(DocumentUpload),
+    /// A document resource of the same client, referenced by id or URL (JSON).
+    Existing(DocumentId),
+}
+
 /// Why a process could not be created (O1).
 #[derive(Debug, thiserror::Error)]
 pub enum CreateProcessError {
     /// No `document` part was sent (400).
     #[error("a process needs at least one document")]
     NoDocument,
-    /// Storage failed.
+    /// The store refused it (unknown or repeated document) or failed.
     #[error(transparent)]
-    Repository(#[from] RepositoryError),
+    Store(#[from] CreateError),
+}
+
+/// The client id the service itself acts as, in audit events it causes (expiry).
+pub const SYSTEM_ACTOR: &str = "esignsp";
+
+fn system_audit(request_id: &str) -> AuditContext {
+    AuditContext {
+        actor: ClientId::parse(SYSTEM_ACTOR).unwrap_or_else(|_| unreachable!("a valid constant")),
+        request_id: request_id.to_owned(),
+    }
 }
 
 /// The use cases of the document signature process API.
@@ -82,23 +107,18 @@ impl SignerProcessService {
         &self,
         caller: &Caller,
         request: ProcessRequest,
-        documents: Vec<DocumentUpload>,
+        documents: Vec<DocumentInput>,
         audit: &AuditContext,
     ) -> Result<SignerProcess, CreateProcessError> {
         if documents.is_empty() {
             return Err(CreateProcessError::NoDocument);
         }
-        // Stored timestamps have microsecond precision: answer what a later read answers.
-        let now = self.clock.now();
-        let now = now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now);
+        let now = self.now();
         let documents = documents
             .into_iter()
-            .map(|upload| NewDocument {
-                id: DocumentId::from_random(self.ids.random_160()),
-                media_type: sniff_media_type(&upload.bytes, upload.declared_type.as_deref()),
-                filename: upload.filename,
-                sha256: upload.sha256,
-                bytes: upload.bytes,
+            .map(|input| match input {
+                DocumentInput::Upload(upload) => ProcessDocumentSource::Upload(self.new_document(upload)),
+                DocumentInput::Existing(id) => ProcessDocumentSource::Existing(id),
             })
             .collect();
         let process = NewSignerProcess {
@@ -113,12 +133,123 @@ impl SignerProcessService {
         Ok(self.repository.create(process, audit).await?)
     }
 
-    /// O2 / O4: reads a process the caller may act on.
+    /// Stored timestamps have microsecond precision: answer what a later read answers.
+    fn now(&self) -> time::OffsetDateTime {
+        let now = self.clock.now();
+        now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now)
+    }
+
+    fn new_document(&self, upload: DocumentUpload) -> NewDocument {
+        NewDocument {
+            id: DocumentId::from_random(self.ids.random_160()),
+            media_type: sniff_media_type(&upload.bytes, upload.declared_type.as_deref()),
+            filename: upload.filename,
+            sha256: upload.sha256,
+            bytes: upload.bytes,
+        }
+    }
+
+    /// O2 / O4 / O6: reads a process the caller may act on. A pending process found past its
+    /// expiry is expired first (SPEC §4: materialised on read), by the service as actor.
     ///
     /// # Errors
     /// Storage errors; unknown or foreign is `Ok(None)`.
-    pub async fn find(&self, caller: &Caller, id: &ProcessId) -> Result<Option<SignerProcess>, RepositoryError> {
-        self.repository.find(id, caller).await
+    pub async fn find(
+        &self,
+        caller: &Caller,
+        id: &ProcessId,
+        audit: &AuditContext,
+    ) -> Result<Option<SignerProcess>, RepositoryError> {
+        let found = self.repository.find(id, caller).await?;
+        match found {
+            Some(p) if p.result.is_none() && p.expires_at <= self.clock.now() => {
+                self.repository.expire(self.clock.now(), Some(id), 1, &system_audit(&audit.request_id)).await?;
+                self.repository.find(id, caller).await
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// O12: reads any process by id, for the browser flow (no bearer token: the id in the
+    /// task URL is the capability).
+    ///
+    /// # Errors
+    /// Storage errors; unknown is `Ok(None)`.
+    pub async fn find_for_browser(
+        &self,
+        id: &ProcessId,
+        audit: &AuditContext,
+    ) -> Result<Option<SignerProcess>, RepositoryError> {
+        let system = Caller { client_id: system_audit("").actor, trusted: true };
+        self.find(&system, id, audit).await
+    }
+
+    /// The expiry sweeper's step: expires at most `limit` overdue pending processes.
+    /// Safe to run on several replicas at once.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn expire_overdue(&self, limit: u32) -> Result<u64, RepositoryError> {
+        self.repository.expire(self.clock.now(), None, limit, &system_audit("sweeper")).await
+    }
+
+    /// O7: sets one document's result under the rules of the state machine.
+    ///
+    /// # Errors
+    /// See [`SignerProcessRepository::set_document_result`].
+    pub async fn set_document_result(
+        &self,
+        caller: &Caller,
+        process: &ProcessId,
+        document: &DocumentId,
+        requested: DocumentResult,
+        audit: &AuditContext,
+    ) -> Result<EstablishOutcome<DocumentResult>, EstablishResultError> {
+        let now = self.clock.now();
+        self.repository.set_document_result(process, document, caller, requested, &self.machine, now, audit).await
+    }
+
+    /// O8: stores a document resource with its optional `signers` array.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn create_document(
+        &self,
+        caller: &Caller,
+        upload: DocumentUpload,
+        signers: Option<Value>,
+    ) -> Result<StoredDocument, RepositoryError> {
+        let document = NewStandaloneDocument {
+            document: self.new_document(upload),
+            owner: caller.client_id.clone(),
+            signers,
+            created_at: self.now(),
+        };
+        self.repository.create_document(document).await
+    }
+
+    /// O9: a document resource.
+    ///
+    /// # Errors
+    /// Storage errors; unknown or foreign is `Ok(None)`.
+    pub async fn find_document(
+        &self,
+        caller: &Caller,
+        id: &DocumentId,
+    ) -> Result<Option<StoredDocument>, RepositoryError> {
+        self.repository.find_document(id, caller).await
+    }
+
+    /// O11: deletes a document resource unless a pending process uses it.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn delete_document(
+        &self,
+        caller: &Caller,
+        id: &DocumentId,
+    ) -> Result<DeleteDocumentOutcome, RepositoryError> {
+        self.repository.delete_document(id, caller).await
     }
 
     /// O3: deletes a process and its documents.

@@ -1,7 +1,9 @@
 //! Routes of the eSignSP v2 API (SPEC §3) and the operational endpoints.
 
+pub mod documents;
 pub mod health;
 pub mod processes;
+pub mod ui;
 
 use actix_web::{web, HttpResponse};
 
@@ -15,6 +17,7 @@ fn not_allowed(allow: &'static str) -> actix_web::Route {
 /// Registers every route. Unknown paths answer 404 and known paths with another method 405
 /// with `Allow`, all as problem documents.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    use documents as d;
     use processes as p;
     cfg.service(
         web::scope(API_BASE)
@@ -41,10 +44,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .default_service(not_allowed("GET")),
             )
             .service(
-                web::resource("/documents/{id}/content")
-                    .route(web::get().to(p::document_content))
+                web::resource("/signer_processes/{id}/documents")
+                    .route(web::get().to(p::documents))
                     .default_service(not_allowed("GET")),
-            ),
+            )
+            .service(
+                web::resource("/signer_processes/{id}/documents/{document_id}/result")
+                    .route(web::put().to(p::put_document_result))
+                    .default_service(not_allowed("PUT")),
+            )
+            .service(web::resource("/documents").route(web::post().to(d::create)).default_service(not_allowed("POST")))
+            .service(
+                web::resource("/documents/{id}")
+                    .route(web::get().to(d::get))
+                    .route(web::delete().to(d::delete))
+                    .default_service(not_allowed("GET, DELETE")),
+            )
+            .service(
+                web::resource("/documents/{id}/content")
+                    .route(web::get().to(d::content))
+                    .default_service(not_allowed("GET")),
+            )
+            .service(web::resource("/ui").route(web::get().to(ui::browser)).default_service(not_allowed("GET"))),
     )
     .service(web::resource("/healthz").route(web::get().to(health::healthz)).default_service(not_allowed("GET")))
     .service(web::resource("/readyz").route(web::get().to(health::readyz)).default_service(not_allowed("GET")));

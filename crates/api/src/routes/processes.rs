@@ -5,13 +5,17 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use esignsp_domain::events::{AuditContext, AuditEvent};
 use esignsp_domain::process::ProcessRequest;
+use esignsp_domain::service::DocumentInput;
 use esignsp_domain::{Caller, DocumentId, ProcessId};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 
 use crate::auth::Authenticated;
-use crate::body::{is_multipart_form, read_creation_form, read_limited, require_json};
-use crate::dto::{parse_process_result, parse_strict_json, process_json, result_json};
+use crate::body::{is_json, is_multipart_form, read_creation_form, read_limited, require_json};
+use crate::dto::{
+    document_result_json, parse_document_result, parse_process_result, parse_strict_json, process_documents_json,
+    process_json, result_json,
+};
 use crate::error::ApiError;
 use crate::request_id::RequestId;
 use crate::startup::AppState;
@@ -22,15 +26,47 @@ fn process_id(req: &HttpRequest) -> Result<ProcessId, ApiError> {
     req.match_info().get("id").and_then(|s| ProcessId::parse(s).ok()).ok_or(ApiError::NotFound)
 }
 
-fn audit(caller: &Caller, request_id: RequestId) -> AuditContext {
+/// The `{document_id}` path segment; like [`process_id`], never a 400.
+pub(crate) fn document_id(req: &HttpRequest, name: &str) -> Result<DocumentId, ApiError> {
+    req.match_info().get(name).and_then(|s| DocumentId::parse(s).ok()).ok_or(ApiError::NotFound)
+}
+
+pub(crate) fn audit(caller: &Caller, request_id: RequestId) -> AuditContext {
     AuditContext { actor: caller.client_id.clone(), request_id: request_id.0 }
 }
 
-/// O1 `POST /signer_processes` (multipart): creates a process; 201 with `Location`.
+/// The documents of the JSON form of O1: `[{"id": …} | {"url": "…/documents/{id}"}, …]`.
+fn referenced_documents(value: Option<serde_json::Value>) -> Result<Vec<DocumentInput>, ApiError> {
+    let invalid = |d: &str| ApiError::InvalidBody(format!("documents: {d}"));
+    let Some(serde_json::Value::Array(entries)) = value else {
+        return Err(invalid("must be an array of {\"id\"} or {\"url\"} objects"));
+    };
+    entries
+        .iter()
+        .map(|entry| {
+            let reference = match (entry.get("id").and_then(Value::as_str), entry.get("url").and_then(Value::as_str)) {
+                (Some(id), _) => id,
+                (None, Some(url)) => {
+                    let path = url.split(['?', '#']).next().unwrap_or_default().trim_end_matches('/');
+                    path.rsplit_once("/documents/").map(|(_, id)| id).unwrap_or_default()
+                }
+                (None, None) => return Err(invalid("each entry needs an id or a url")),
+            };
+            DocumentId::parse(reference)
+                .map(DocumentInput::Existing)
+                .map_err(|_| ApiError::InvalidBody("documents: a referenced document does not exist".to_owned()))
+        })
+        .collect()
+}
+
+/// O1 `POST /signer_processes`: creates a process, from a multipart body (part `process` +
+/// parts `document`) or from JSON whose `documents` reference documents created with O8;
+/// 201 with `Location`.
 ///
 /// # Errors
-/// 415 unless `multipart/form-data`; 413 beyond the limits; 400 for a malformed form or
-/// process JSON; 503 when the database is unavailable.
+/// 415 unless `multipart/form-data` or `application/json`; 413 beyond the limits; 400 for a
+/// malformed form, invalid process JSON, or a document that is unknown or another client's;
+/// 503 when the database is unavailable.
 #[tracing::instrument(skip_all)]
 pub async fn create(
     req: HttpRequest,
@@ -39,13 +75,20 @@ pub async fn create(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    if !is_multipart_form(req.headers()) {
-        return Err(ApiError::UnsupportedMediaType("multipart/form-data"));
-    }
-    let form = read_creation_form(req.headers(), payload, state.form_limits).await?;
-    let request = ProcessRequest::parse(parse_strict_json(&form.process)?)
-        .map_err(|e| ApiError::InvalidBody(format!("process: {e}")))?;
-    let process = state.service.create(&caller, request, form.documents, &audit(&caller, request_id)).await?;
+    let (process, documents) = if is_multipart_form(req.headers()) {
+        let form = read_creation_form(req.headers(), payload, state.form_limits).await?;
+        let process = form.process.ok_or_else(|| ApiError::InvalidBody("the `process` part is missing".to_owned()))?;
+        (parse_strict_json(&process)?, form.documents.into_iter().map(DocumentInput::Upload).collect())
+    } else if is_json(req.headers()) {
+        let body = read_limited(req.headers(), payload, state.form_limits.max_json_bytes).await?;
+        let mut process = parse_strict_json(&body)?;
+        let documents = referenced_documents(process.as_object_mut().and_then(|o| o.remove("documents")))?;
+        (process, documents)
+    } else {
+        return Err(ApiError::UnsupportedMediaType("multipart/form-data or application/json"));
+    };
+    let request = ProcessRequest::parse(process).map_err(|e| ApiError::InvalidBody(format!("process: {e}")))?;
+    let process = state.service.create(&caller, request, documents, &audit(&caller, request_id)).await?;
     let body = process_json(&process, &state.urls);
     Ok(HttpResponse::Created().insert_header((header::LOCATION, state.urls.process(process.id.as_str()))).json(body))
 }
@@ -58,10 +101,11 @@ pub async fn create(
 pub async fn get(
     req: HttpRequest,
     Authenticated(caller): Authenticated,
+    request_id: RequestId,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = process_id(&req)?;
-    let process = state.service.find(&caller, &id).await?.ok_or(ApiError::NotFound)?;
+    let process = state.service.find(&caller, &id, &audit(&caller, request_id)).await?.ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(process_json(&process, &state.urls)))
 }
 
@@ -92,10 +136,11 @@ pub async fn delete(
 pub async fn get_result(
     req: HttpRequest,
     Authenticated(caller): Authenticated,
+    request_id: RequestId,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = process_id(&req).map_err(|_| ApiError::ProcessGone)?;
-    let process = state.service.find(&caller, &id).await?.ok_or(ApiError::ProcessGone)?;
+    let process = state.service.find(&caller, &id, &audit(&caller, request_id)).await?.ok_or(ApiError::ProcessGone)?;
     let result = process.result.ok_or(ApiError::ResultNotEstablished)?;
     Ok(HttpResponse::Ok().json(result_json(&result)))
 }
@@ -122,6 +167,46 @@ pub async fn put_result(
     Ok(HttpResponse::Ok().json(result_json(outcome.result())))
 }
 
+/// O6 `GET /signer_processes/{id}/documents`: `{"documents": [{id, url, content, result?}]}`.
+///
+/// # Errors
+/// 404 for an unknown or foreign process; 503.
+#[tracing::instrument(skip_all)]
+pub async fn documents(
+    req: HttpRequest,
+    Authenticated(caller): Authenticated,
+    request_id: RequestId,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = process_id(&req)?;
+    let process = state.service.find(&caller, &id, &audit(&caller, request_id)).await?.ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(json!({ "documents": process_documents_json(&process, &state.urls) })))
+}
+
+/// O7 `PUT /signer_processes/{id}/documents/{document_id}/result`: sets one document's result
+/// (`finished` | `failed` | `canceled`); 200 echoing it as stored.
+///
+/// # Errors
+/// 404 for an unknown or foreign process or a document not in it; 415; 413; 400; 409 when a
+/// rule of SPEC §4 refuses (terminal, documents frozen, expiry); 503.
+#[tracing::instrument(skip_all)]
+pub async fn put_document_result(
+    req: HttpRequest,
+    Authenticated(caller): Authenticated,
+    request_id: RequestId,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let id = process_id(&req)?;
+    let document = document_id(&req, "document_id")?;
+    require_json(req.headers())?;
+    let body = read_limited(req.headers(), payload, state.form_limits.max_json_bytes).await?;
+    let requested = parse_document_result(&body)?;
+    let outcome =
+        state.service.set_document_result(&caller, &id, &document, requested, &audit(&caller, request_id)).await?;
+    Ok(HttpResponse::Ok().json(document_result_json(outcome.result())))
+}
+
 fn event_json(e: &AuditEvent) -> Value {
     json!({
         "type": e.kind.as_str(),
@@ -142,24 +227,12 @@ fn event_json(e: &AuditEvent) -> Value {
 pub async fn events(
     req: HttpRequest,
     Authenticated(caller): Authenticated,
+    request_id: RequestId,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = process_id(&req)?;
+    // Reading through `find` materialises a due expiry, so the trail shows it.
+    state.service.find(&caller, &id, &audit(&caller, request_id)).await?.ok_or(ApiError::NotFound)?;
     let events = state.service.events(&caller, &id).await?.ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(json!({ "events": events.iter().map(event_json).collect::<Vec<_>>() })))
-}
-
-/// O10 `GET /documents/{id}/content`: the bytes with their stored media type.
-///
-/// # Errors
-/// 404 for an unknown or foreign document; 503.
-#[tracing::instrument(skip_all)]
-pub async fn document_content(
-    req: HttpRequest,
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let id = req.match_info().get("id").and_then(|s| DocumentId::parse(s).ok()).ok_or(ApiError::NotFound)?;
-    let content = state.service.document_content(&caller, &id).await?.ok_or(ApiError::NotFound)?;
-    Ok(HttpResponse::Ok().insert_header((header::CONTENT_TYPE, content.media_type)).body(content.bytes))
 }

@@ -1,0 +1,97 @@
+//! Handlers of the document resource operations O8–O11.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use esignsp_domain::ports::DeleteDocumentOutcome;
+use esignsp_domain::process::validate_signers;
+
+use crate::auth::Authenticated;
+use crate::body::{is_multipart_form, read_creation_form};
+use crate::dto::{document_json, parse_strict_json};
+use crate::error::ApiError;
+use crate::routes::processes::document_id;
+use crate::startup::AppState;
+
+/// O8 `POST /documents` (multipart part `document`, optional part `signers` = JSON array of
+/// signature definitions): 201 with `Location` and `{id, self, content, signers}`.
+///
+/// # Errors
+/// 415 unless `multipart/form-data`; 413; 400 without exactly one `document` part or with
+/// invalid `signers`; 503.
+#[tracing::instrument(skip_all)]
+pub async fn create(
+    req: HttpRequest,
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    if !is_multipart_form(req.headers()) {
+        return Err(ApiError::UnsupportedMediaType("multipart/form-data"));
+    }
+    let mut form = read_creation_form(req.headers(), payload, state.form_limits).await?;
+    if form.documents.len() != 1 {
+        return Err(ApiError::InvalidBody("exactly one `document` part is required".to_owned()));
+    }
+    let signers = form
+        .signers
+        .map(|bytes| {
+            let value = parse_strict_json(&bytes)?;
+            validate_signers(&value).map_err(|e| ApiError::InvalidBody(e.to_string()))?;
+            Ok::<_, ApiError>(value)
+        })
+        .transpose()?;
+    let upload = form.documents.remove(0);
+    let document = state.service.create_document(&caller, upload, signers).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, state.urls.document(document.id.as_str())))
+        .json(document_json(&document, &state.urls)))
+}
+
+/// O9 `GET /documents/{id}`: `{id, self, content, signers}`.
+///
+/// # Errors
+/// 404 for an unknown or foreign document; 503.
+#[tracing::instrument(skip_all)]
+pub async fn get(
+    req: HttpRequest,
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = document_id(&req, "id")?;
+    let document = state.service.find_document(&caller, &id).await?.ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(document_json(&document, &state.urls)))
+}
+
+/// O10 `GET /documents/{id}/content`: the bytes with their stored media type.
+///
+/// # Errors
+/// 404 for an unknown or foreign document; 503.
+#[tracing::instrument(skip_all)]
+pub async fn content(
+    req: HttpRequest,
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = document_id(&req, "id")?;
+    let content = state.service.document_content(&caller, &id).await?.ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().insert_header((header::CONTENT_TYPE, content.media_type)).body(content.bytes))
+}
+
+/// O11 `DELETE /documents/{id}`: 204.
+///
+/// # Errors
+/// 404 for an unknown or foreign document; 409 `document-in-use` while a pending process
+/// uses it; 503.
+#[tracing::instrument(skip_all)]
+pub async fn delete(
+    req: HttpRequest,
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = document_id(&req, "id")?;
+    match state.service.delete_document(&caller, &id).await? {
+        DeleteDocumentOutcome::Deleted => Ok(HttpResponse::NoContent().finish()),
+        DeleteDocumentOutcome::NotFound => Err(ApiError::NotFound),
+        DeleteDocumentOutcome::InUse => Err(ApiError::DocumentInUse),
+    }
+}
