@@ -113,6 +113,23 @@ impl TestApp {
         response.json().await.expect("json")
     }
 
+    /// Creates a process from `process` JSON with one PDF.
+    pub async fn create_process_with_json(&self, client_id: &str, process: Value) -> Value {
+        let form = reqwest::multipart::Form::new()
+            .part("process", reqwest::multipart::Part::text(process.to_string()))
+            .part("document", reqwest::multipart::Part::bytes(PDF.to_vec()).file_name("a.pdf"));
+        let r = self
+            .client
+            .post(self.url("/signer_processes"))
+            .bearer_auth(token(client_id))
+            .multipart(form)
+            .send()
+            .await
+            .expect("req");
+        assert_eq!(r.status(), 201);
+        r.json().await.expect("json")
+    }
+
     pub async fn put_result(&self, client_id: &str, id: &str, body: &str) -> reqwest::Response {
         self.client
             .put(self.url(&format!("/signer_processes/{id}/result")))

@@ -3,6 +3,10 @@
 
 mod authorization;
 mod bad_input;
+mod browser;
 mod common;
+mod compat;
+mod documents;
+mod expiry;
 mod processes;
 mod result;

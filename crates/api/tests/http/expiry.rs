@@ -1,0 +1,95 @@
+//! Expiry (SPEC §4): on read and by the background sweeper; late PUTs get 409.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+#[tokio::test]
+async fn an_overdue_process_reads_as_canceled_expired_and_refuses_a_late_put() {
+    let app = spawn_app_with(|s| {
+        s.processes.ttl_seconds = 1;
+        s.processes.sweep_interval_seconds = 0;
+    })
+    .await;
+    let id = app.create_process("relying-app", 2).await["id"].as_str().expect("id").to_owned();
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(app.events_of(&id).await, ["created"], "nothing happens without a read when the sweeper is off");
+
+    let late = app.put_result("relying-app", &id, r#"{"status":"finished"}"#).await;
+    assert_problem(late, 409, "process-expired", "a late PUT").await;
+
+    let r = app.get("relying-app", &format!("/signer_processes/{id}/result")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"status": "canceled", "details": {"message": "expired"}})
+    );
+    let p: Value = app.get("relying-app", &format!("/signer_processes/{id}")).await.json().await.expect("json");
+    assert_eq!(p["documents"][0]["result"], json!({"status": "canceled"}));
+    assert_eq!(app.events_of(&id).await, ["created", "expired"], "materialised once");
+
+    let late = app.put_result("relying-app", &id, r#"{"status":"finished"}"#).await;
+    assert_problem(late, 409, "result-already-established", "after materialisation").await;
+}
+
+#[tokio::test]
+async fn the_sweeper_expires_overdue_processes_without_any_read() {
+    let app = spawn_app_with(|s| {
+        s.processes.ttl_seconds = 1;
+        s.processes.sweep_interval_seconds = 1;
+    })
+    .await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(app.create_process("relying-app", 1).await["id"].as_str().expect("id").to_owned());
+    }
+    let mut expired = 0;
+    for _ in 0..50 {
+        expired = app.count("SELECT count(*) FROM process_events WHERE kind = 'expired'").await;
+        if expired == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(expired, 3, "every overdue process expired by the sweeper");
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM signer_processes WHERE result_status = 'canceled' AND result_message = 'expired'"
+        )
+        .await,
+        3
+    );
+}
+
+#[tokio::test]
+async fn two_replicas_sweeping_one_database_expire_each_process_once() {
+    let first = spawn_app_with(|s| {
+        s.processes.ttl_seconds = 1;
+        s.processes.sweep_interval_seconds = 1;
+    })
+    .await;
+    let mut settings = first.settings.clone();
+    settings.server.port = 0;
+    let second = start(settings, first.database_url.clone()).await;
+    for _ in 0..20 {
+        first.create_process("relying-app", 1).await;
+    }
+    let mut expired = 0;
+    for _ in 0..60 {
+        expired = first.count("SELECT count(*) FROM signer_processes WHERE result_status IS NOT NULL").await;
+        if expired == 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(expired, 20);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        first.count("SELECT count(*) FROM process_events WHERE kind = 'expired'").await,
+        20,
+        "one event per process"
+    );
+    second.stop().await;
+}
