@@ -31,6 +31,10 @@ issuer = "https://esignsp.dev.invalid"
 audience = ["esignsp"]
 dev_signing_key_file = "$PWD/$dev/dev-key.pem"
 trusted_clients = ["signing-app"]
+
+[ui]
+# Where the browser task URL sends users while a process is pending (a placeholder here).
+signing_app_url = "https://signing-app.example/start"
 TOML
 fi
 
