@@ -1,6 +1,9 @@
-//! Adapters of esignsp: PostgreSQL persistence (sqlx) and JWT access-token verification
-//! (jsonwebtoken), plus the system clock and the CSPRNG id source.
+//! Adapters of esignsp: PostgreSQL and embedded SQLite persistence (sqlx), JWT access-token
+//! verification (jsonwebtoken), the system clock and the CSPRNG id source.
 
 pub mod jwt;
 pub mod postgres;
+pub mod sqlite;
+pub mod store;
+mod stored;
 pub mod system;

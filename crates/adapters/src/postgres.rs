@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::stored::{corrupt, document_id, stored_document_result, stored_process_result};
 use async_trait::async_trait;
 use esignsp_domain::events::{AuditContext, AuditEvent, EventKind};
 use esignsp_domain::ports::{
@@ -18,10 +19,7 @@ use esignsp_domain::process::{
     ProcessType, SignerProcess, StoredDocument,
 };
 use esignsp_domain::rules::{expiry_plan, Decision, DocumentState, ProcessState, ResultPlan, ResultStateMachine};
-use esignsp_domain::{
-    Caller, ClientId, DocumentId, DocumentResult, DocumentResultStatus, ProcessId, ProcessResult, ResultMessage,
-    ResultStatus, TaskId,
-};
+use esignsp_domain::{Caller, ClientId, DocumentId, DocumentResult, ProcessId, ProcessResult, ResultMessage, TaskId};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 use time::OffsetDateTime;
@@ -104,46 +102,6 @@ pub fn map_error(error: sqlx::Error) -> RepositoryError {
     } else {
         RepositoryError::Unexpected(error.into())
     }
-}
-
-fn corrupt(what: &str) -> RepositoryError {
-    RepositoryError::Unexpected(format!("stored data is not valid: {what}").into())
-}
-
-fn stored_message(message: Option<String>) -> Result<Option<ResultMessage>, RepositoryError> {
-    message.map(|m| ResultMessage::new(m).map_err(|_| corrupt("result message"))).transpose()
-}
-
-fn stored_process_result(
-    status: Option<String>,
-    message: Option<String>,
-) -> Result<Option<ProcessResult>, RepositoryError> {
-    status
-        .map(|s| {
-            Ok(ProcessResult {
-                status: ResultStatus::parse(&s).map_err(|_| corrupt("result status"))?,
-                message: stored_message(message)?,
-            })
-        })
-        .transpose()
-}
-
-fn stored_document_result(
-    status: Option<String>,
-    message: Option<String>,
-) -> Result<Option<DocumentResult>, RepositoryError> {
-    status
-        .map(|s| {
-            Ok(DocumentResult {
-                status: DocumentResultStatus::parse(&s).map_err(|_| corrupt("document result status"))?,
-                message: stored_message(message)?,
-            })
-        })
-        .transpose()
-}
-
-fn document_id(s: &str) -> Result<DocumentId, RepositoryError> {
-    DocumentId::parse(s).map_err(|_| corrupt("document id"))
 }
 
 const INSERT_EVENT: &str =

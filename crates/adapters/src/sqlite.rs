@@ -1,0 +1,665 @@
+//! Embedded SQLite implementation of [`SignerProcessRepository`] (sqlx), for the zero-setup
+//! run. The guarantees of SPEC §4 and §8 hold as on PostgreSQL: every write is one
+//! `BEGIN IMMEDIATE` transaction (it takes the database's write lock before it reads, so two
+//! conflicting writers are serialised, never interleaved), waiting up to the busy timeout;
+//! the audit event is written in the same transaction; WAL with `synchronous = FULL` keeps
+//! every acknowledged write across a crash.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use esignsp_domain::events::{AuditContext, AuditEvent, EventKind};
+use esignsp_domain::ports::{
+    CreateError, DeleteDocumentOutcome, EstablishOutcome, EstablishResultError, RepositoryError,
+    SignerProcessRepository,
+};
+use esignsp_domain::process::{
+    DocumentContent, NewSignerProcess, NewStandaloneDocument, ProcessDocument, ProcessDocumentSource, ProcessRequest,
+    ProcessType, SignerProcess, StoredDocument,
+};
+use esignsp_domain::rules::{expiry_plan, Decision, DocumentState, ProcessState, ResultPlan, ResultStateMachine};
+use esignsp_domain::{Caller, ClientId, DocumentId, DocumentResult, ProcessId, ProcessResult, ResultMessage, TaskId};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use time::OffsetDateTime;
+
+use crate::postgres::PoolSettings;
+use crate::stored::{corrupt, document_id, stored_document_result, stored_process_result};
+
+/// The schema migrations of `migrations-sqlite/`, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations-sqlite");
+
+/// How long a writer waits for another writer's lock before giving up (then 503).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens a pool on `url` (`sqlite://path`, created when missing, with its directory).
+///
+/// # Errors
+/// [`RepositoryError::Unexpected`] for a URL that is not a SQLite URL or a directory that
+/// cannot be created.
+pub fn connect_lazy(url: &str, settings: &PoolSettings) -> Result<SqlitePool, RepositoryError> {
+    let options = SqliteConnectOptions::from_str(url).map_err(|e| RepositoryError::Unexpected(e.into()))?;
+    if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| RepositoryError::Unexpected(e.into()))?;
+    }
+    let options = options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT);
+    Ok(SqlitePoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_lazy_with(options))
+}
+
+/// Applies pending migrations.
+///
+/// # Errors
+/// [`RepositoryError`] when the file cannot be opened or a migration fails.
+pub async fn migrate(pool: &SqlitePool) -> Result<(), RepositoryError> {
+    MIGRATOR.run(pool).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::Execute(inner) => map_error(inner),
+        other => RepositoryError::Unexpected(other.into()),
+    })
+}
+
+/// Translates a sqlx error: a busy or locked database and connection trouble are
+/// `Unavailable` (503), everything else `Unexpected` (500).
+#[must_use]
+pub fn map_error(error: sqlx::Error) -> RepositoryError {
+    let unavailable = match &error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
+        // SQLITE_BUSY (5), SQLITE_LOCKED (6) and their extended codes.
+        sqlx::Error::Database(db) => {
+            db.code().and_then(|c| c.parse::<i64>().ok()).is_some_and(|c| matches!(c & 0xff, 5 | 6))
+        }
+        _ => false,
+    };
+    if unavailable {
+        RepositoryError::Unavailable(error.into())
+    } else {
+        RepositoryError::Unexpected(error.into())
+    }
+}
+
+fn micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+fn from_micros(us: i64) -> Result<OffsetDateTime, RepositoryError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).map_err(|_| corrupt("timestamp"))
+}
+
+const NOW_MICROS: &str = "CAST(unixepoch('subsec') * 1000000 AS INTEGER)";
+
+/// The SQLite repository.
+#[derive(Debug, Clone)]
+pub struct SqliteRepository {
+    pool: SqlitePool,
+}
+
+impl SqliteRepository {
+    /// Wraps a pool (see [`connect_lazy`]).
+    #[must_use]
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool, for shutdown.
+    #[must_use]
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// A write transaction that holds the write lock from its first statement.
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>, RepositoryError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_error)
+    }
+}
+
+async fn insert_event(
+    tx: &mut Transaction<'_, Sqlite>,
+    process: &str,
+    kind: EventKind,
+    audit: &AuditContext,
+    document: Option<&str>,
+    old_status: Option<&str>,
+    new_status: Option<&str>,
+) -> Result<(), RepositoryError> {
+    sqlx::query(&format!(
+        "INSERT INTO process_events (process_id, kind, at, actor, request_id, document_id, old_status, new_status) \
+         VALUES (?, ?, {NOW_MICROS}, ?, ?, ?, ?, ?)"
+    ))
+    .bind(process)
+    .bind(kind.as_str())
+    .bind(audit.actor.as_str())
+    .bind(&audit.request_id)
+    .bind(document)
+    .bind(old_status)
+    .bind(new_status)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_error)?;
+    Ok(())
+}
+
+/// Reads the state the rules need inside a write transaction (which already holds the
+/// write lock). `None` for an unknown or foreign process.
+async fn read_state(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &ProcessId,
+    caller: &Caller,
+    now: OffsetDateTime,
+) -> Result<Option<ProcessState>, RepositoryError> {
+    let Some(row) = sqlx::query(
+        "SELECT result_status, result_message, expires_at FROM signer_processes WHERE id = ? AND (client_id = ? OR ?)",
+    )
+    .bind(id.as_str())
+    .bind(caller.client_id.as_str())
+    .bind(caller.trusted)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(map_error)?
+    else {
+        return Ok(None);
+    };
+    let result = stored_process_result(row.get("result_status"), row.get("result_message"))?;
+    let expires_at = from_micros(row.get("expires_at"))?;
+    let documents = sqlx::query(
+        "SELECT document_id, result_status, result_message FROM process_documents WHERE process_id = ? ORDER BY position",
+    )
+    .bind(id.as_str())
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(map_error)?
+    .into_iter()
+    .map(|r| {
+        Ok(DocumentState {
+            id: document_id(r.get("document_id"))?,
+            result: stored_document_result(r.get("result_status"), r.get("result_message"))?,
+        })
+    })
+    .collect::<Result<Vec<_>, RepositoryError>>()?;
+    Ok(Some(ProcessState { expired: result.is_none() && expires_at <= now, result, documents }))
+}
+
+async fn write_result(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &ProcessId,
+    plan: &ResultPlan,
+    kind: EventKind,
+    audit: &AuditContext,
+) -> Result<(), RepositoryError> {
+    sqlx::query(&format!(
+        "UPDATE signer_processes SET result_status = ?, result_message = ?, result_at = {NOW_MICROS} \
+         WHERE id = ? AND result_status IS NULL"
+    ))
+    .bind(plan.result.status.as_str())
+    .bind(plan.result.message.as_ref().map(ResultMessage::as_str))
+    .bind(id.as_str())
+    .execute(&mut **tx)
+    .await
+    .map_err(map_error)?;
+    for (document, result) in &plan.derived_document_results {
+        sqlx::query(
+            "UPDATE process_documents SET result_status = ?, result_message = ? \
+             WHERE process_id = ? AND document_id = ? AND result_status IS NULL",
+        )
+        .bind(result.status.as_str())
+        .bind(result.message.as_ref().map(ResultMessage::as_str))
+        .bind(id.as_str())
+        .bind(document.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_error)?;
+    }
+    insert_event(tx, id.as_str(), kind, audit, None, None, Some(plan.result.status.as_str())).await
+}
+
+fn json_text(value: &impl serde::Serialize) -> Result<String, RepositoryError> {
+    serde_json::to_string(value).map_err(|e| RepositoryError::Unexpected(e.into()))
+}
+
+#[async_trait]
+impl SignerProcessRepository for SqliteRepository {
+    #[tracing::instrument(skip_all, fields(process_id = %process.id))]
+    async fn create(&self, process: NewSignerProcess, audit: &AuditContext) -> Result<SignerProcess, CreateError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO signer_processes (id, client_id, task_id, process_type, request, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(process.id.as_str())
+        .bind(process.owner.as_str())
+        .bind(process.task_id.as_str())
+        .bind(process.request.process_type().as_str())
+        .bind(json_text(process.request.members())?)
+        .bind(micros(process.created_at))
+        .bind(micros(process.expires_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let mut documents = Vec::with_capacity(process.documents.len());
+        let mut seen = std::collections::HashSet::new();
+        for (position, source) in process.documents.into_iter().enumerate() {
+            let position = i64::try_from(position).unwrap_or(i64::MAX);
+            let document = match source {
+                ProcessDocumentSource::Upload(doc) => {
+                    let size = doc.bytes.len() as u64;
+                    sqlx::query(
+                        "INSERT INTO documents (id, client_id, media_type, filename, size, sha256, created_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(doc.id.as_str())
+                    .bind(process.owner.as_str())
+                    .bind(&doc.media_type)
+                    .bind(doc.filename.as_deref())
+                    .bind(i64::try_from(size).unwrap_or(i64::MAX))
+                    .bind(&doc.sha256)
+                    .bind(micros(process.created_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_error)?;
+                    sqlx::query("INSERT INTO document_contents (document_id, content) VALUES (?, ?)")
+                        .bind(doc.id.as_str())
+                        .bind(&doc.bytes)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_error)?;
+                    ProcessDocument { id: doc.id, media_type: doc.media_type, size, sha256: doc.sha256, result: None }
+                }
+                ProcessDocumentSource::Existing(id) => {
+                    if !seen.insert(id.clone()) {
+                        return Err(CreateError::DuplicateDocument(id));
+                    }
+                    let row =
+                        sqlx::query("SELECT media_type, size, sha256 FROM documents WHERE id = ? AND client_id = ?")
+                            .bind(id.as_str())
+                            .bind(process.owner.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(map_error)?
+                            .ok_or_else(|| CreateError::UnknownDocument(id.clone()))?;
+                    ProcessDocument {
+                        id,
+                        media_type: row.get("media_type"),
+                        size: u64::try_from(row.get::<i64, _>("size")).map_err(|_| corrupt("document size"))?,
+                        sha256: row.get("sha256"),
+                        result: None,
+                    }
+                }
+            };
+            sqlx::query("INSERT INTO process_documents (process_id, position, document_id) VALUES (?, ?, ?)")
+                .bind(process.id.as_str())
+                .bind(position)
+                .bind(document.id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+            documents.push(document);
+        }
+        insert_event(&mut tx, process.id.as_str(), EventKind::Created, audit, None, None, None).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(SignerProcess {
+            id: process.id,
+            task_id: process.task_id,
+            owner: process.owner,
+            request: process.request,
+            documents,
+            result: None,
+            created_at: process.created_at,
+            expires_at: process.expires_at,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(process_id = %id))]
+    async fn find(&self, id: &ProcessId, caller: &Caller) -> Result<Option<SignerProcess>, RepositoryError> {
+        let Some(row) = sqlx::query(
+            "SELECT client_id, task_id, process_type, request, result_status, result_message, created_at, expires_at \
+             FROM signer_processes WHERE id = ? AND (client_id = ? OR ?)",
+        )
+        .bind(id.as_str())
+        .bind(caller.client_id.as_str())
+        .bind(caller.trusted)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?
+        else {
+            return Ok(None);
+        };
+        let documents = sqlx::query(
+            "SELECT pd.document_id, d.media_type, d.size, d.sha256, pd.result_status, pd.result_message \
+             FROM process_documents pd JOIN documents d ON d.id = pd.document_id \
+             WHERE pd.process_id = ? ORDER BY pd.position",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?
+        .into_iter()
+        .map(|r| {
+            Ok(ProcessDocument {
+                id: document_id(r.get("document_id"))?,
+                media_type: r.get("media_type"),
+                size: u64::try_from(r.get::<i64, _>("size")).map_err(|_| corrupt("document size"))?,
+                sha256: r.get("sha256"),
+                result: stored_document_result(r.get("result_status"), r.get("result_message"))?,
+            })
+        })
+        .collect::<Result<Vec<_>, RepositoryError>>()?;
+        let members: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(row.get("request")).map_err(|_| corrupt("process request"))?;
+        Ok(Some(SignerProcess {
+            id: id.clone(),
+            task_id: TaskId::parse(row.get("task_id")).map_err(|_| corrupt("task id"))?,
+            owner: ClientId::parse(row.get("client_id")).map_err(|_| corrupt("client id"))?,
+            request: ProcessRequest::from_stored(
+                ProcessType::parse(row.get("process_type")).map_err(|_| corrupt("process type"))?,
+                members,
+            ),
+            documents,
+            result: stored_process_result(row.get("result_status"), row.get("result_message"))?,
+            created_at: from_micros(row.get("created_at"))?,
+            expires_at: from_micros(row.get("expires_at"))?,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(process_id = %id))]
+    async fn delete(&self, id: &ProcessId, caller: &Caller, audit: &AuditContext) -> Result<bool, RepositoryError> {
+        let mut tx = self.write().await?;
+        let Some(old_status) = sqlx::query_scalar::<_, Option<String>>(
+            "SELECT result_status FROM signer_processes WHERE id = ? AND (client_id = ? OR ?)",
+        )
+        .bind(id.as_str())
+        .bind(caller.client_id.as_str())
+        .bind(caller.trusted)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?
+        else {
+            return Ok(false);
+        };
+        let doc_ids: Vec<String> = sqlx::query_scalar("SELECT document_id FROM process_documents WHERE process_id = ?")
+            .bind(id.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        sqlx::query("DELETE FROM signer_processes WHERE id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        for doc in doc_ids {
+            sqlx::query(
+                "DELETE FROM documents WHERE id = ? AND NOT EXISTS (SELECT 1 FROM process_documents WHERE document_id = ?)",
+            )
+            .bind(&doc)
+            .bind(&doc)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        }
+        insert_event(&mut tx, id.as_str(), EventKind::Deleted, audit, None, old_status.as_deref(), None).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(true)
+    }
+
+    #[tracing::instrument(skip_all, fields(process_id = %id, status = %requested.status))]
+    async fn establish_result(
+        &self,
+        id: &ProcessId,
+        caller: &Caller,
+        requested: ProcessResult,
+        machine: &ResultStateMachine,
+        now: OffsetDateTime,
+        audit: &AuditContext,
+    ) -> Result<EstablishOutcome, EstablishResultError> {
+        let mut tx = self.write().await?;
+        let state = read_state(&mut tx, id, caller, now).await?.ok_or(EstablishResultError::NotFound)?;
+        let plan = match machine.establish(&state, requested).map_err(EstablishResultError::Rule)? {
+            Decision::Replay(plan) => return Ok(EstablishOutcome::Replayed(plan.result)),
+            Decision::Apply(plan) => plan,
+        };
+        write_result(&mut tx, id, &plan, EventKind::Result, audit).await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(EstablishOutcome::Established(plan.result))
+    }
+
+    #[tracing::instrument(skip_all, fields(process_id = %process, document_id = %document))]
+    async fn set_document_result(
+        &self,
+        process: &ProcessId,
+        document: &DocumentId,
+        caller: &Caller,
+        requested: DocumentResult,
+        machine: &ResultStateMachine,
+        now: OffsetDateTime,
+        audit: &AuditContext,
+    ) -> Result<EstablishOutcome<DocumentResult>, EstablishResultError> {
+        let mut tx = self.write().await?;
+        let state = read_state(&mut tx, process, caller, now).await?.ok_or(EstablishResultError::NotFound)?;
+        let index = state.documents.iter().position(|d| &d.id == document).ok_or(EstablishResultError::NotFound)?;
+        let result = match machine.set_document_result(&state, index, requested).map_err(EstablishResultError::Rule)? {
+            Decision::Replay(r) => return Ok(EstablishOutcome::Replayed(r)),
+            Decision::Apply(r) => r,
+        };
+        sqlx::query(
+            "UPDATE process_documents SET result_status = ?, result_message = ? \
+             WHERE process_id = ? AND document_id = ? AND result_status IS NULL",
+        )
+        .bind(result.status.as_str())
+        .bind(result.message.as_ref().map(ResultMessage::as_str))
+        .bind(process.as_str())
+        .bind(document.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        insert_event(
+            &mut tx,
+            process.as_str(),
+            EventKind::DocumentResult,
+            audit,
+            Some(document.as_str()),
+            None,
+            Some(result.status.as_str()),
+        )
+        .await?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(EstablishOutcome::Established(result))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn expire(
+        &self,
+        now: OffsetDateTime,
+        only: Option<&ProcessId>,
+        limit: u32,
+        audit: &AuditContext,
+    ) -> Result<u64, RepositoryError> {
+        let mut tx = self.write().await?;
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM signer_processes WHERE result_status IS NULL AND expires_at <= ? AND (? IS NULL OR id = ?) \
+             ORDER BY expires_at LIMIT ?",
+        )
+        .bind(micros(now))
+        .bind(only.map(ProcessId::as_str))
+        .bind(only.map(ProcessId::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let system = Caller { client_id: audit.actor.clone(), trusted: true };
+        let mut expired = 0;
+        for id in due {
+            let id = ProcessId::parse(&id).map_err(|_| corrupt("process id"))?;
+            let Some(state) = read_state(&mut tx, &id, &system, now).await? else { continue };
+            if let Some(plan) = expiry_plan(&state) {
+                write_result(&mut tx, &id, &plan, EventKind::Expired, audit).await?;
+                expired += 1;
+            }
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(expired)
+    }
+
+    #[tracing::instrument(skip_all, fields(document_id = %document.document.id))]
+    async fn create_document(&self, document: NewStandaloneDocument) -> Result<StoredDocument, RepositoryError> {
+        let doc = document.document;
+        let size = doc.bytes.len() as u64;
+        let signers = document.signers.as_ref().map(json_text).transpose()?;
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO documents (id, client_id, media_type, filename, size, sha256, signers, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(doc.id.as_str())
+        .bind(document.owner.as_str())
+        .bind(&doc.media_type)
+        .bind(doc.filename.as_deref())
+        .bind(i64::try_from(size).unwrap_or(i64::MAX))
+        .bind(&doc.sha256)
+        .bind(signers)
+        .bind(micros(document.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        sqlx::query("INSERT INTO document_contents (document_id, content) VALUES (?, ?)")
+            .bind(doc.id.as_str())
+            .bind(&doc.bytes)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(StoredDocument {
+            id: doc.id,
+            media_type: doc.media_type,
+            size,
+            sha256: doc.sha256,
+            signers: document.signers,
+            created_at: document.created_at,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(document_id = %id))]
+    async fn find_document(&self, id: &DocumentId, caller: &Caller) -> Result<Option<StoredDocument>, RepositoryError> {
+        let row = sqlx::query(
+            "SELECT media_type, size, sha256, signers, created_at FROM documents WHERE id = ? AND (client_id = ? OR ?)",
+        )
+        .bind(id.as_str())
+        .bind(caller.client_id.as_str())
+        .bind(caller.trusted)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        row.map(|r| {
+            Ok(StoredDocument {
+                id: id.clone(),
+                media_type: r.get("media_type"),
+                size: u64::try_from(r.get::<i64, _>("size")).map_err(|_| corrupt("document size"))?,
+                sha256: r.get("sha256"),
+                signers: r
+                    .get::<Option<String>, _>("signers")
+                    .map(|s| serde_json::from_str(&s).map_err(|_| corrupt("signers")))
+                    .transpose()?,
+                created_at: from_micros(r.get("created_at"))?,
+            })
+        })
+        .transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(document_id = %id))]
+    async fn delete_document(
+        &self,
+        id: &DocumentId,
+        caller: &Caller,
+    ) -> Result<DeleteDocumentOutcome, RepositoryError> {
+        let mut tx = self.write().await?;
+        let in_use: Option<bool> = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM process_documents pd JOIN signer_processes p ON p.id = pd.process_id \
+                            WHERE pd.document_id = d.id AND p.result_status IS NULL) \
+             FROM documents d WHERE d.id = ? AND (d.client_id = ? OR ?)",
+        )
+        .bind(id.as_str())
+        .bind(caller.client_id.as_str())
+        .bind(caller.trusted)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        match in_use {
+            None => Ok(DeleteDocumentOutcome::NotFound),
+            Some(true) => Ok(DeleteDocumentOutcome::InUse),
+            Some(false) => {
+                sqlx::query("DELETE FROM documents WHERE id = ?")
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_error)?;
+                tx.commit().await.map_err(map_error)?;
+                Ok(DeleteDocumentOutcome::Deleted)
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(document_id = %id))]
+    async fn document_content(
+        &self,
+        id: &DocumentId,
+        caller: &Caller,
+    ) -> Result<Option<DocumentContent>, RepositoryError> {
+        let row = sqlx::query(
+            "SELECT d.media_type, c.content FROM documents d JOIN document_contents c ON c.document_id = d.id \
+             WHERE d.id = ? AND (d.client_id = ? OR ?)",
+        )
+        .bind(id.as_str())
+        .bind(caller.client_id.as_str())
+        .bind(caller.trusted)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(row.map(|r| DocumentContent { media_type: r.get("media_type"), bytes: r.get("content") }))
+    }
+
+    #[tracing::instrument(skip_all, fields(process_id = %id))]
+    async fn events(&self, id: &ProcessId, caller: &Caller) -> Result<Option<Vec<AuditEvent>>, RepositoryError> {
+        let owned: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM signer_processes WHERE id = ? AND (client_id = ? OR ?)")
+                .bind(id.as_str())
+                .bind(caller.client_id.as_str())
+                .bind(caller.trusted)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_error)?;
+        if owned.is_none() {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT kind, at, actor, request_id, document_id, old_status, new_status \
+             FROM process_events WHERE process_id = ? ORDER BY id",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_error)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(AuditEvent {
+                    kind: EventKind::parse(r.get("kind")).ok_or_else(|| corrupt("event kind"))?,
+                    at: from_micros(r.get("at"))?,
+                    actor: r.get("actor"),
+                    request_id: r.get("request_id"),
+                    document_id: r.get::<Option<&str>, _>("document_id").map(document_id).transpose()?,
+                    old_status: r.get("old_status"),
+                    new_status: r.get("new_status"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    async fn ping(&self) -> Result<(), RepositoryError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_error).map(|_| ())
+    }
+}

@@ -1,0 +1,486 @@
+//! The repository conformance suite: every behaviour the service relies on, run from the
+//! same test code against PostgreSQL (a fresh database per test) and against SQLite (a fresh
+//! file per test).
+
+use std::sync::Arc;
+
+use esignsp_adapters::postgres::PoolSettings;
+use esignsp_adapters::store::Store;
+use esignsp_domain::events::{AuditContext, EventKind};
+use esignsp_domain::ports::{DeleteDocumentOutcome, EstablishOutcome, EstablishResultError, SignerProcessRepository};
+use esignsp_domain::process::{
+    NewDocument, NewSignerProcess, NewStandaloneDocument, ProcessDocumentSource, ProcessRequest,
+};
+use esignsp_domain::{
+    Caller, ClientId, DocumentId, DocumentResult, DocumentResultStatus, ProcessId, ProcessResult, ResultMessage,
+    ResultStateMachine, ResultStatus, TaskId,
+};
+use serde_json::json;
+use time::OffsetDateTime;
+
+/// A store under test with raw SQL access for what the port does not show.
+struct Backend {
+    store: Store,
+    repo: Arc<dyn SignerProcessRepository>,
+}
+
+impl Backend {
+    async fn postgres() -> Self {
+        Self::open(&esignsp_testkit::fresh_database().await).await
+    }
+
+    async fn sqlite() -> Self {
+        let dir = std::env::temp_dir()
+            .join(format!("esignsp-conformance-{}", esignsp_testkit::hex(&rand::random::<[u8; 8]>())));
+        Self::open(&format!("sqlite://{}/esignsp.db", dir.display())).await
+    }
+
+    async fn open(url: &str) -> Self {
+        let store = Store::connect_lazy(
+            url,
+            &PoolSettings { max_connections: 40, acquire_timeout: std::time::Duration::from_secs(20) },
+        )
+        .expect("store");
+        store.migrate().await.expect("migrate");
+        let repo = store.repository();
+        Self { store, repo }
+    }
+
+    /// Runs one statement of standard SQL; the error text when the database refuses it.
+    async fn execute(&self, sql: &str) -> Result<u64, String> {
+        match &self.store {
+            Store::Postgres(r) => sqlx::query(sql).execute(r.pool()).await.map(|d| d.rows_affected()),
+            Store::Sqlite(r) => sqlx::query(sql).execute(r.pool()).await.map(|d| d.rows_affected()),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        match &self.store {
+            Store::Postgres(r) => sqlx::query_scalar(sql).fetch_one(r.pool()).await,
+            Store::Sqlite(r) => sqlx::query_scalar(sql).fetch_one(r.pool()).await,
+        }
+        .expect("count")
+    }
+}
+
+fn caller(id: &str) -> Caller {
+    Caller { client_id: ClientId::parse(id).expect("client id"), trusted: false }
+}
+
+fn audit(id: &str) -> AuditContext {
+    AuditContext { actor: ClientId::parse(id).expect("client id"), request_id: "req-1".to_owned() }
+}
+
+fn new_document(i: usize) -> NewDocument {
+    NewDocument {
+        id: DocumentId::from_random(rand::random()),
+        media_type: "application/pdf".to_owned(),
+        filename: Some(format!("{i}.pdf")),
+        sha256: "00".repeat(32),
+        bytes: format!("%PDF-1.7 document {i}").into_bytes(),
+    }
+}
+
+fn new_process(owner: &str, documents: usize) -> NewSignerProcess {
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).expect("valid");
+    NewSignerProcess {
+        id: ProcessId::from_random(rand::random()),
+        task_id: TaskId::from_random(rand::random()),
+        owner: ClientId::parse(owner).expect("owner"),
+        request: ProcessRequest::parse(
+            json!({"process_type": "urn:safelayer:eidas:processes:document:sign:esigp", "labels": [["x"]]}),
+        )
+        .expect("request"),
+        documents: (0..documents).map(|i| ProcessDocumentSource::Upload(new_document(i))).collect(),
+        created_at: now,
+        expires_at: now + time::Duration::hours(1),
+    }
+}
+
+fn result(status: ResultStatus, message: Option<&str>) -> ProcessResult {
+    ProcessResult { status, message: message.map(|m| ResultMessage::new(m).expect("message")) }
+}
+
+fn machine() -> ResultStateMachine {
+    ResultStateMachine::with_default_rules()
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+async fn events(b: &Backend, id: &ProcessId) -> i64 {
+    b.count(&format!("SELECT count(*) FROM process_events WHERE process_id = '{id}'")).await
+}
+
+async fn a_created_process_reads_back_as_stored(b: Backend) {
+    let new = new_process("app", 2);
+    let created = b.repo.create(new.clone(), &audit("app")).await.expect("create");
+    let read = b.repo.find(&created.id, &caller("app")).await.expect("find").expect("exists");
+    assert_eq!(read, created, "what create answers is what find reads");
+    assert_eq!(read.request.members()["labels"], json!([["x"]]));
+    assert_eq!(read.created_at, new.created_at);
+    let content =
+        b.repo.document_content(&created.documents[1].id, &caller("app")).await.expect("content").expect("exists");
+    assert_eq!(
+        (content.media_type.as_str(), content.bytes.as_slice()),
+        ("application/pdf", &b"%PDF-1.7 document 1"[..])
+    );
+}
+
+async fn establishing_a_result_writes_result_derived_documents_and_one_event_together(b: Backend) {
+    let created = b.repo.create(new_process("app", 2), &audit("app")).await.expect("create");
+    let outcome = b
+        .repo
+        .establish_result(
+            &created.id,
+            &caller("app"),
+            result(ResultStatus::Finished, Some("ok")),
+            &machine(),
+            now(),
+            &audit("app"),
+        )
+        .await
+        .expect("establish");
+    assert_eq!(outcome, EstablishOutcome::Established(result(ResultStatus::Finished, Some("ok"))));
+    let stored = b.repo.find(&created.id, &caller("app")).await.expect("find").expect("exists");
+    assert_eq!(stored.result, Some(result(ResultStatus::Finished, Some("ok"))));
+    assert!(
+        stored.documents.iter().all(|d| d.result.as_ref().map(|r| r.status) == Some(DocumentResultStatus::Finished)),
+        "documents without a result became finished"
+    );
+    let trail = b.repo.events(&created.id, &caller("app")).await.expect("events").expect("exists");
+    assert_eq!(trail.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::Created, EventKind::Result]);
+    assert_eq!((trail[1].actor.as_str(), trail[1].new_status.as_deref()), ("app", Some("finished")));
+
+    let replay = b
+        .repo
+        .establish_result(
+            &created.id,
+            &caller("app"),
+            result(ResultStatus::Finished, Some("ok")),
+            &machine(),
+            now(),
+            &audit("app"),
+        )
+        .await
+        .expect("replay");
+    assert!(matches!(replay, EstablishOutcome::Replayed(_)));
+    assert_eq!(events(&b, &created.id).await, 2, "a replay writes nothing");
+}
+
+async fn a_refused_transition_writes_nothing(b: Backend) {
+    let created = b.repo.create(new_process("app", 1), &audit("app")).await.expect("create");
+    let err = b
+        .repo
+        .establish_result(
+            &created.id,
+            &caller("app"),
+            result(ResultStatus::FailedDocuments, None),
+            &machine(),
+            now(),
+            &audit("app"),
+        )
+        .await
+        .expect_err("one document cannot be failed_documents");
+    assert!(matches!(err, EstablishResultError::Rule(ref v) if v.rule == "failed_documents"), "{err:?}");
+    let id = &created.id;
+    assert_eq!(
+        b.count(&format!("SELECT count(*) FROM signer_processes WHERE id = '{id}' AND result_status IS NULL")).await,
+        1
+    );
+    assert_eq!(
+        b.count(&format!(
+            "SELECT count(*) FROM process_documents WHERE process_id = '{id}' AND result_status IS NOT NULL"
+        ))
+        .await,
+        0
+    );
+    assert_eq!(events(&b, id).await, 1);
+}
+
+async fn concurrent_conflicting_results_have_exactly_one_winner(b: Backend) {
+    let created = b.repo.create(new_process("app", 2), &audit("app")).await.expect("create");
+    let machine = Arc::new(machine());
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let (repo, machine, id) = (b.repo.clone(), machine.clone(), created.id.clone());
+            tokio::spawn(async move {
+                let requested = result(ResultStatus::ALL[i % 4], Some(&format!("attempt {i}")));
+                repo.establish_result(&id, &caller("app"), requested.clone(), &machine, now(), &audit("app"))
+                    .await
+                    .map(|_| requested)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(r) => winners.push(r),
+            Err(EstablishResultError::Rule(v)) => assert_eq!(v.rule, "terminal"),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one winner");
+    let stored = b.repo.find(&created.id, &caller("app")).await.expect("find").expect("exists");
+    assert_eq!(stored.result.as_ref(), winners.first());
+    let id = &created.id;
+    assert_eq!(
+        b.count(&format!("SELECT count(*) FROM process_events WHERE process_id = '{id}' AND kind = 'result'")).await,
+        1
+    );
+}
+
+async fn document_results_follow_the_rules_and_are_audited(b: Backend) {
+    let created = b.repo.create(new_process("app", 2), &audit("app")).await.expect("create");
+    let (first, second) = (created.documents[0].id.clone(), created.documents[1].id.clone());
+    let set = |doc: DocumentId, status| {
+        let (repo, id) = (b.repo.clone(), created.id.clone());
+        async move {
+            repo.set_document_result(
+                &id,
+                &doc,
+                &caller("app"),
+                DocumentResult { status, message: None },
+                &machine(),
+                now(),
+                &audit("app"),
+            )
+            .await
+        }
+    };
+    assert!(matches!(set(first.clone(), DocumentResultStatus::Finished).await, Ok(EstablishOutcome::Established(_))));
+    assert!(matches!(set(first.clone(), DocumentResultStatus::Finished).await, Ok(EstablishOutcome::Replayed(_))));
+    assert!(
+        matches!(set(first.clone(), DocumentResultStatus::Failed).await, Err(EstablishResultError::Rule(ref v)) if v.rule == "terminal")
+    );
+    let unknown = DocumentId::from_random([7; 20]);
+    assert!(matches!(set(unknown, DocumentResultStatus::Failed).await, Err(EstablishResultError::NotFound)));
+    let err = b
+        .repo
+        .establish_result(
+            &created.id,
+            &caller("app"),
+            result(ResultStatus::Canceled, None),
+            &machine(),
+            now(),
+            &audit("app"),
+        )
+        .await
+        .expect_err("a finished document forbids canceled");
+    assert!(matches!(err, EstablishResultError::Rule(ref v) if v.rule == "failed/canceled"));
+    b.repo
+        .establish_result(
+            &created.id,
+            &caller("app"),
+            result(ResultStatus::FailedDocuments, None),
+            &machine(),
+            now(),
+            &audit("app"),
+        )
+        .await
+        .expect("failed_documents");
+    assert!(
+        matches!(set(second, DocumentResultStatus::Failed).await, Err(EstablishResultError::Rule(ref v)) if v.rule == "documents frozen")
+    );
+    let trail = b.repo.events(&created.id, &caller("app")).await.expect("events").expect("exists");
+    assert_eq!(
+        trail.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [EventKind::Created, EventKind::DocumentResult, EventKind::Result]
+    );
+    assert_eq!(trail[1].document_id.as_ref(), Some(&first));
+}
+
+async fn another_clients_process_is_invisible_and_untouchable(b: Backend) {
+    let created = b.repo.create(new_process("owner", 1), &audit("owner")).await.expect("create");
+    let intruder = caller("intruder");
+    assert!(b.repo.find(&created.id, &intruder).await.expect("find").is_none());
+    assert!(b.repo.events(&created.id, &intruder).await.expect("events").is_none());
+    assert!(b.repo.document_content(&created.documents[0].id, &intruder).await.expect("content").is_none());
+    let err = b
+        .repo
+        .establish_result(
+            &created.id,
+            &intruder,
+            result(ResultStatus::Canceled, None),
+            &machine(),
+            now(),
+            &audit("intruder"),
+        )
+        .await
+        .expect_err("foreign");
+    assert!(matches!(err, EstablishResultError::NotFound));
+    assert!(!b.repo.delete(&created.id, &intruder, &audit("intruder")).await.expect("delete"));
+    let trusted = Caller { client_id: ClientId::parse("signing-app").expect("id"), trusted: true };
+    assert!(b.repo.find(&created.id, &trusted).await.expect("find").is_some(), "trusted clients see every process");
+}
+
+async fn deleting_a_process_removes_its_documents_and_bytes_but_keeps_the_audit_trail(b: Backend) {
+    let created = b.repo.create(new_process("app", 2), &audit("app")).await.expect("create");
+    assert!(b.repo.delete(&created.id, &caller("app"), &audit("app")).await.expect("delete"));
+    assert!(b.repo.find(&created.id, &caller("app")).await.expect("find").is_none());
+    assert_eq!(b.count("SELECT count(*) FROM document_contents").await, 0);
+    assert_eq!(b.count("SELECT count(*) FROM documents").await, 0);
+    let id = &created.id;
+    assert_eq!(
+        b.count(&format!("SELECT count(*) FROM process_events WHERE process_id = '{id}' AND kind = 'deleted'")).await,
+        1
+    );
+    assert_eq!(events(&b, id).await, 2);
+}
+
+async fn the_audit_trail_cannot_be_updated_or_deleted(b: Backend) {
+    let created = b.repo.create(new_process("app", 1), &audit("app")).await.expect("create");
+    for sql in ["UPDATE process_events SET actor = 'x'", "DELETE FROM process_events"] {
+        let err = b.execute(sql).await.expect_err(sql);
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(events(&b, &created.id).await, 1);
+}
+
+async fn expiry_refuses_late_results_and_materialises_once(b: Backend) {
+    let mut process = new_process("app", 2);
+    process.expires_at = process.created_at + time::Duration::seconds(1);
+    let created = b.repo.create(process, &audit("app")).await.expect("create");
+    let later = created.expires_at + time::Duration::seconds(1);
+    let err = b
+        .repo
+        .establish_result(
+            &created.id,
+            &caller("app"),
+            result(ResultStatus::Finished, None),
+            &machine(),
+            later,
+            &audit("app"),
+        )
+        .await
+        .expect_err("expired");
+    assert!(matches!(err, EstablishResultError::Rule(ref v) if v.rule == "expiry"), "{err:?}");
+    assert_eq!(b.repo.expire(created.created_at, None, 10, &audit("esignsp")).await.expect("not yet"), 0);
+    let system = audit("esignsp");
+    let (a, c) = tokio::join!(b.repo.expire(later, None, 10, &system), b.repo.expire(later, None, 10, &system));
+    assert_eq!(a.expect("sweep") + c.expect("sweep"), 1, "two concurrent sweeps expire it once");
+    let stored = b.repo.find(&created.id, &caller("app")).await.expect("find").expect("exists");
+    assert_eq!(stored.result, Some(result(ResultStatus::Canceled, Some("expired"))));
+    assert!(stored
+        .documents
+        .iter()
+        .all(|d| d.result.as_ref().map(|r| r.status) == Some(DocumentResultStatus::Canceled)));
+    let id = &created.id;
+    assert_eq!(
+        b.count(&format!("SELECT count(*) FROM process_events WHERE process_id = '{id}' AND kind = 'expired'")).await,
+        1
+    );
+}
+
+async fn document_resources_are_owned_shared_and_guarded(b: Backend) {
+    let stored = b
+        .repo
+        .create_document(NewStandaloneDocument {
+            document: new_document(9),
+            owner: ClientId::parse("app").expect("id"),
+            signers: Some(json!([{"page": "1"}])),
+            created_at: OffsetDateTime::now_utc().replace_nanosecond(0).expect("valid"),
+        })
+        .await
+        .expect("create document");
+    assert_eq!(b.repo.find_document(&stored.id, &caller("app")).await.expect("find"), Some(stored.clone()));
+    assert_eq!(b.repo.find_document(&stored.id, &caller("other")).await.expect("find"), None);
+
+    let mut foreign = new_process("other", 0);
+    foreign.documents = vec![ProcessDocumentSource::Existing(stored.id.clone())];
+    assert!(matches!(
+        b.repo.create(foreign, &audit("other")).await,
+        Err(esignsp_domain::CreateError::UnknownDocument(_))
+    ));
+    let mut twice = new_process("app", 0);
+    twice.documents =
+        vec![ProcessDocumentSource::Existing(stored.id.clone()), ProcessDocumentSource::Existing(stored.id.clone())];
+    assert!(matches!(
+        b.repo.create(twice, &audit("app")).await,
+        Err(esignsp_domain::CreateError::DuplicateDocument(_))
+    ));
+    assert_eq!(b.count("SELECT count(*) FROM signer_processes").await, 0, "refused creations store nothing");
+
+    let mut using = new_process("app", 0);
+    using.documents = vec![ProcessDocumentSource::Existing(stored.id.clone())];
+    let process = b.repo.create(using, &audit("app")).await.expect("create from an existing document");
+    assert_eq!(process.documents[0].id, stored.id);
+    assert_eq!(
+        b.repo.delete_document(&stored.id, &caller("other")).await.expect("delete"),
+        DeleteDocumentOutcome::NotFound
+    );
+    assert_eq!(b.repo.delete_document(&stored.id, &caller("app")).await.expect("delete"), DeleteDocumentOutcome::InUse);
+    b.repo
+        .establish_result(
+            &process.id,
+            &caller("app"),
+            result(ResultStatus::Finished, None),
+            &machine(),
+            now(),
+            &audit("app"),
+        )
+        .await
+        .expect("finish");
+    assert_eq!(
+        b.repo.delete_document(&stored.id, &caller("app")).await.expect("delete"),
+        DeleteDocumentOutcome::Deleted
+    );
+    let after = b.repo.find(&process.id, &caller("app")).await.expect("find").expect("exists");
+    assert!(after.documents.is_empty(), "the finished process no longer lists it");
+}
+
+async fn an_unreachable_database_is_reported_as_unavailable(b: Backend) {
+    drop(b);
+    let pool = esignsp_adapters::postgres::connect_lazy(
+        "postgres://postgres@127.0.0.1:1/none",
+        &PoolSettings { max_connections: 1, acquire_timeout: std::time::Duration::from_millis(500) },
+    )
+    .expect("pool");
+    let err =
+        esignsp_adapters::postgres::PostgresRepository::new(pool).ping().await.expect_err("nothing listens on port 1");
+    assert!(matches!(err, esignsp_domain::RepositoryError::Unavailable(_)), "{err:?}");
+}
+
+/// Instantiates every test of the suite for one back end.
+macro_rules! conformance {
+    ($backend:ident: $($test:ident),+ $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    super::$test(super::Backend::$backend().await).await;
+                }
+            )+
+        }
+    };
+}
+
+macro_rules! suite {
+    ($($backend:ident),+) => {
+        $(
+            conformance!($backend:
+                a_created_process_reads_back_as_stored,
+                establishing_a_result_writes_result_derived_documents_and_one_event_together,
+                a_refused_transition_writes_nothing,
+                concurrent_conflicting_results_have_exactly_one_winner,
+                document_results_follow_the_rules_and_are_audited,
+                another_clients_process_is_invisible_and_untouchable,
+                deleting_a_process_removes_its_documents_and_bytes_but_keeps_the_audit_trail,
+                the_audit_trail_cannot_be_updated_or_deleted,
+                expiry_refuses_late_results_and_materialises_once,
+                document_resources_are_owned_shared_and_guarded,
+            );
+        )+
+    };
+}
+
+suite!(postgres, sqlite);
+
+mod postgres_only {
+    #[tokio::test]
+    async fn an_unreachable_database_is_reported_as_unavailable() {
+        super::an_unreachable_database_is_reported_as_unavailable(super::Backend::postgres().await).await;
+    }
+}
