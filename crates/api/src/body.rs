@@ -50,10 +50,27 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
-/// The body stream, decoded per `Content-Encoding` (gzip), so that limits count decoded bytes.
-fn decoded(headers: &HeaderMap, payload: web::Payload) -> Decompress<Payload> {
-    Decompress::from_headers(payload.into_inner(), headers)
+/// The body stream, decoded per `Content-Encoding` (`gzip`, `deflate` or `identity`), so that
+/// limits count decoded bytes.
+///
+/// # Errors
+/// [`ApiError::UnsupportedMediaType`] for any other or a repeated encoding (RFC 9110 §8.4.1):
+/// a body that cannot be decoded is never taken as it is.
+fn decoded(headers: &HeaderMap, payload: web::Payload) -> Result<Decompress<Payload>, ApiError> {
+    let mut encodings = headers.get_all(CONTENT_ENCODING);
+    if let Some(value) = encodings.next() {
+        let supported = value.to_str().is_ok_and(|v| {
+            matches!(v.trim().to_ascii_lowercase().as_str(), "gzip" | "x-gzip" | "deflate" | "identity")
+        });
+        if !supported || encodings.next().is_some() {
+            return Err(ApiError::UnsupportedMediaType("sent with Content-Encoding gzip, deflate or identity"));
+        }
+    }
+    Ok(Decompress::from_headers(payload.into_inner(), headers))
 }
+
+/// Most documents one request may carry.
+pub const MAX_DOCUMENTS: usize = 100;
 
 fn payload_error(e: &PayloadError, limit: usize) -> ApiError {
     match e {
@@ -71,7 +88,7 @@ pub async fn read_limited(headers: &HeaderMap, payload: web::Payload, limit: usi
     if declared_length(headers).is_some_and(|n| n > limit as u64) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
-    let mut payload = decoded(headers, payload);
+    let mut payload = decoded(headers, payload)?;
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| payload_error(&e, limit))?;
@@ -136,7 +153,7 @@ pub async fn read_creation_form(
         return Err(ApiError::PayloadTooLarge(max_body));
     }
     let mut seen = 0usize;
-    let counted = decoded(headers, payload).map(move |chunk| {
+    let counted = decoded(headers, payload)?.map(move |chunk| {
         let chunk = chunk?;
         seen = seen.saturating_add(chunk.len());
         if seen > max_body {
@@ -168,6 +185,9 @@ pub async fn read_creation_form(
                 *slot = Some(bytes.freeze());
             }
             Some("document") => {
+                if documents.len() == MAX_DOCUMENTS {
+                    return Err(ApiError::InvalidBody(format!("at most {MAX_DOCUMENTS} documents per request")));
+                }
                 let declared_type = field.content_type().map(ToString::to_string);
                 let filename = field.content_disposition().and_then(|cd| {
                     cd.get_filename()
@@ -183,6 +203,9 @@ pub async fn read_creation_form(
                     }
                     hasher.update(&chunk);
                     bytes.extend_from_slice(&chunk);
+                }
+                if bytes.is_empty() {
+                    return Err(ApiError::InvalidBody("a `document` part is empty".to_owned()));
                 }
                 let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
                 documents.push(DocumentUpload { declared_type, filename, sha256, bytes });

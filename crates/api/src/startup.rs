@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{from_fn, NormalizePath, TrailingSlash};
+use actix_web::middleware::{from_fn, DefaultHeaders, NormalizePath, TrailingSlash};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use esignsp_adapters::jwt::{self, DevSigningKey, JwtVerifier, VerifierSettings};
 use esignsp_adapters::postgres::{self, PoolSettings, PostgresRepository};
@@ -102,6 +102,30 @@ pub struct Application {
     sweeper: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// On SIGINT or SIGTERM: stop accepting, let in-flight requests finish within
+/// `server.shutdown_timeout_seconds`, then [`Application::run_until_stopped`] closes the pool.
+fn spawn_signal_handler(handle: actix_web::dev::ServerHandle) {
+    tokio::spawn(async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = interrupt => tracing::info!("SIGINT received: shutting down gracefully"),
+            () = terminate => tracing::info!("SIGTERM received: shutting down gracefully"),
+        }
+        handle.stop(true).await;
+    });
+}
+
 /// How many overdue processes one sweep expires at most (one transaction).
 const SWEEP_BATCH: u32 = 100;
 
@@ -186,14 +210,19 @@ impl Application {
                 .configure(crate::routes::configure)
                 .default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::NotFound) }))
                 .wrap(NormalizePath::new(TrailingSlash::Trim))
+                .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
                 .wrap(from_fn(crate::request_id::middleware))
         })
         .shutdown_timeout(settings.server.shutdown_timeout_seconds)
+        // SIGINT and SIGTERM both stop gracefully (actix would treat SIGINT as forced).
+        .disable_signals()
         .listen(listener)?;
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
-        Ok(Self { port, server: server.run(), pool, sweeper })
+        let server = server.run();
+        spawn_signal_handler(server.handle());
+        Ok(Self { port, server, pool, sweeper })
     }
 
     /// The bound port.

@@ -205,9 +205,9 @@ pub struct NewDocument {
     pub bytes: Vec<u8>,
 }
 
-/// The media type to store for a document: `application/pdf` when the bytes start with
-/// `%PDF-` (SPEC §3.2), else the declared type when it is a plain `type/subtype`, else
-/// `application/octet-stream`.
+/// The media type to store for a document: `application/pdf` exactly when the bytes start with
+/// `%PDF-` (SPEC §3.2); otherwise the declared type when it is a plain `type/subtype` other
+/// than `application/pdf`, else `application/octet-stream`.
 #[must_use]
 pub fn sniff_media_type(bytes: &[u8], declared: Option<&str>) -> String {
     if bytes.starts_with(b"%PDF-") {
@@ -215,6 +215,7 @@ pub fn sniff_media_type(bytes: &[u8], declared: Option<&str>) -> String {
     }
     declared
         .map(|d| d.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .filter(|d| d != "application/pdf")
         .filter(|d| {
             d.split_once('/').is_some_and(|(t, s)| {
                 !t.is_empty()
@@ -407,6 +408,7 @@ mod tests {
         assert_eq!(sniff_media_type(b"hello", Some("Text/Plain; charset=utf-8")), "text/plain");
         assert_eq!(sniff_media_type(b"hello", Some("bad value\r\n")), "application/octet-stream");
         assert_eq!(sniff_media_type(b"hello", None), "application/octet-stream");
+        assert_eq!(sniff_media_type(b"{}", Some("application/pdf")), "application/octet-stream", "not a PDF");
     }
 
     proptest! {

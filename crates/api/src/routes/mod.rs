@@ -29,24 +29,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/signer_processes/{id}")
                     .route(web::get().to(p::get))
+                    .route(web::head().to(p::get))
                     .route(web::delete().to(p::delete))
-                    .default_service(not_allowed("GET, DELETE")),
+                    .default_service(not_allowed("GET, HEAD, DELETE")),
             )
             .service(
                 web::resource("/signer_processes/{id}/result")
                     .route(web::get().to(p::get_result))
+                    .route(web::head().to(p::get_result))
                     .route(web::put().to(p::put_result))
-                    .default_service(not_allowed("GET, PUT")),
+                    .default_service(not_allowed("GET, HEAD, PUT")),
             )
             .service(
                 web::resource("/signer_processes/{id}/events")
                     .route(web::get().to(p::events))
-                    .default_service(not_allowed("GET")),
+                    .route(web::head().to(p::events))
+                    .default_service(not_allowed("GET, HEAD")),
             )
             .service(
                 web::resource("/signer_processes/{id}/documents")
                     .route(web::get().to(p::documents))
-                    .default_service(not_allowed("GET")),
+                    .route(web::head().to(p::documents))
+                    .default_service(not_allowed("GET, HEAD")),
             )
             .service(
                 web::resource("/signer_processes/{id}/documents/{document_id}/result")
@@ -57,16 +61,33 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/documents/{id}")
                     .route(web::get().to(d::get))
+                    .route(web::head().to(d::get))
                     .route(web::delete().to(d::delete))
-                    .default_service(not_allowed("GET, DELETE")),
+                    .default_service(not_allowed("GET, HEAD, DELETE")),
             )
             .service(
                 web::resource("/documents/{id}/content")
                     .route(web::get().to(d::content))
-                    .default_service(not_allowed("GET")),
+                    .route(web::head().to(d::content))
+                    .default_service(not_allowed("GET, HEAD")),
             )
-            .service(web::resource("/ui").route(web::get().to(ui::browser)).default_service(not_allowed("GET"))),
+            .service(
+                web::resource("/ui")
+                    .route(web::get().to(ui::browser))
+                    .route(web::head().to(ui::browser))
+                    .default_service(not_allowed("GET, HEAD")),
+            ),
     )
-    .service(web::resource("/healthz").route(web::get().to(health::healthz)).default_service(not_allowed("GET")))
-    .service(web::resource("/readyz").route(web::get().to(health::readyz)).default_service(not_allowed("GET")));
+    .service(
+        web::resource("/healthz")
+            .route(web::get().to(health::healthz))
+            .route(web::head().to(health::healthz))
+            .default_service(not_allowed("GET, HEAD")),
+    )
+    .service(
+        web::resource("/readyz")
+            .route(web::get().to(health::readyz))
+            .route(web::head().to(health::readyz))
+            .default_service(not_allowed("GET, HEAD")),
+    );
 }

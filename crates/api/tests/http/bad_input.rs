@@ -214,7 +214,7 @@ async fn unknown_paths_and_methods_answer_problem_documents() {
         .send()
         .await
         .expect("req");
-    assert_eq!(r.headers()["allow"], "GET, PUT");
+    assert_eq!(r.headers()["allow"], "GET, HEAD, PUT");
     assert_problem(r, 405, "method-not-allowed", "POST on result").await;
 }
 
@@ -228,4 +228,73 @@ async fn request_ids_are_echoed_when_sane_and_generated_otherwise() {
     assert_eq!(generated.len(), 32, "a fresh id replaces an insane one: {generated}");
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["status"], 404);
+}
+
+#[tokio::test]
+async fn unsupported_content_encodings_answer_415_and_store_nothing() {
+    let app = spawn_app().await;
+    let id = app.create_process("relying-app", 1).await["id"].as_str().expect("id").to_owned();
+    for encoding in ["br", "xyz", "gzip, gzip"] {
+        let r = app
+            .client
+            .put(app.url(&format!("/signer_processes/{id}/result")))
+            .bearer_auth(token("relying-app"))
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", encoding)
+            .body(r#"{"status":"finished"}"#)
+            .send()
+            .await
+            .expect("request");
+        assert_problem(r, 415, "unsupported-media-type", encoding).await;
+    }
+    assert_eq!(app.events_of(&id).await, ["created"]);
+}
+
+#[tokio::test]
+async fn multipart_bodies_without_a_closing_boundary_are_refused_not_hung() {
+    let app = spawn_app().await;
+    for body in [
+        "--XX\r\nContent-Disposition: form-data; name=\"process\"\r\n\r\n{}\r\n".to_owned(),
+        format!("--XX\r\nContent-Disposition: form-data; name=\"process\"\r\n\r\n{PROCESS_JSON}\r\n--XX\r\nContent-Disposition: form-data; name=\"document\"\r\n\r\n%PDF-1.4\r\n"),
+    ] {
+        let request = app
+            .client
+            .post(app.url("/signer_processes"))
+            .bearer_auth(token("relying-app"))
+            .header("Content-Type", "multipart/form-data; boundary=XX")
+            .body(body)
+            .send();
+        let r = tokio::time::timeout(std::time::Duration::from_secs(20), request).await.expect("answered, not hung").expect("request");
+        assert_problem(r, 400, "invalid-body", "no closing boundary").await;
+    }
+    assert_eq!(app.count("SELECT count(*) FROM signer_processes").await, 0);
+}
+
+#[tokio::test]
+async fn empty_documents_and_too_many_documents_are_refused() {
+    let app = spawn_app().await;
+    let form = reqwest::multipart::Form::new()
+        .part("process", reqwest::multipart::Part::text(PROCESS_JSON))
+        .part("document", reqwest::multipart::Part::bytes(Vec::new()).file_name("empty.pdf"));
+    let r = app.client.post(app.url("/signer_processes")).bearer_auth(token("relying-app")).multipart(form).send().await.expect("req");
+    assert_problem(r, 400, "invalid-body", "empty document").await;
+    let mut form = reqwest::multipart::Form::new().part("process", reqwest::multipart::Part::text(PROCESS_JSON));
+    for _ in 0..101 {
+        form = form.part("document", reqwest::multipart::Part::bytes(PDF.to_vec()));
+    }
+    let r = app.client.post(app.url("/signer_processes")).bearer_auth(token("relying-app")).multipart(form).send().await.expect("req");
+    assert_problem(r, 400, "invalid-body", "101 documents").await;
+    assert_eq!(app.count("SELECT count(*) FROM documents").await, 0);
+}
+
+#[tokio::test]
+async fn head_answers_like_get_without_a_body() {
+    let app = spawn_app().await;
+    let id = app.create_process("relying-app", 1).await["id"].as_str().expect("id").to_owned();
+    let r = app.client.head(app.url(&format!("/signer_processes/{id}"))).bearer_auth(token("relying-app")).send().await.expect("req");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert!(r.bytes().await.expect("body").is_empty());
+    let r = app.client.head(app.url(&format!("/signer_processes/{id}"))).send().await.expect("req");
+    assert_eq!(r.status(), 401, "HEAD needs a token like GET");
 }
