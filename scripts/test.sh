@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of esignsp: formatting, lints, unit and property tests, adapter tests and
-# HTTP tests against a real PostgreSQL (found at DATABASE_URL, or installed and started).
+# Runs every test of esignsp: formatting, lints, unit and property tests, the repository
+# conformance suite and the HTTP tests against a real PostgreSQL (found at DATABASE_URL, or
+# installed and started) and against the embedded SQLite store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
@@ -21,3 +22,5 @@ trap drop_test_databases EXIT
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked --no-fail-fast
+# The HTTP suite once more against the embedded SQLite store (a fresh file per test).
+ESIGNSP_TEST_DATABASE=sqlite cargo test -p esignsp-api --test http --locked --no-fail-fast

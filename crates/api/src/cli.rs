@@ -5,10 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use esignsp_adapters::jwt::{DevSigningKey, DevTokenRequest};
-use esignsp_adapters::postgres;
 
 use crate::config::Settings;
-use crate::startup::{connect, Application};
+use crate::startup::{connect, ensure_dev_key, Application};
 
 /// esignsp: a server for the eSignSP v2 document signature process API.
 #[derive(Debug, Parser)]
@@ -81,11 +80,11 @@ pub async fn run(cli: Cli) -> i32 {
             }
         }
         Command::Migrate => {
-            let pool = match connect(&settings) {
-                Ok(p) => p,
+            let store = match connect(&settings) {
+                Ok(s) => s,
                 Err(e) => return fail(&e),
             };
-            match postgres::migrate(&pool).await {
+            match store.migrate().await {
                 Ok(()) => {
                     println!("migrations applied");
                     0
@@ -94,6 +93,9 @@ pub async fn run(cli: Cli) -> i32 {
             }
         }
         Command::Token { client_id, scope, ttl } => {
+            if let Err(e) = ensure_dev_key(&settings) {
+                return fail(&e);
+            }
             let Some(file) = &settings.auth.dev_signing_key_file else {
                 return fail(&"auth.dev_signing_key_file: not set; `esignsp token` signs only with a development key");
             };

@@ -32,7 +32,20 @@ pub struct Settings {
     pub ui: UiSettings,
     /// `[log]`.
     pub log: LogSettings,
+    /// True when no authorization is configured at all: a development set-up with a signing
+    /// key generated in `server.data_dir` (never when `auth.issuer` or keys are set).
+    #[serde(skip)]
+    pub development: bool,
 }
+
+/// The issuer of development tokens (`esignsp token` without configured auth).
+pub const DEV_ISSUER: &str = "https://esignsp.dev.invalid";
+
+/// File name of the development signing key in `server.data_dir`.
+pub const DEV_KEY_FILE: &str = "dev-signing-key.pem";
+
+/// File name of the embedded database in `server.data_dir`.
+pub const SQLITE_FILE: &str = "esignsp.db";
 
 /// `[server]`: the listener and request limits.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -53,6 +66,8 @@ pub struct ServerSettings {
     pub shutdown_timeout_seconds: u64,
     /// Worker threads (0: one per core).
     pub workers: usize,
+    /// Directory of the embedded database and the development key (`esignsp-data`).
+    pub data_dir: PathBuf,
 }
 
 impl Default for ServerSettings {
@@ -65,18 +80,17 @@ impl Default for ServerSettings {
             max_document_bytes: 25 * 1024 * 1024,
             shutdown_timeout_seconds: 30,
             workers: 0,
+            data_dir: PathBuf::from("esignsp-data"),
         }
     }
 }
-
-/// The default database: the local PostgreSQL of a development machine.
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// `[database]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
-    /// `postgres://…` URL; its password is redacted whenever settings are printed.
+    /// `postgres://…` or `sqlite://…` URL; empty means `sqlite://<server.data_dir>/esignsp.db`.
+    /// Its password is redacted whenever settings are printed.
     #[serde(serialize_with = "redact_url_password")]
     pub url: SecretString,
     /// Pool size (16).
@@ -89,12 +103,7 @@ pub struct DatabaseSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self {
-            url: SecretString::from(DEFAULT_DATABASE_URL),
-            max_connections: 16,
-            acquire_timeout_seconds: 5,
-            migrate_on_start: true,
-        }
+        Self { url: SecretString::from(""), max_connections: 16, acquire_timeout_seconds: 5, migrate_on_start: true }
     }
 }
 
@@ -267,13 +276,34 @@ impl Settings {
         for key in LIST_KEYS {
             environment = environment.with_list_parse_key(key);
         }
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .add_source(environment)
             .build()
             .and_then(config::Config::try_deserialize)
             .map_err(|e| ConfigError(e.to_string()))?;
+        settings.resolve_defaults();
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Fills what depends on other keys: the embedded database URL, and the development
+    /// set-up when no authorization is configured at all.
+    pub fn resolve_defaults(&mut self) {
+        if self.database.url.expose_secret().is_empty() {
+            let path = self.server.data_dir.join(SQLITE_FILE);
+            self.database.url = SecretString::from(format!("sqlite://{}", path.display()));
+        }
+        let auth = &mut self.auth;
+        let configured = !auth.issuer.is_empty()
+            || !auth.public_key_files.is_empty()
+            || auth.dev_signing_key_file.is_some()
+            || !auth.jwks_url.is_empty()
+            || !auth.introspection_url.is_empty();
+        if !configured {
+            self.development = true;
+            auth.issuer = DEV_ISSUER.to_owned();
+            auth.dev_signing_key_file = Some(self.server.data_dir.join(DEV_KEY_FILE));
+        }
     }
 
     /// Checks values that deserialize but cannot work.
@@ -293,9 +323,8 @@ impl Settings {
         if self.server.max_document_bytes == 0 {
             return Err(invalid("server.max_document_bytes", "must be positive"));
         }
-        let db = self.database.url.expose_secret();
-        if !(db.starts_with("postgres://") || db.starts_with("postgresql://")) {
-            return Err(invalid("database.url", "must be a postgres:// URL"));
+        if !esignsp_adapters::store::is_supported_url(self.database.url.expose_secret()) {
+            return Err(invalid("database.url", "must be a postgres:// or sqlite:// URL"));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be positive"));
@@ -404,6 +433,26 @@ mod tests {
         let printed = s.to_redacted_toml();
         assert!(printed.contains("postgres://u:%5Bredacted%5D@h/db") || printed.contains("[redacted]"), "{printed}");
         assert!(!printed.contains(":pw@"), "password must not be printed: {printed}");
+    }
+
+    #[test]
+    fn without_any_configuration_the_development_set_up_uses_sqlite_and_a_generated_key() {
+        let s = Settings::load_from(None, Vec::new()).expect("zero configuration is valid");
+        assert!(s.development);
+        assert_eq!(s.database.url.expose_secret(), "sqlite://esignsp-data/esignsp.db");
+        assert_eq!(s.auth.issuer, DEV_ISSUER);
+        assert_eq!(s.auth.dev_signing_key_file, Some(PathBuf::from("esignsp-data/dev-signing-key.pem")));
+    }
+
+    #[test]
+    fn configuring_an_issuer_or_keys_switches_the_development_set_up_off() {
+        let s = Settings::load_from(None, env(&[])).expect("valid");
+        assert!(!s.development);
+        assert_eq!(s.auth.dev_signing_key_file, None);
+        let err =
+            Settings::load_from(None, vec![("ESIGNSP__AUTH__ISSUER".to_owned(), "https://as.example".to_owned())])
+                .expect_err("an issuer without keys");
+        assert!(err.to_string().contains("auth.public_key_files"), "{err}");
     }
 
     #[test]

@@ -9,12 +9,12 @@ use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, DefaultHeaders, NormalizePath, TrailingSlash};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use esignsp_adapters::jwt::{self, DevSigningKey, JwtVerifier, VerifierSettings};
-use esignsp_adapters::postgres::{self, PoolSettings, PostgresRepository};
+use esignsp_adapters::postgres::PoolSettings;
+use esignsp_adapters::store::Store;
 use esignsp_adapters::system::{OsRandomIds, SystemClock};
 use esignsp_domain::ports::AccessTokenVerifier;
 use esignsp_domain::{ResultStateMachine, SignerProcessService};
 use secrecy::ExposeSecret;
-use sqlx::PgPool;
 
 use crate::auth::BearerAuth;
 use crate::body::FormLimits;
@@ -79,12 +79,26 @@ pub fn build_verifier(settings: &Settings) -> Result<JwtVerifier, ConfigError> {
     ))
 }
 
-/// Opens the (lazy) pool of `[database]`.
+/// In the development set-up ([`Settings::development`]), creates the signing key in
+/// `server.data_dir` on first use. Does nothing otherwise.
+///
+/// # Errors
+/// [`ConfigError`] when the key cannot be written.
+pub fn ensure_dev_key(settings: &Settings) -> Result<(), ConfigError> {
+    match &settings.auth.dev_signing_key_file {
+        Some(path) if settings.development && !path.exists() => {
+            DevSigningKey::generate_ed25519(path).map_err(|e| ConfigError(format!("server.data_dir: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Opens the (lazy) store of `[database]`, chosen by the URL's scheme.
 ///
 /// # Errors
 /// [`ConfigError`] for an unusable `database.url`.
-pub fn connect(settings: &Settings) -> Result<PgPool, ConfigError> {
-    postgres::connect_lazy(
+pub fn connect(settings: &Settings) -> Result<Store, ConfigError> {
+    Store::connect_lazy(
         settings.database.url.expose_secret(),
         &PoolSettings {
             max_connections: settings.database.max_connections,
@@ -98,7 +112,7 @@ pub fn connect(settings: &Settings) -> Result<PgPool, ConfigError> {
 pub struct Application {
     port: u16,
     server: Server,
-    pool: PgPool,
+    store: Store,
     sweeper: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -164,10 +178,20 @@ impl Application {
     /// A configuration error naming its key, an unreachable database when migrating, or a
     /// port that cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        ensure_dev_key(&settings)?;
         let verifier: Arc<dyn AccessTokenVerifier> = Arc::new(build_verifier(&settings)?);
-        let pool = connect(&settings)?;
+        if settings.development {
+            let config = std::env::var("ESIGNSP_CONFIG").map(|c| format!("ESIGNSP_CONFIG={c} ")).unwrap_or_default();
+            tracing::warn!(
+                data_dir = %settings.server.data_dir.display(),
+                "DEVELOPMENT SET-UP: no authorization is configured, so tokens signed with the generated key \
+                 in the data directory are accepted. Never run this in production: set auth.issuer and \
+                 auth.public_key_files. Mint a token with: {config}esignsp token --client-id <client id>"
+            );
+        }
+        let store = connect(&settings)?;
         if settings.database.migrate_on_start {
-            postgres::migrate(&pool).await.map_err(|e| {
+            store.migrate().await.map_err(|e| {
                 anyhow::anyhow!(
                     "database.url: cannot migrate {}: {e}",
                     crate::config::redacted_url(settings.database.url.expose_secret())
@@ -175,7 +199,7 @@ impl Application {
             })?;
         }
         let service = SignerProcessService::new(
-            Arc::new(PostgresRepository::new(pool.clone())),
+            store.repository(),
             Arc::new(OsRandomIds),
             Arc::new(SystemClock),
             Arc::new(ResultStateMachine::with_default_rules()),
@@ -222,7 +246,7 @@ impl Application {
         }
         let server = server.run();
         spawn_signal_handler(server.handle());
-        Ok(Self { port, server, pool, sweeper })
+        Ok(Self { port, server, store, sweeper })
     }
 
     /// The bound port.
@@ -247,7 +271,7 @@ impl Application {
         if let Some(sweeper) = self.sweeper {
             sweeper.abort();
         }
-        self.pool.close().await;
+        self.store.close().await;
         result
     }
 }

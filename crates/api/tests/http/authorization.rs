@@ -206,11 +206,7 @@ async fn another_clients_process_answers_like_an_unknown_one() {
     // A trusted client (the signing application) may act on every process.
     let r = app.put_result("signing-app", id, r#"{"status":"finished"}"#).await;
     assert_eq!(r.status(), 200);
-    let actor: String =
-        sqlx::query_scalar("SELECT actor FROM process_events WHERE process_id = $1 AND kind = 'result'")
-            .bind(id)
-            .fetch_one(&app.pool)
-            .await
-            .expect("event");
-    assert_eq!(actor, "signing-app");
+    let actor =
+        app.strings(&format!("SELECT actor FROM process_events WHERE process_id = '{id}' AND kind = 'result'")).await;
+    assert_eq!(actor, ["signing-app"]);
 }

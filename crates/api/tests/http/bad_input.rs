@@ -276,13 +276,27 @@ async fn empty_documents_and_too_many_documents_are_refused() {
     let form = reqwest::multipart::Form::new()
         .part("process", reqwest::multipart::Part::text(PROCESS_JSON))
         .part("document", reqwest::multipart::Part::bytes(Vec::new()).file_name("empty.pdf"));
-    let r = app.client.post(app.url("/signer_processes")).bearer_auth(token("relying-app")).multipart(form).send().await.expect("req");
+    let r = app
+        .client
+        .post(app.url("/signer_processes"))
+        .bearer_auth(token("relying-app"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("req");
     assert_problem(r, 400, "invalid-body", "empty document").await;
     let mut form = reqwest::multipart::Form::new().part("process", reqwest::multipart::Part::text(PROCESS_JSON));
     for _ in 0..101 {
         form = form.part("document", reqwest::multipart::Part::bytes(PDF.to_vec()));
     }
-    let r = app.client.post(app.url("/signer_processes")).bearer_auth(token("relying-app")).multipart(form).send().await.expect("req");
+    let r = app
+        .client
+        .post(app.url("/signer_processes"))
+        .bearer_auth(token("relying-app"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("req");
     assert_problem(r, 400, "invalid-body", "101 documents").await;
     assert_eq!(app.count("SELECT count(*) FROM documents").await, 0);
 }
@@ -291,7 +305,13 @@ async fn empty_documents_and_too_many_documents_are_refused() {
 async fn head_answers_like_get_without_a_body() {
     let app = spawn_app().await;
     let id = app.create_process("relying-app", 1).await["id"].as_str().expect("id").to_owned();
-    let r = app.client.head(app.url(&format!("/signer_processes/{id}"))).bearer_auth(token("relying-app")).send().await.expect("req");
+    let r = app
+        .client
+        .head(app.url(&format!("/signer_processes/{id}")))
+        .bearer_auth(token("relying-app"))
+        .send()
+        .await
+        .expect("req");
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert!(r.bytes().await.expect("body").is_empty());

@@ -4,12 +4,13 @@
 
 use std::path::PathBuf;
 
+use esignsp_adapters::postgres::PoolSettings;
+use esignsp_adapters::store::Store;
 use esignsp_api::config::Settings;
 use esignsp_api::startup::Application;
 use esignsp_testkit::{keys, AUDIENCE, ISSUER};
 use secrecy::SecretString;
 use serde_json::Value;
-use sqlx::PgPool;
 
 pub use esignsp_testkit::{claims, Signer, SCOPE};
 
@@ -21,7 +22,7 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub database_url: String,
-    pub pool: PgPool,
+    pub db: Store,
     pub settings: Settings,
     pub handle: actix_web::dev::ServerHandle,
 }
@@ -45,8 +46,25 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// The back end of this test run: `ESIGNSP_TEST_DATABASE=sqlite` runs the HTTP suite against a
+/// fresh SQLite file per test, anything else against a fresh PostgreSQL database per test.
+pub async fn fresh_database_url() -> String {
+    if std::env::var("ESIGNSP_TEST_DATABASE").is_ok_and(|v| v == "sqlite") {
+        let dir = std::env::temp_dir().join(format!("esignsp-http-{}", esignsp_testkit::hex(&rand_bytes())));
+        format!("sqlite://{}/esignsp.db", dir.display())
+    } else {
+        esignsp_testkit::fresh_database().await
+    }
+}
+
+fn rand_bytes() -> [u8; 8] {
+    let mut b = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).expect("random");
+    b
+}
+
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
-    let database_url = esignsp_testkit::fresh_database().await;
+    let database_url = fresh_database_url().await;
     let mut settings = test_settings(&database_url);
     customize(&mut settings);
     start(settings, database_url).await
@@ -58,13 +76,17 @@ pub async fn start(settings: Settings, database_url: String) -> TestApp {
     let port = app.port();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
-    let pool = PgPool::connect(&database_url).await.expect("test pool");
+    let db = Store::connect_lazy(
+        &database_url,
+        &PoolSettings { max_connections: 4, acquire_timeout: std::time::Duration::from_secs(20) },
+    )
+    .expect("test pool");
     TestApp {
         port,
         base: format!("http://127.0.0.1:{port}/trustedx-resources/esignsp/v2"),
         client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
         database_url,
-        pool,
+        db,
         settings,
         handle,
     }
@@ -145,16 +167,26 @@ impl TestApp {
         self.client.get(self.url(path)).bearer_auth(token(client_id)).send().await.expect("request")
     }
 
+    /// One integer from standard SQL, on whichever back end runs.
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect("count")
+        match &self.db {
+            Store::Postgres(r) => sqlx::query_scalar(sql).fetch_one(r.pool()).await,
+            Store::Sqlite(r) => sqlx::query_scalar(sql).fetch_one(r.pool()).await,
+        }
+        .expect("count")
+    }
+
+    /// Strings of the first column, from standard SQL.
+    pub async fn strings(&self, sql: &str) -> Vec<String> {
+        match &self.db {
+            Store::Postgres(r) => sqlx::query_scalar(sql).fetch_all(r.pool()).await,
+            Store::Sqlite(r) => sqlx::query_scalar(sql).fetch_all(r.pool()).await,
+        }
+        .expect("strings")
     }
 
     pub async fn events_of(&self, id: &str) -> Vec<String> {
-        sqlx::query_scalar("SELECT kind FROM process_events WHERE process_id = $1 ORDER BY id")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await
-            .expect("events")
+        self.strings(&format!("SELECT kind FROM process_events WHERE process_id = '{id}' ORDER BY id")).await
     }
 
     pub async fn stop(&self) {
