@@ -1,43 +1,49 @@
 #!/usr/bin/env bash
-# Runs esignsp for development against local PostgreSQL: finds (or installs and starts)
-# PostgreSQL, builds the release binary, creates a development signing key and
-# configuration in .esignsp-dev/ on first use, then serves on http://127.0.0.1:8080.
-# Extra arguments go to `esignsp serve`.
+# Runs esignsp for development on http://127.0.0.1:8080.
+#
+# Store: PostgreSQL when DATABASE_URL is set (installed and started with apt when absent, as
+# root) or when a local PostgreSQL answers at postgres://postgres@127.0.0.1:5432/postgres —
+# in both cases in its database `esignsp`; otherwise the embedded SQLite file
+# .esignsp-dev/esignsp.db, with nothing to install.
+# Authorization: the development set-up — a signing key generated in .esignsp-dev/ that
+# `esignsp token` uses too. Extra arguments go to `esignsp serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+explicit_database=${DATABASE_URL:-}
 . scripts/postgres.sh
 
 ensure_build_tools || { echo "esignsp: cargo is required" >&2; exit 1; }
-ensure_postgres || exit 1
-ensure_database esignsp
+if [ -n "$explicit_database" ] || pg_answers "$DATABASE_URL"; then
+  ensure_postgres || exit 1
+  ensure_database esignsp
+  ESIGNSP__DATABASE__URL=$(url_with_database esignsp)
+  export ESIGNSP__DATABASE__URL
+  echo "esignsp: store: PostgreSQL, database esignsp" >&2
+else
+  unset DATABASE_URL
+  echo "esignsp: store: embedded SQLite in .esignsp-dev/esignsp.db (set DATABASE_URL for PostgreSQL)" >&2
+fi
 cargo build --release --locked --bin esignsp
 
 dev=.esignsp-dev
 mkdir -p "$dev"
-[ -f "$dev/dev-key.pem" ] || target/release/esignsp keygen --out "$dev/dev-key.pem" >/dev/null
-if [ ! -f "$dev/esignsp.toml" ]; then
-  cat > "$dev/esignsp.toml" <<TOML
-# Development configuration written by scripts/run.sh. Not for production.
+cat > "$dev/esignsp.toml" <<TOML
+# Development configuration, rewritten by scripts/run.sh on every start. Not for production:
+# with no auth.issuer and no keys, esignsp accepts tokens signed by the key it generates in
+# server.data_dir (mint them with \`esignsp token\`).
 [server]
 host = "127.0.0.1"
 port = 8080
 public_url = "http://127.0.0.1:8080"
-
-[database]
-url = "$(url_with_database esignsp)"
+data_dir = "$PWD/$dev"
 
 [auth]
-issuer = "https://esignsp.dev.invalid"
-audience = ["esignsp"]
-dev_signing_key_file = "$PWD/$dev/dev-key.pem"
 trusted_clients = ["signing-app"]
 
 [ui]
 # Where the browser task URL sends users while a process is pending (a placeholder here).
 signing_app_url = "https://signing-app.example/start"
 TOML
-fi
 
-echo "esignsp: DEVELOPMENT set-up (dev signing key in $dev/). Mint a token with:" >&2
-echo "  ESIGNSP_CONFIG=$dev/esignsp.toml target/release/esignsp token --client-id relying-app" >&2
-exec target/release/esignsp serve --config "$dev/esignsp.toml" "$@"
+echo "esignsp: mint a token with: ESIGNSP_CONFIG=$dev/esignsp.toml target/release/esignsp token --client-id relying-app" >&2
+ESIGNSP_CONFIG=$dev/esignsp.toml exec target/release/esignsp serve "$@"
