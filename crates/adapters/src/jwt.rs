@@ -449,6 +449,10 @@ impl AccessTokenVerifier for JwtVerifier {
     async fn verify(&self, token: &str) -> Result<Caller, TokenRejection> {
         self.verify_sync(token)
     }
+
+    fn ready(&self) -> bool {
+        self.has_keys()
+    }
 }
 
 /// A private key (PKCS#8 `PRIVATE KEY`, or PKCS#1 `RSA PRIVATE KEY`) with its algorithm.

@@ -59,6 +59,17 @@ impl Store {
         }
     }
 
+    /// Pool connections: `(in use, idle)`.
+    #[must_use]
+    pub fn pool_connections(&self) -> (u32, u32) {
+        let (size, idle) = match self {
+            Self::Postgres(r) => (r.pool().size(), r.pool().num_idle()),
+            Self::Sqlite(r) => (r.pool().size(), r.pool().num_idle()),
+        };
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+        (size.saturating_sub(idle), idle)
+    }
+
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         match self {

@@ -15,6 +15,7 @@ use esignsp_domain::ports::AccessTokenVerifier;
 use futures_util::future::LocalBoxFuture;
 
 use crate::error::{ApiError, BearerChallenge};
+use crate::metrics::Metrics;
 
 /// The realm of every challenge.
 pub const REALM: &str = "esignsp";
@@ -137,13 +138,33 @@ impl FromRequest for Authenticated {
         let Some(auth) = req.app_data::<web::Data<BearerAuth>>().cloned() else {
             return Box::pin(async { Err(ApiError::Internal("BearerAuth is not registered".into())) });
         };
+        let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+        let reject = move |reason: &str| {
+            if let Some(m) = &metrics {
+                m.token_rejections.with_label_values(&[reason]).inc();
+            }
+        };
         let token = bearer_token(req.headers(), req.query_string()).map(str::to_owned);
         Box::pin(async move {
-            let token = token?;
+            let token = match token {
+                Ok(t) => t,
+                Err(e) => {
+                    reject(match &e {
+                        ApiError::Bearer(c) if c.error.is_some() => "invalid_request",
+                        _ => "missing",
+                    });
+                    return Err(e);
+                }
+            };
             match auth.verifier.verify(&token).await {
                 Ok(caller) => Ok(Self(caller)),
                 Err(rejection) => {
                     tracing::info!(reason = %rejection, "access token rejected");
+                    reject(match &rejection {
+                        TokenRejection::Invalid(reason) => reason.label(),
+                        TokenRejection::InsufficientScope => "insufficient_scope",
+                        TokenRejection::Unavailable => "unavailable",
+                    });
                     Err(rejection_error(&rejection, &auth.required_scope))
                 }
             }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod dto;
 pub mod error;
+pub mod metrics;
 pub mod request_id;
 pub mod routes;
 pub mod startup;

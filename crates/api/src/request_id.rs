@@ -13,6 +13,7 @@ use rand::RngCore;
 use tracing::Instrument;
 
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 
 /// The header name.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -52,6 +53,10 @@ pub async fn middleware(
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
     let status = response.status().as_u16();
+    if let Some(metrics) = response.request().app_data::<actix_web::web::Data<Metrics>>() {
+        let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+        metrics.observe_request(response.request().method().as_str(), &route, status, started.elapsed().as_secs_f64());
+    }
     span.in_scope(|| {
         tracing::info!(
             status,

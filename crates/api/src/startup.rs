@@ -21,9 +21,10 @@ use crate::body::FormLimits;
 use crate::config::{ConfigError, Settings};
 use crate::dto::Urls;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 
 /// What every handler shares.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppState {
     /// The use cases.
     pub service: SignerProcessService,
@@ -33,6 +34,10 @@ pub struct AppState {
     pub form_limits: FormLimits,
     /// `ui.signing_app_url` (empty: none).
     pub signing_app_url: String,
+    /// The store, for pool metrics.
+    pub store: Store,
+    /// The token verifier, for readiness.
+    pub verifier: Arc<dyn AccessTokenVerifier>,
 }
 
 /// Builds the verifier of `[auth]`: keys of `auth.public_key_files` plus the public half of
@@ -222,7 +227,10 @@ impl Application {
                 max_document_bytes: settings.server.max_document_bytes,
             },
             signing_app_url: settings.ui.signing_app_url.clone(),
+            store: store.clone(),
+            verifier: verifier.clone(),
         });
+        let metrics = web::Data::new(Metrics::new());
         let sweeper = (settings.processes.sweep_interval_seconds > 0).then(|| {
             spawn_expiry_sweeper(state.service.clone(), Duration::from_secs(settings.processes.sweep_interval_seconds))
         });
@@ -231,6 +239,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(auth.clone())
+                .app_data(metrics.clone())
                 .configure(crate::routes::configure)
                 .default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::NotFound) }))
                 .wrap(NormalizePath::new(TrailingSlash::Trim))

@@ -216,6 +216,11 @@ pub trait AccessTokenVerifier: Send + Sync {
     /// for a valid token without the required scope, [`TokenRejection::Unavailable`] when no
     /// verification key can be had.
     async fn verify(&self, token: &str) -> Result<Caller, TokenRejection>;
+
+    /// Whether verification keys (or an introspection endpoint) are available (`/readyz`).
+    fn ready(&self) -> bool {
+        true
+    }
 }
 
 /// The time source.

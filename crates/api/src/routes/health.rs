@@ -4,6 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::startup::AppState;
 
 /// 200 `{"status":"ok"}` while the process runs.
@@ -11,11 +12,23 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// 200 when the database answers, else 503 with `Retry-After`.
+/// 200 when the database answers and verification keys are loaded, else 503 with
+/// `Retry-After`.
 ///
 /// # Errors
-/// [`ApiError::Unavailable`] when the database does not answer.
+/// [`ApiError::Unavailable`] when either is missing.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if !state.verifier.ready() {
+        return Err(ApiError::Unavailable(None));
+    }
     state.service.repository().ping().await?;
     Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
+}
+
+/// Prometheus text exposition of the service's metrics.
+pub async fn metrics(state: web::Data<AppState>, metrics: web::Data<Metrics>) -> HttpResponse {
+    let (in_use, idle) = state.store.pool_connections();
+    metrics.pool.with_label_values(&["in_use"]).set(i64::from(in_use));
+    metrics.pool.with_label_values(&["idle"]).set(i64::from(idle));
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(metrics.render())
 }

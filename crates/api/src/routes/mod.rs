@@ -85,6 +85,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("GET, HEAD")),
     )
     .service(
+        web::resource("/metrics")
+            .route(web::get().to(health::metrics))
+            .route(web::head().to(health::metrics))
+            .default_service(not_allowed("GET, HEAD")),
+    )
+    .service(
         web::resource("/readyz")
             .route(web::get().to(health::readyz))
             .route(web::head().to(health::readyz))

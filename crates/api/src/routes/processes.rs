@@ -4,6 +4,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use esignsp_domain::events::{AuditContext, AuditEvent};
+use esignsp_domain::ports::EstablishOutcome;
 use esignsp_domain::process::ProcessRequest;
 use esignsp_domain::service::DocumentInput;
 use esignsp_domain::{Caller, DocumentId, ProcessId};
@@ -17,6 +18,7 @@ use crate::dto::{
     process_json, result_json,
 };
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::request_id::RequestId;
 use crate::startup::AppState;
 
@@ -164,6 +166,9 @@ pub async fn put_result(
     let body = read_limited(req.headers(), payload, state.form_limits.max_json_bytes).await?;
     let requested = parse_process_result(&body)?;
     let outcome = state.service.establish_result(&caller, &id, requested, &audit(&caller, request_id)).await?;
+    if let (EstablishOutcome::Established(result), Some(metrics)) = (&outcome, req.app_data::<web::Data<Metrics>>()) {
+        metrics.results.with_label_values(&[result.status.as_str()]).inc();
+    }
     Ok(HttpResponse::Ok().json(result_json(outcome.result())))
 }
 

@@ -8,5 +8,6 @@ mod common;
 mod compat;
 mod documents;
 mod expiry;
+mod operations;
 mod processes;
 mod result;
