@@ -231,6 +231,8 @@ async fn spawn_binary(database_url: &str, extra: &[(&str, &str)]) -> Binary {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("esignsp did not start");
 }
 
