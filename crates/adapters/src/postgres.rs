@@ -549,7 +549,7 @@ impl SignerProcessRepository for PostgresRepository {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
         let row = sqlx::query(
             "SELECT EXISTS (SELECT 1 FROM process_documents pd JOIN signer_processes p ON p.id = pd.process_id \
-                            WHERE pd.document_id = d.id AND p.result_status IS NULL) AS in_use \
+                            WHERE pd.document_id = d.id AND p.result_status IS NULL AND p.expires_at > now()) AS in_use \
              FROM documents d WHERE d.id = $1 AND (d.client_id = $2 OR $3) FOR UPDATE OF d",
         )
         .bind(id.as_str())

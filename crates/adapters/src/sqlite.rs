@@ -578,9 +578,11 @@ impl SignerProcessRepository for SqliteRepository {
     ) -> Result<DeleteDocumentOutcome, RepositoryError> {
         let mut tx = self.write().await?;
         let in_use: Option<bool> = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM process_documents pd JOIN signer_processes p ON p.id = pd.process_id \
-                            WHERE pd.document_id = d.id AND p.result_status IS NULL) \
-             FROM documents d WHERE d.id = ? AND (d.client_id = ? OR ?)",
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM process_documents pd JOIN signer_processes p ON p.id = pd.process_id \
+                                WHERE pd.document_id = d.id AND p.result_status IS NULL AND p.expires_at > {NOW_MICROS}) \
+                 FROM documents d WHERE d.id = ? AND (d.client_id = ? OR ?)"
+            ),
         )
         .bind(id.as_str())
         .bind(caller.client_id.as_str())

@@ -83,8 +83,19 @@ fn payload_error(e: &PayloadError, limit: usize) -> ApiError {
 ///
 /// # Errors
 /// [`ApiError::PayloadTooLarge`] beyond `limit`; [`ApiError::InvalidBody`] when the body
-/// cannot be read or decoded.
-pub async fn read_limited(headers: &HeaderMap, payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+/// cannot be read or decoded; [`ApiError::RequestTimeout`] when it takes longer than `timeout`.
+pub async fn read_limited(
+    headers: &HeaderMap,
+    payload: web::Payload,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, ApiError> {
+    tokio::time::timeout(timeout, read_limited_inner(headers, payload, limit))
+        .await
+        .map_err(|_| ApiError::RequestTimeout)?
+}
+
+async fn read_limited_inner(headers: &HeaderMap, payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
     if declared_length(headers).is_some_and(|n| n > limit as u64) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
@@ -118,6 +129,8 @@ pub struct FormLimits {
     pub max_json_bytes: usize,
     /// Most document bytes in one request (`server.max_document_bytes`).
     pub max_document_bytes: usize,
+    /// How long a client may take to send a body (`server.body_timeout_seconds`).
+    pub body_timeout: std::time::Duration,
 }
 
 impl FormLimits {
@@ -142,7 +155,7 @@ fn multipart_error(e: &MultipartError, limits: FormLimits) -> ApiError {
 ///
 /// # Errors
 /// [`ApiError::PayloadTooLarge`] beyond the limits; [`ApiError::InvalidBody`] for a malformed
-/// body or a repeated JSON part.
+/// body or a repeated JSON part; [`ApiError::RequestTimeout`] beyond `limits.body_timeout`.
 pub async fn read_creation_form(
     headers: &HeaderMap,
     payload: web::Payload,

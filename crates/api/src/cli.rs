@@ -93,6 +93,13 @@ pub async fn run(cli: Cli) -> i32 {
             }
         }
         Command::Token { client_id, scope, ttl } => {
+            if settings.development && settings.auth.dev_signing_key_file.as_ref().is_some_and(|f| !f.exists()) {
+                eprintln!(
+                    "esignsp: generating a new development key in {}: only a service using this data \
+                     directory accepts the token",
+                    settings.server.data_dir.display()
+                );
+            }
             if let Err(e) = ensure_dev_key(&settings) {
                 return fail(&e);
             }

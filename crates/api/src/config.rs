@@ -44,6 +44,9 @@ pub const DEV_ISSUER: &str = "https://esignsp.dev.invalid";
 /// File name of the development signing key in `server.data_dir`.
 pub const DEV_KEY_FILE: &str = "dev-signing-key.pem";
 
+/// Longest accepted `processes.ttl_seconds`: ten years.
+pub const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3600;
+
 /// File name of the embedded database in `server.data_dir`.
 pub const SQLITE_FILE: &str = "esignsp.db";
 
@@ -64,6 +67,8 @@ pub struct ServerSettings {
     pub max_document_bytes: usize,
     /// How long in-flight requests may take to finish on shutdown, in seconds (30).
     pub shutdown_timeout_seconds: u64,
+    /// How long a client may take to send a request body, in seconds (60); then 408.
+    pub body_timeout_seconds: u64,
     /// Worker threads (0: one per core).
     pub workers: usize,
     /// Directory of the embedded database and the development key (`esignsp-data`).
@@ -79,6 +84,7 @@ impl Default for ServerSettings {
             max_json_bytes: 256 * 1024,
             max_document_bytes: 25 * 1024 * 1024,
             shutdown_timeout_seconds: 30,
+            body_timeout_seconds: 60,
             workers: 0,
             data_dir: PathBuf::from("esignsp-data"),
         }
@@ -361,8 +367,11 @@ impl Settings {
         if auth.public_key_files.is_empty() && auth.dev_signing_key_file.is_none() {
             return Err(invalid("auth.public_key_files", "no verification key: list public key files"));
         }
-        if self.processes.ttl_seconds == 0 {
-            return Err(invalid("processes.ttl_seconds", "must be positive"));
+        if self.processes.ttl_seconds == 0 || self.processes.ttl_seconds > MAX_TTL_SECONDS {
+            return Err(invalid("processes.ttl_seconds", format!("must be 1 to {MAX_TTL_SECONDS} (ten years)")));
+        }
+        if self.server.body_timeout_seconds == 0 {
+            return Err(invalid("server.body_timeout_seconds", "must be positive"));
         }
         if !self.ui.signing_app_url.is_empty() {
             let app = url::Url::parse(&self.ui.signing_app_url).map_err(|e| invalid("ui.signing_app_url", e))?;
@@ -474,6 +483,7 @@ mod tests {
             (vec![("ESIGNSP__AUTH__PROFILE", "strict")], "auth.profile"),
             (vec![("ESIGNSP__SERVER__PUBLIC_URL", "not a url")], "server.public_url"),
             (vec![("ESIGNSP__DATABASE__URL", "mysql://x")], "database.url"),
+            (vec![("ESIGNSP__PROCESSES__TTL_SECONDS", "315360000000")], "processes.ttl_seconds"),
             (vec![("ESIGNSP__SERVER__NOPE", "1")], "nope"),
         ] {
             let err = Settings::load_from(None, env(&pairs)).expect_err(key).to_string();

@@ -54,6 +54,9 @@ pub enum ApiError {
     /// 413: the body exceeds the limit (bytes after content decoding).
     #[error("payload too large")]
     PayloadTooLarge(usize),
+    /// 408: the client took longer than `server.body_timeout_seconds` to send its body.
+    #[error("request timeout")]
+    RequestTimeout,
     /// 400 `invalid-body`: syntax or schema.
     #[error("invalid body: {0}")]
     InvalidBody(String),
@@ -121,6 +124,9 @@ impl ApiError {
                 ("payload-too-large", "Payload Too Large", format!("The request body exceeds {limit} bytes"))
             }
             Self::InvalidBody(detail) => ("invalid-body", "Invalid Request Body", detail.clone()),
+            Self::RequestTimeout => {
+                ("request-timeout", "Request Timeout", "The request body was not received in time".to_owned())
+            }
             Self::Bearer(c) => {
                 let kind = match c.error {
                     Some("invalid_request") => "invalid-request",
@@ -153,6 +159,7 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidBody(_) => StatusCode::BAD_REQUEST,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Bearer(c) => c.status,
             Self::Conflict(_) | Self::DocumentInUse => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -191,6 +198,10 @@ impl ResponseError for ApiError {
         }
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+        if matches!(self, Self::RequestTimeout) {
+            // The rest of the body may still arrive: do not read it as a next request.
+            response.insert_header((header::CONNECTION, "close"));
+        }
         match self {
             Self::MethodNotAllowed(allow) => {
                 response.insert_header((header::ALLOW, *allow));

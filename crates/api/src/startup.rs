@@ -225,6 +225,7 @@ impl Application {
             form_limits: FormLimits {
                 max_json_bytes: settings.server.max_json_bytes,
                 max_document_bytes: settings.server.max_document_bytes,
+                body_timeout: Duration::from_secs(settings.server.body_timeout_seconds),
             },
             signing_app_url: settings.ui.signing_app_url.clone(),
             store: store.clone(),

@@ -174,8 +174,8 @@ pub trait SignerProcessRepository: Send + Sync {
     /// [`RepositoryError`]. Unknown or foreign is `Ok(None)`.
     async fn find_document(&self, id: &DocumentId, caller: &Caller) -> Result<Option<StoredDocument>, RepositoryError>;
 
-    /// Deletes a document resource (O11) unless a pending process uses it; finished
-    /// processes that used it lose it from their document list.
+    /// Deletes a document resource (O11) unless a pending, unexpired process uses it;
+    /// processes that have ended lose it from their document list.
     ///
     /// # Errors
     /// [`RepositoryError`]; nothing is deleted then.

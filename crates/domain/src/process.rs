@@ -57,8 +57,9 @@ pub enum InvalidProcess {
         /// What it must be.
         expected: &'static str,
     },
-    /// `finish_callback_url` is not an absolute URI.
-    #[error("finish_callback_url must be an absolute URI")]
+    /// `finish_callback_url` is not an absolute URI, or uses a scheme that runs code or embeds
+    /// content (`javascript:`, `data:`, `vbscript:`, `file:`).
+    #[error("finish_callback_url must be an absolute URI of a web or application scheme")]
     FinishCallbackUrl,
     /// A string holds U+0000.
     #[error("strings must not contain a NUL character")]
@@ -153,7 +154,8 @@ fn check_member(name: &'static str, value: &Value) -> Result<(), InvalidProcess>
         }
         "finish_callback_url" => {
             let s = value.as_str().ok_or(type_error("a string"))?;
-            if !is_absolute_uri(s) {
+            let scheme = s.split(':').next().unwrap_or_default().to_ascii_lowercase();
+            if !is_absolute_uri(s) || matches!(scheme.as_str(), "javascript" | "data" | "vbscript" | "file") {
                 return Err(InvalidProcess::FinishCallbackUrl);
             }
         }
@@ -385,6 +387,14 @@ mod tests {
                 InvalidProcess::MemberType { member: "ui_locales", expected: "an array of strings" },
             ),
             (json!({"process_type": ESIGP, "finish_callback_url": "/relative"}), InvalidProcess::FinishCallbackUrl),
+            (
+                json!({"process_type": ESIGP, "finish_callback_url": "JavaScript:alert(1)//"}),
+                InvalidProcess::FinishCallbackUrl,
+            ),
+            (
+                json!({"process_type": ESIGP, "finish_callback_url": "data:text/html,x"}),
+                InvalidProcess::FinishCallbackUrl,
+            ),
             (json!({"process_type": ESIGP, "signer": {"x": "a\u{0}b"}}), InvalidProcess::Nul),
         ] {
             assert_eq!(ProcessRequest::parse(value.clone()), Err(expected.clone()), "{value}");

@@ -128,7 +128,7 @@ impl SignerProcessService {
             request,
             documents,
             created_at: now,
-            expires_at: now + self.ttl,
+            expires_at: now.checked_add(self.ttl).unwrap_or(time::PrimitiveDateTime::MAX.assume_utc()),
         };
         Ok(self.repository.create(process, audit).await?)
     }

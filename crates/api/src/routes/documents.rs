@@ -74,7 +74,12 @@ pub async fn content(
 ) -> Result<HttpResponse, ApiError> {
     let id = document_id(&req, "id")?;
     let content = state.service.document_content(&caller, &id).await?.ok_or(ApiError::NotFound)?;
-    Ok(HttpResponse::Ok().insert_header((header::CONTENT_TYPE, content.media_type)).body(content.bytes))
+    let mut response = HttpResponse::Ok();
+    if content.media_type != "application/pdf" {
+        // Anything but a PDF is a download, never rendered in the API's origin.
+        response.insert_header((header::CONTENT_DISPOSITION, "attachment"));
+    }
+    Ok(response.insert_header((header::CONTENT_TYPE, content.media_type)).body(content.bytes))
 }
 
 /// O11 `DELETE /documents/{id}`: 204.

@@ -82,7 +82,9 @@ pub async fn create(
         let process = form.process.ok_or_else(|| ApiError::InvalidBody("the `process` part is missing".to_owned()))?;
         (parse_strict_json(&process)?, form.documents.into_iter().map(DocumentInput::Upload).collect())
     } else if is_json(req.headers()) {
-        let body = read_limited(req.headers(), payload, state.form_limits.max_json_bytes).await?;
+        let body =
+            read_limited(req.headers(), payload, state.form_limits.max_json_bytes, state.form_limits.body_timeout)
+                .await?;
         let mut process = parse_strict_json(&body)?;
         let documents = referenced_documents(process.as_object_mut().and_then(|o| o.remove("documents")))?;
         (process, documents)
@@ -163,7 +165,8 @@ pub async fn put_result(
 ) -> Result<HttpResponse, ApiError> {
     let id = process_id(&req)?;
     require_json(req.headers())?;
-    let body = read_limited(req.headers(), payload, state.form_limits.max_json_bytes).await?;
+    let body =
+        read_limited(req.headers(), payload, state.form_limits.max_json_bytes, state.form_limits.body_timeout).await?;
     let requested = parse_process_result(&body)?;
     let outcome = state.service.establish_result(&caller, &id, requested, &audit(&caller, request_id)).await?;
     if let (EstablishOutcome::Established(result), Some(metrics)) = (&outcome, req.app_data::<web::Data<Metrics>>()) {
@@ -205,7 +208,8 @@ pub async fn put_document_result(
     let id = process_id(&req)?;
     let document = document_id(&req, "document_id")?;
     require_json(req.headers())?;
-    let body = read_limited(req.headers(), payload, state.form_limits.max_json_bytes).await?;
+    let body =
+        read_limited(req.headers(), payload, state.form_limits.max_json_bytes, state.form_limits.body_timeout).await?;
     let requested = parse_document_result(&body)?;
     let outcome =
         state.service.set_document_result(&caller, &id, &document, requested, &audit(&caller, request_id)).await?;

@@ -318,3 +318,54 @@ async fn head_answers_like_get_without_a_body() {
     let r = app.client.head(app.url(&format!("/signer_processes/{id}"))).send().await.expect("req");
     assert_eq!(r.status(), 401, "HEAD needs a token like GET");
 }
+
+#[tokio::test]
+async fn a_stalled_body_answers_408_instead_of_holding_the_connection() {
+    let app = spawn_app_with(|s| s.server.body_timeout_seconds = 1).await;
+    let id = app.create_process("relying-app", 1).await["id"].as_str().expect("id").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port)).await.expect("connect");
+    let head = format!(
+        "PUT /trustedx-resources/esignsp/v2/signer_processes/{id}/result HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"status\":",
+        token("relying-app")
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes()).await.expect("write");
+    let mut answer = vec![0u8; 4096];
+    let started = std::time::Instant::now();
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read(&mut stream, &mut answer),
+    )
+    .await
+    .expect("answered, not held open")
+    .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("urn:esignsp:problem:request-timeout"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(app.events_of(&id).await, ["created"]);
+}
+
+#[tokio::test]
+async fn callback_urls_with_code_or_content_schemes_are_refused() {
+    let app = spawn_app().await;
+    for url in [
+        "javascript:alert(document.cookie)//",
+        "data:text/html,<script>alert(1)</script>",
+        "VBScript:x",
+        "file:///etc/passwd",
+    ] {
+        let process = serde_json::json!({"process_type": "urn:safelayer:eidas:processes:document:sign:esigp", "finish_callback_url": url});
+        let form = reqwest::multipart::Form::new()
+            .part("process", reqwest::multipart::Part::text(process.to_string()))
+            .part("document", reqwest::multipart::Part::bytes(PDF.to_vec()));
+        let r = app
+            .client
+            .post(app.url("/signer_processes"))
+            .bearer_auth(token("relying-app"))
+            .multipart(form)
+            .send()
+            .await
+            .expect("req");
+        assert_problem(r, 400, "invalid-body", url).await;
+    }
+}

@@ -93,3 +93,39 @@ async fn two_replicas_sweeping_one_database_expire_each_process_once() {
     );
     second.stop().await;
 }
+
+#[tokio::test]
+async fn a_document_of_an_expired_process_can_be_deleted_at_once() {
+    let app = spawn_app_with(|s| {
+        s.processes.ttl_seconds = 1;
+        s.processes.sweep_interval_seconds = 0;
+    })
+    .await;
+    let form = reqwest::multipart::Form::new().part("document", reqwest::multipart::Part::bytes(PDF.to_vec()));
+    let doc: Value = app
+        .client
+        .post(app.url("/documents"))
+        .bearer_auth(token("relying-app"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    let doc_id = doc["id"].as_str().expect("id");
+    let r = app
+        .client
+        .post(app.url("/signer_processes"))
+        .bearer_auth(token("relying-app"))
+        .json(&json!({"process_type": "urn:safelayer:eidas:processes:document:sign:esigp", "documents": [{"id": doc_id}]}))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 201);
+    let delete =
+        || app.client.delete(app.url(&format!("/documents/{doc_id}"))).bearer_auth(token("relying-app")).send();
+    assert_eq!(delete().await.expect("req").status(), 409, "in use while pending");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(delete().await.expect("req").status(), 204, "an expired process no longer holds it, read or not");
+}
