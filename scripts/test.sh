@@ -24,3 +24,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked --no-fail-fast
 # The HTTP suite once more against the embedded SQLite store (a fresh file per test).
 ESIGNSP_TEST_DATABASE=sqlite cargo test -p esignsp-api --test http --locked --no-fail-fast
+# The live service against its own OpenAPI document, and the container files.
+bash scripts/schemathesis.sh
+python3 scripts/check_container.py

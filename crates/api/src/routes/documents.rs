@@ -18,6 +18,23 @@ use crate::startup::AppState;
 /// # Errors
 /// 415 unless `multipart/form-data`; 413; 400 without exactly one `document` part or with
 /// invalid `signers`; 503.
+#[utoipa::path(
+    post,
+    operation_id = "DocumentCreate",
+    path = "/trustedx-resources/esignsp/v2/documents",
+    request_body(content = crate::openapi::DocumentForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Created; Location is its self URL", body = crate::openapi::Document),
+        (status = 408, description = "The body was not received in time", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Unsupported media type or content encoding", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request or Authorization header", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No, invalid or expired access token (RFC 6750)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the required scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or verification keys unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn create(
     req: HttpRequest,
@@ -51,6 +68,21 @@ pub async fn create(
 ///
 /// # Errors
 /// 404 for an unknown or foreign document; 503.
+#[utoipa::path(
+    get,
+    operation_id = "DocumentRead",
+    path = "/trustedx-resources/esignsp/v2/documents/{id}",
+    params(("id" = String, Path, description = "Document id")),
+    responses(
+        (status = 200, description = "The document", body = crate::openapi::Document),
+        (status = 404, description = "No such document", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request or Authorization header", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No, invalid or expired access token (RFC 6750)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the required scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or verification keys unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn get(
     req: HttpRequest,
@@ -66,6 +98,21 @@ pub async fn get(
 ///
 /// # Errors
 /// 404 for an unknown or foreign document; 503.
+#[utoipa::path(
+    get,
+    operation_id = "DocumentContentRead",
+    path = "/trustedx-resources/esignsp/v2/documents/{id}/content",
+    params(("id" = String, Path, description = "Document id")),
+    responses(
+        (status = 200, description = "The bytes with their stored media type (application/pdf for PDFs)", content_type = "*/*", body = Vec<u8>),
+        (status = 404, description = "No such document", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request or Authorization header", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No, invalid or expired access token (RFC 6750)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the required scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or verification keys unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn content(
     req: HttpRequest,
@@ -87,6 +134,22 @@ pub async fn content(
 /// # Errors
 /// 404 for an unknown or foreign document; 409 `document-in-use` while a pending process
 /// uses it; 503.
+#[utoipa::path(
+    delete,
+    operation_id = "DocumentDelete",
+    path = "/trustedx-resources/esignsp/v2/documents/{id}",
+    params(("id" = String, Path, description = "Document id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such document", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A pending process uses it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request or Authorization header", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No, invalid or expired access token (RFC 6750)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the required scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or verification keys unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn delete(
     req: HttpRequest,

@@ -8,6 +8,7 @@ use crate::metrics::Metrics;
 use crate::startup::AppState;
 
 /// 200 `{"status":"ok"}` while the process runs.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "Alive", body = crate::openapi::Health)))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
@@ -17,6 +18,10 @@ pub async fn healthz() -> HttpResponse {
 ///
 /// # Errors
 /// [`ApiError::Unavailable`] when either is missing.
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, description = "Database reachable and keys loaded", body = crate::openapi::Health),
+    (status = 503, description = "Not ready", body = crate::openapi::Problem, content_type = "application/problem+json")
+))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if !state.verifier.ready() {
         return Err(ApiError::Unavailable(None));
@@ -26,9 +31,17 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 }
 
 /// Prometheus text exposition of the service's metrics.
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String)
+))]
 pub async fn metrics(state: web::Data<AppState>, metrics: web::Data<Metrics>) -> HttpResponse {
     let (in_use, idle) = state.store.pool_connections();
     metrics.pool.with_label_values(&["in_use"]).set(i64::from(in_use));
     metrics.pool.with_label_values(&["idle"]).set(i64::from(idle));
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(metrics.render())
+}
+
+/// `GET /openapi.json`: the OpenAPI 3.1 description of this API.
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi())
 }

@@ -85,6 +85,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("GET, HEAD")),
     )
     .service(
+        web::resource("/openapi.json")
+            .route(web::get().to(health::openapi))
+            .route(web::head().to(health::openapi))
+            .default_service(not_allowed("GET, HEAD")),
+    )
+    .service(<utoipa_redoc::Redoc<_> as utoipa_redoc::Servable<_>>::with_url(
+        "/docs",
+        <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi(),
+    ))
+    .service(
         web::resource("/metrics")
             .route(web::get().to(health::metrics))
             .route(web::head().to(health::metrics))

@@ -69,6 +69,26 @@ fn referenced_documents(value: Option<serde_json::Value>) -> Result<Vec<Document
 /// 415 unless `multipart/form-data` or `application/json`; 413 beyond the limits; 400 for a
 /// malformed form, invalid process JSON, or a document that is unknown or another client's;
 /// 503 when the database is unavailable.
+#[utoipa::path(
+    post,
+    operation_id = "SignerProcessCreate",
+    path = "/trustedx-resources/esignsp/v2/signer_processes",
+    request_body(content(
+        (crate::openapi::CreateProcessForm = "multipart/form-data"),
+        (crate::openapi::CreateProcessJson = "application/json")
+    )),
+    responses(
+        (status = 201, description = "Created; Location is its self URL", body = crate::openapi::SignerProcess),
+        (status = 408, description = "The body was not received in time", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Unsupported media type or content encoding", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request or Authorization header", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No, invalid or expired access token (RFC 6750)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the required scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or verification keys unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn create(
     req: HttpRequest,
@@ -101,6 +121,21 @@ pub async fn create(
 ///
 /// # Errors
 /// 404 for an unknown or foreign process; 503.
+#[utoipa::path(
+    get,
+    operation_id = "SignerProcessRead",
+    path = "/trustedx-resources/esignsp/v2/signer_processes/{id}",
+    params(("id" = String, Path, description = "Signature process id")),
+    responses(
+        (status = 200, description = "The process", body = crate::openapi::SignerProcess),
+        (status = 404, description = "No such process", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request or Authorization header", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No, invalid or expired access token (RFC 6750)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the required scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or verification keys unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn get(
     req: HttpRequest,
@@ -117,6 +152,21 @@ pub async fn get(
 ///
 /// # Errors
 /// 404 for an unknown or foreign process; 503.
+#[utoipa::path(
+    delete,
+    operation_id = "SignerProcessDelete",
+    path = "/trustedx-resources/esignsp/v2/signer_processes/{id}",
+    params(("id" = String, Path, description = "Signature process id")),
+    responses(
+        (status = 204, description = "Deleted with its documents"),
+        (status = 404, description = "No such process", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request or Authorization header", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No, invalid or expired access token (RFC 6750)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the required scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or verification keys unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn delete(
     req: HttpRequest,
@@ -136,6 +186,22 @@ pub async fn delete(
 ///
 /// # Errors
 /// 404 while the process has no result; 410 for an unknown or foreign process; 503.
+#[utoipa::path(
+    get,
+    operation_id = "SignerProcessResultRead",
+    path = "/trustedx-resources/esignsp/v2/signer_processes/{id}/result",
+    params(("id" = String, Path, description = "Signature process id")),
+    responses(
+        (status = 200, description = "The result", body = crate::openapi::ProcessResult),
+        (status = 404, description = "The process has no result yet", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 410, description = "No such process", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request or Authorization header", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No, invalid or expired access token (RFC 6750)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the required scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or verification keys unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn get_result(
     req: HttpRequest,
@@ -155,6 +221,26 @@ pub async fn get_result(
 /// # Errors
 /// 404 for an unknown or foreign process (PUT does not create); 415 unless
 /// `application/json`; 413; 400 for an invalid body; 409 when a rule of SPEC §4 refuses; 503.
+#[utoipa::path(
+    put,
+    operation_id = "SignerProcessResultUpdate",
+    path = "/trustedx-resources/esignsp/v2/signer_processes/{id}/result",
+    params(("id" = String, Path, description = "Signature process id")),
+    request_body(content = crate::openapi::ProcessResult, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The result as stored", body = crate::openapi::ProcessResult),
+        (status = 404, description = "No such process", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A rule of the result state machine refuses it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body was not received in time", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Unsupported media type or content encoding", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request or Authorization header", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No, invalid or expired access token (RFC 6750)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the required scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or verification keys unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn put_result(
     req: HttpRequest,
@@ -179,6 +265,21 @@ pub async fn put_result(
 ///
 /// # Errors
 /// 404 for an unknown or foreign process; 503.
+#[utoipa::path(
+    get,
+    operation_id = "SignerProcessDocumentsRead",
+    path = "/trustedx-resources/esignsp/v2/signer_processes/{id}/documents",
+    params(("id" = String, Path, description = "Signature process id")),
+    responses(
+        (status = 200, description = "The documents", body = crate::openapi::ProcessDocuments),
+        (status = 404, description = "No such process", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request or Authorization header", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No, invalid or expired access token (RFC 6750)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the required scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or verification keys unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn documents(
     req: HttpRequest,
@@ -197,6 +298,26 @@ pub async fn documents(
 /// # Errors
 /// 404 for an unknown or foreign process or a document not in it; 415; 413; 400; 409 when a
 /// rule of SPEC §4 refuses (terminal, documents frozen, expiry); 503.
+#[utoipa::path(
+    put,
+    operation_id = "SignerProcessDocumentResultUpdate",
+    path = "/trustedx-resources/esignsp/v2/signer_processes/{id}/documents/{document_id}/result",
+    params(("id" = String, Path, description = "Signature process id"), ("document_id" = String, Path, description = "Document id")),
+    request_body(content = crate::openapi::DocumentResult, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The document result as stored", body = crate::openapi::DocumentResult),
+        (status = 404, description = "No such process or document", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A rule of the result state machine refuses it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body was not received in time", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Unsupported media type or content encoding", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request or Authorization header", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No, invalid or expired access token (RFC 6750)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the required scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or verification keys unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn put_document_result(
     req: HttpRequest,
@@ -232,6 +353,21 @@ fn event_json(e: &AuditEvent) -> Value {
 ///
 /// # Errors
 /// 404 for an unknown or foreign process; 503.
+#[utoipa::path(
+    get,
+    operation_id = "SignerProcessEventsRead",
+    path = "/trustedx-resources/esignsp/v2/signer_processes/{id}/events",
+    params(("id" = String, Path, description = "Signature process id")),
+    responses(
+        (status = 200, description = "The audit trail, oldest first", body = crate::openapi::AuditEvents),
+        (status = 404, description = "No such process", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request or Authorization header", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No, invalid or expired access token (RFC 6750)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the required scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database or verification keys unavailable; retry after Retry-After", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn events(
     req: HttpRequest,

@@ -70,6 +70,18 @@ fn with_query(url: &str, params: &[(&str, &str)]) -> Option<String> {
 ///
 /// # Errors
 /// 503 when the database is unavailable.
+#[utoipa::path(
+    get,
+    operation_id = "UserBrowserTask",
+    path = "/trustedx-resources/esignsp/v2/ui",
+    params(("signerProcessId" = Option<String>, Query, description = "Signature process id")),
+    responses(
+        (status = 302, description = "To the signing application while pending; to finish_callback_url with status and signer_process_id once ended"),
+        (status = 200, description = "A page saying the process waits or has ended", content_type = "text/html"),
+        (status = 404, description = "A page saying there is no such process", content_type = "text/html"),
+        (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+    )
+)]
 #[tracing::instrument(skip_all)]
 pub async fn browser(
     req: HttpRequest,

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs schemathesis against the live service (the debug binary that `cargo test` built) with a
+# valid token: no server errors, no response that breaks the OpenAPI document. Also validates
+# the document itself. Sourced environment: DATABASE_URL (a reachable PostgreSQL).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m pip --version >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && apt-get install -y -qq python3-pip >/dev/null; }
+if ! command -v st >/dev/null 2>&1 || ! python3 -c 'import openapi_spec_validator' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4,<5' 'openapi-spec-validator>=0.7' \
+    || python3 -m pip install --quiet --break-system-packages 'schemathesis>=4,<5' 'openapi-spec-validator>=0.7'
+fi
+st_bin=$(command -v st || echo "$(python3 -m site --user-base)/bin/st")
+
+work=$(mktemp -d)
+database=esignsp_test_schemathesis
+psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null
+psql "$DATABASE_URL" -qc "CREATE DATABASE $database" >/dev/null
+url=${DATABASE_URL%%\?*}; url="${url%/*}/$database"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export ESIGNSP__SERVER__PORT=$port ESIGNSP__SERVER__PUBLIC_URL=http://127.0.0.1:$port ESIGNSP__SERVER__DATA_DIR=$work
+export ESIGNSP__DATABASE__URL=$url ESIGNSP__LOG__LEVEL=warn
+unset ESIGNSP_CONFIG
+target/debug/esignsp serve > "$work/service.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fs "http://127.0.0.1:$port/openapi.json" -o "$work/openapi.json"
+python3 -c "import json,sys; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('openapi.json: valid OpenAPI', json.load(open(sys.argv[1]))['openapi'])" "$work/openapi.json"
+token=$(target/debug/esignsp token --client-id schemathesis)
+"$st_bin" run "http://127.0.0.1:$port/openapi.json" \
+  -H "Authorization: Bearer $token" \
+  --checks not_a_server_error,response_schema_conformance,content_type_conformance \
+  --max-examples 25 --request-timeout 20 --seed 1
+if grep -q '"level":"ERROR"\|ERROR' "$work/service.log" && grep -q 'panicked' "$work/service.log"; then
+  echo "esignsp panicked under schemathesis:" >&2; cat "$work/service.log" >&2; exit 1
+fi
