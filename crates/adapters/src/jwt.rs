@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -19,6 +20,9 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, P
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::signature::KeyPair;
 use serde_json::Value;
+
+use crate::introspection::Introspector;
+use crate::jwks::JwksSource;
 
 /// How strict the claims of an access token must be (`auth.profile`, SPEC §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -317,24 +321,79 @@ fn parse_header(token: &str, profile: Profile) -> Result<TokenHeader, InvalidTok
     Ok(TokenHeader { alg: alg.to_owned(), kid })
 }
 
-/// Verifies JWT access tokens against a fixed set of keys (`auth.public_key_files`).
+/// Verifies access tokens: JWTs against static keys (`auth.public_key_files`) and the
+/// issuer's JWK Set ([`JwksSource`]), opaque tokens by introspection ([`Introspector`]).
 #[derive(Debug, Clone)]
 pub struct JwtVerifier {
     settings: VerifierSettings,
     keys: Vec<VerificationKey>,
+    jwks: Option<Arc<JwksSource>>,
+    introspection: Option<Arc<Introspector>>,
 }
 
 impl JwtVerifier {
-    /// A verifier for `keys`.
+    /// A verifier for static `keys`.
     #[must_use]
     pub fn new(settings: VerifierSettings, keys: Vec<VerificationKey>) -> Self {
-        Self { settings, keys }
+        Self { settings, keys, jwks: None, introspection: None }
     }
 
-    /// Whether any verification key is loaded (`/readyz`).
+    /// Also trusts the keys of the issuer's JWK Set.
+    #[must_use]
+    pub fn with_jwks(mut self, source: Arc<JwksSource>) -> Self {
+        self.jwks = Some(source);
+        self
+    }
+
+    /// Introspects tokens that are not JWTs (RFC 7662).
+    #[must_use]
+    pub fn with_introspection(mut self, introspector: Arc<Introspector>) -> Self {
+        self.introspection = Some(introspector);
+        self
+    }
+
+    /// Whether any static verification key is loaded.
     #[must_use]
     pub fn has_keys(&self) -> bool {
         !self.keys.is_empty()
+    }
+
+    /// Fetches the issuer's JWK Set now, if one is configured, so that readiness reflects it.
+    pub async fn warm_up(&self) {
+        if let Some(jwks) = &self.jwks {
+            jwks.keys().await;
+        }
+    }
+
+    /// Verifies a token with every source configured.
+    async fn verify_async(&self, token: &str) -> Result<Caller, TokenRejection> {
+        use InvalidTokenReason as R;
+        let header = match parse_header(token, self.settings.profile) {
+            Ok(header) => header,
+            Err(R::Malformed) if self.introspection.is_some() => {
+                return match &self.introspection {
+                    Some(i) => i.introspect(token).await,
+                    None => Err(TokenRejection::Invalid(R::Malformed)),
+                };
+            }
+            Err(reason) => return Err(TokenRejection::Invalid(reason)),
+        };
+        let Some(jwks) = &self.jwks else {
+            return self.verify_header(token, &header, &self.keys);
+        };
+        let mut keys = self.keys.clone();
+        keys.extend(jwks.keys().await);
+        if keys.is_empty() {
+            return Err(TokenRejection::Unavailable);
+        }
+        match self.verify_header(token, &header, &keys) {
+            Err(TokenRejection::Invalid(R::UnknownKey)) => {
+                let mut keys = self.keys.clone();
+                keys.extend(jwks.refresh_for_unknown_kid().await);
+                self.verify_header(token, &header, &keys)
+            }
+            other => other,
+        }
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {
@@ -351,16 +410,25 @@ impl JwtVerifier {
         v
     }
 
+    #[cfg(test)]
     fn verify_sync(&self, token: &str) -> Result<Caller, TokenRejection> {
+        let header = parse_header(token, self.settings.profile).map_err(TokenRejection::Invalid)?;
+        self.verify_header(token, &header, &self.keys)
+    }
+
+    fn verify_header(
+        &self,
+        token: &str,
+        header: &TokenHeader,
+        keys: &[VerificationKey],
+    ) -> Result<Caller, TokenRejection> {
         use InvalidTokenReason as R;
         let invalid = TokenRejection::Invalid;
-        let header = parse_header(token, self.settings.profile).map_err(invalid)?;
         let alg = Algorithm::from_str(&header.alg)
             .ok()
             .filter(|a| self.settings.algorithms.contains(a))
             .ok_or(invalid(R::AlgorithmNotAllowed))?;
-        let by_kid: Vec<&VerificationKey> = self
-            .keys
+        let by_kid: Vec<&VerificationKey> = keys
             .iter()
             .filter(|k| match (&header.kid, &k.kid) {
                 (Some(wanted), Some(have)) => wanted == have,
@@ -447,11 +515,11 @@ fn map_jwt_error(kind: &jsonwebtoken::errors::ErrorKind) -> InvalidTokenReason {
 #[async_trait]
 impl AccessTokenVerifier for JwtVerifier {
     async fn verify(&self, token: &str) -> Result<Caller, TokenRejection> {
-        self.verify_sync(token)
+        self.verify_async(token).await
     }
 
     fn ready(&self) -> bool {
-        self.has_keys()
+        self.has_keys() || self.introspection.is_some() || self.jwks.as_ref().is_some_and(|j| j.has_cached_keys())
     }
 }
 

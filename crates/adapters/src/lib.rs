@@ -1,6 +1,8 @@
 //! Adapters of esignsp: PostgreSQL and embedded SQLite persistence (sqlx), JWT access-token
 //! verification (jsonwebtoken), the system clock and the CSPRNG id source.
 
+pub mod introspection;
+pub mod jwks;
 pub mod jwt;
 pub mod postgres;
 pub mod sqlite;

@@ -127,13 +127,14 @@ pub struct AuthSettings {
     pub algorithms: Vec<String>,
     /// PEM or JWK/JWKS files with verification keys.
     pub public_key_files: Vec<PathBuf>,
-    /// The issuer's JWKS URL (not supported by this version yet).
+    /// The issuer's JWK Set URL; empty: discovered from the issuer's metadata when no other
+    /// key source is configured.
     pub jwks_url: String,
     /// Least interval between two JWKS fetches, in seconds.
     pub jwks_min_refresh_seconds: u64,
     /// Allowed clock skew, in seconds.
     pub leeway_seconds: u64,
-    /// RFC 7662 introspection endpoint (not supported by this version yet).
+    /// RFC 7662 introspection endpoint for opaque tokens (empty: none).
     pub introspection_url: String,
     /// Client id for introspection.
     pub introspection_client_id: String,

@@ -8,6 +8,8 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, DefaultHeaders, NormalizePath, TrailingSlash};
 use actix_web::{web, App, HttpResponse, HttpServer};
+use esignsp_adapters::introspection::{IntrospectionSettings, Introspector};
+use esignsp_adapters::jwks::{JwksLocation, JwksSource};
 use esignsp_adapters::jwt::{self, DevSigningKey, JwtVerifier, VerifierSettings};
 use esignsp_adapters::postgres::PoolSettings;
 use esignsp_adapters::store::Store;
@@ -70,18 +72,43 @@ pub fn build_verifier(settings: &Settings) -> Result<JwtVerifier, ConfigError> {
         keys.push(dev.verification_key());
     }
     let profile = auth.profile.parse().map_err(|e| ConfigError(format!("auth.profile: {e}")))?;
-    Ok(JwtVerifier::new(
+    let trusted_clients = auth.trusted_clients.iter().cloned().collect::<HashSet<_>>();
+    let mut verifier = JwtVerifier::new(
         VerifierSettings {
             issuer: auth.issuer.clone(),
             audience: auth.audience.clone(),
-            algorithms,
+            algorithms: algorithms.clone(),
             leeway_seconds: auth.leeway_seconds,
             required_scope: auth.required_scope.clone(),
             profile,
-            trusted_clients: auth.trusted_clients.iter().cloned().collect::<HashSet<_>>(),
+            trusted_clients: trusted_clients.clone(),
         },
         keys,
-    ))
+    );
+    let location = if !auth.jwks_url.is_empty() {
+        Some(JwksLocation::Url(auth.jwks_url.clone()))
+    } else if !verifier.has_keys() && auth.introspection_url.is_empty() {
+        Some(JwksLocation::Discover { issuer: auth.issuer.clone() })
+    } else {
+        None
+    };
+    if let Some(location) = location {
+        let min_refresh = Duration::from_secs(auth.jwks_min_refresh_seconds);
+        verifier = verifier.with_jwks(Arc::new(JwksSource::new(location, algorithms, min_refresh)));
+    }
+    if !auth.introspection_url.is_empty() {
+        verifier = verifier.with_introspection(Arc::new(Introspector::new(IntrospectionSettings {
+            url: auth.introspection_url.clone(),
+            client_id: auth.introspection_client_id.clone(),
+            client_secret: auth.introspection_client_secret.expose_secret().to_owned(),
+            cache_for: Duration::from_secs(auth.introspection_cache_seconds),
+            issuer: auth.issuer.clone(),
+            audience: auth.audience.clone(),
+            required_scope: auth.required_scope.clone(),
+            trusted_clients,
+        })));
+    }
+    Ok(verifier)
 }
 
 /// In the development set-up ([`Settings::development`]), creates the signing key in
@@ -184,7 +211,10 @@ impl Application {
     /// port that cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         ensure_dev_key(&settings)?;
-        let verifier: Arc<dyn AccessTokenVerifier> = Arc::new(build_verifier(&settings)?);
+        let jwt_verifier = build_verifier(&settings)?;
+        let warming = jwt_verifier.clone();
+        tokio::spawn(async move { warming.warm_up().await });
+        let verifier: Arc<dyn AccessTokenVerifier> = Arc::new(jwt_verifier);
         if settings.development {
             let config = std::env::var("ESIGNSP_CONFIG").map(|c| format!("ESIGNSP_CONFIG={c} ")).unwrap_or_default();
             tracing::warn!(
