@@ -132,3 +132,28 @@ async fn no_key_at_all_is_unavailable_not_invalid() {
     let (unreachable, _) = verifier("http://127.0.0.1:1/jwks");
     assert_eq!(unreachable.verify(&token(&key("k"), "k")).await, Err(TokenRejection::Unavailable));
 }
+
+#[test]
+fn a_ps256_token_is_refused_by_a_key_published_for_rs256() {
+    let keys = esignsp_testkit::keys();
+    let set = json!({"keys": [keys.rsa_public_jwk("RS256", "r1")]});
+    let allow = [Algorithm::RS256, Algorithm::PS256];
+    let published = esignsp_adapters::jwt::keys_from_jwk_json(set.to_string().as_bytes(), &allow).expect("set");
+    assert_eq!(published[0].algorithms(), [Algorithm::RS256]);
+    let settings = VerifierSettings {
+        issuer: esignsp_testkit::ISSUER.to_owned(),
+        audience: vec![esignsp_testkit::AUDIENCE.to_owned()],
+        algorithms: allow.to_vec(),
+        leeway_seconds: 60,
+        required_scope: esignsp_testkit::SCOPE.to_owned(),
+        profile: Profile::Rfc9068,
+        trusted_clients: Default::default(),
+    };
+    let v = JwtVerifier::new(settings, published);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let claims = esignsp_testkit::claims("c");
+    let rs = keys.sign(esignsp_testkit::Signer::Rs256, &claims);
+    assert!(runtime.block_on(v.verify(&rs)).is_ok(), "RS256 verifies");
+    let ps = keys.sign(esignsp_testkit::Signer::Ps256, &claims);
+    assert_eq!(runtime.block_on(v.verify(&ps)), Err(TokenRejection::Invalid(InvalidTokenReason::AlgorithmNotAllowed)));
+}

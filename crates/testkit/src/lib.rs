@@ -190,6 +190,20 @@ impl TestKeys {
         self.sign(Signer::Rs256, &claims(client_id))
     }
 
+    /// The trusted RSA key as a public JWK bound to `alg` (RFC 7517 §4.4), with `kid`.
+    ///
+    /// # Panics
+    /// When the stored PEM does not parse (it was written by this crate).
+    #[must_use]
+    pub fn rsa_public_jwk(&self, alg: &str, kid: &str) -> Value {
+        use rsa::pkcs8::DecodePublicKey;
+        use rsa::traits::PublicKeyParts;
+        let key = rsa::RsaPublicKey::from_public_key_pem(std::str::from_utf8(&self.rsa_public_pem).expect("utf-8"))
+            .expect("pem");
+        let b64 = |b: Vec<u8>| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        json!({"kty": "RSA", "n": b64(key.n().to_bytes_be()), "e": b64(key.e().to_bytes_be()), "alg": alg, "kid": kid})
+    }
+
     /// An HS256 token whose HMAC secret is the server's RSA public key PEM (RFC 8725 §2.1).
     ///
     /// # Panics

@@ -163,6 +163,10 @@ impl TestApp {
             .expect("request")
     }
 
+    pub async fn get_with(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request")
+    }
+
     pub async fn get(&self, client_id: &str, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).bearer_auth(token(client_id)).send().await.expect("request")
     }

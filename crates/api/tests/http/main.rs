@@ -8,6 +8,7 @@ mod common;
 mod compat;
 mod documents;
 mod expiry;
+mod oidc;
 mod openapi;
 mod operations;
 mod processes;
