@@ -262,6 +262,25 @@ fn dev_tokens_are_accepted_by_a_verifier_with_the_dev_key() {
 }
 
 #[test]
+fn rsa_dev_keys_sign_tokens_the_same_configuration_accepts() {
+    use rsa::pkcs8::EncodePrivateKey;
+    let k = keys();
+    let private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("RSA key");
+    let file = k.dir.join("rsa.pem");
+    std::fs::write(&file, private.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).expect("pem").as_bytes()).expect("write");
+    let dev = DevSigningKey::load(&file).expect("dev key");
+    assert_eq!(dev.algorithm(), Algorithm::RS256);
+    let token = dev
+        .sign(&DevTokenRequest { issuer: ISSUER, audience: "esignsp", client_id: "cli", scope: SCOPE, ttl_seconds: 60 })
+        .expect("sign");
+    let v = JwtVerifier::new(settings(Profile::Rfc9068), vec![dev.verification_key()]);
+    assert_eq!(verify(&v, &token).expect("accepted").client_id.as_str(), "cli");
+    // The same file listed as a public key file works too (its public half is used).
+    let from_file = load_key_file(&file, &settings(Profile::Rfc9068).algorithms).expect("loads");
+    assert!(verify(&JwtVerifier::new(settings(Profile::Rfc9068), from_file), &token).is_ok());
+}
+
+#[test]
 fn jwk_sets_skip_members_that_cannot_verify_and_bind_alg() {
     let jwks = json!({"keys": [
         {"kty": "oct", "k": "c2VjcmV0"},
