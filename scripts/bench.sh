@@ -65,9 +65,11 @@ for scale in $SCALES; do
   for c in $CONCURRENCY; do
     n=$(( PUTS < half / 2 ? PUTS : half / 2 ))
     sed -n "$((offset + 1)),$((offset + n))p" "$work/ids" > "$work/put-ids"; offset=$((offset + n))
+    echo 5 > "/proc/$pid/clear_refs" 2>/dev/null || true   # resets the peak (VmHWM) for the PUT phase
     t0=$(cpu_ticks)
     svc=$(target/release/esignsp-load --base "$base" --operation put-result --concurrency "$c" --requests "$n" --token "$token" --ids "$work/put-ids")
     t1=$(cpu_ticks)
+    echo "peak_rss_mib_put_${scale}_${c}=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$pid/status")" >> "$work/cpu"
     # pgbench opens one server connection per client: PostgreSQL's max_connections caps it.
     maxc=$(( $(psql "$DATABASE_URL" -Atc 'show max_connections') - 20 ))
     pc=$(( c < maxc ? c : maxc ))
@@ -85,7 +87,7 @@ for scale in $SCALES; do
     svc=$(target/release/esignsp-load --base "$base" --operation create --concurrency "$c" --requests $(( n / 4 )) --token "$token" --pdf-bytes 102400)
     row "$scale" "O1 100KiB" "$c" "$(echo "$svc" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["rps"]))')" - - "$(echo "$svc" | python3 -c 'import json,sys; print(json.load(sys.stdin)["p99_ms"])')" - -
   done
-  echo "peak_rss_mib_${scale}=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$pid/status")" >> "$work/cpu"
+  echo "peak_rss_mib_whole_run_${scale}=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$pid/status")" >> "$work/cpu"
   stop
 done
 echo

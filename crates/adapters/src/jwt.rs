@@ -329,13 +329,53 @@ pub struct JwtVerifier {
     keys: Vec<VerificationKey>,
     jwks: Option<Arc<JwksSource>>,
     introspection: Option<Arc<Introspector>>,
+    verified: Arc<VerifiedCache>,
+}
+
+/// Longest time a verified JWT is remembered (it is never remembered past its `exp`).
+pub const VERIFIED_CACHE_SECONDS: u64 = 300;
+/// Most remembered tokens.
+pub const VERIFIED_CACHE_ENTRIES: usize = 10_000;
+
+/// Tokens whose signature and claims were verified, by SHA-256, until `exp` and at most
+/// [`VERIFIED_CACHE_SECONDS`]: a client reusing its token is not verified again each request.
+#[derive(Debug, Default)]
+struct VerifiedCache {
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], (u64, Caller)>>,
+}
+
+impl VerifiedCache {
+    fn key(token: &str) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(token.as_bytes()).into()
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<Caller> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let entries = self.entries.lock().ok()?;
+        entries.get(key).filter(|(until, _)| now < *until).map(|(_, caller)| caller.clone())
+    }
+
+    fn put(&self, key: [u8; 32], exp: u64, caller: &Caller) {
+        let now = jsonwebtoken::get_current_timestamp();
+        let until = exp.min(now + VERIFIED_CACHE_SECONDS);
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= VERIFIED_CACHE_ENTRIES {
+                entries.retain(|_, (u, _)| *u > now);
+                if entries.len() >= VERIFIED_CACHE_ENTRIES {
+                    entries.clear();
+                }
+            }
+            entries.insert(key, (until, caller.clone()));
+        }
+    }
 }
 
 impl JwtVerifier {
     /// A verifier for static `keys`.
     #[must_use]
     pub fn new(settings: VerifierSettings, keys: Vec<VerificationKey>) -> Self {
-        Self { settings, keys, jwks: None, introspection: None }
+        Self { settings, keys, jwks: None, introspection: None, verified: Arc::default() }
     }
 
     /// Also trusts the keys of the issuer's JWK Set.
@@ -365,35 +405,51 @@ impl JwtVerifier {
         }
     }
 
-    /// Verifies a token with every source configured.
+    /// Verifies a token with every source configured; a JWT verified before answers from
+    /// the cache.
     async fn verify_async(&self, token: &str) -> Result<Caller, TokenRejection> {
+        let key = VerifiedCache::key(token);
+        if let Some(caller) = self.verified.get(&key) {
+            return Ok(caller);
+        }
+        let verified = self.verify_uncached(token).await?;
+        if let Some(exp) = verified.1 {
+            self.verified.put(key, exp, &verified.0);
+        }
+        Ok(verified.0)
+    }
+
+    /// Verifies a token; the second member is the JWT's `exp` (None for introspected tokens,
+    /// which have their own cache).
+    async fn verify_uncached(&self, token: &str) -> Result<(Caller, Option<u64>), TokenRejection> {
         use InvalidTokenReason as R;
         let header = match parse_header(token, self.settings.profile) {
             Ok(header) => header,
             Err(R::Malformed) if self.introspection.is_some() => {
                 return match &self.introspection {
-                    Some(i) => i.introspect(token).await,
+                    Some(i) => i.introspect(token).await.map(|c| (c, None)),
                     None => Err(TokenRejection::Invalid(R::Malformed)),
                 };
             }
             Err(reason) => return Err(TokenRejection::Invalid(reason)),
         };
         let Some(jwks) = &self.jwks else {
-            return self.verify_header(token, &header, &self.keys);
+            return self.verify_header(token, &header, &self.keys).map(|(c, exp)| (c, Some(exp)));
         };
         let mut keys = self.keys.clone();
         keys.extend(jwks.keys().await);
         if keys.is_empty() {
             return Err(TokenRejection::Unavailable);
         }
-        match self.verify_header(token, &header, &keys) {
+        let verified = match self.verify_header(token, &header, &keys) {
             Err(TokenRejection::Invalid(R::UnknownKey)) => {
                 let mut keys = self.keys.clone();
                 keys.extend(jwks.refresh_for_unknown_kid().await);
                 self.verify_header(token, &header, &keys)
             }
             other => other,
-        }
+        };
+        verified.map(|(c, exp)| (c, Some(exp)))
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {
@@ -413,7 +469,7 @@ impl JwtVerifier {
     #[cfg(test)]
     fn verify_sync(&self, token: &str) -> Result<Caller, TokenRejection> {
         let header = parse_header(token, self.settings.profile).map_err(TokenRejection::Invalid)?;
-        self.verify_header(token, &header, &self.keys)
+        self.verify_header(token, &header, &self.keys).map(|(caller, _)| caller)
     }
 
     fn verify_header(
@@ -421,7 +477,7 @@ impl JwtVerifier {
         token: &str,
         header: &TokenHeader,
         keys: &[VerificationKey],
-    ) -> Result<Caller, TokenRejection> {
+    ) -> Result<(Caller, u64), TokenRejection> {
         use InvalidTokenReason as R;
         let invalid = TokenRejection::Invalid;
         let alg = Algorithm::from_str(&header.alg)
@@ -455,7 +511,8 @@ impl JwtVerifier {
             }
         }
         let claims = claims.ok_or(invalid(R::BadSignature))?;
-        self.check_claims(&claims)
+        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        self.check_claims(&claims).map(|caller| (caller, exp))
     }
 
     fn check_claims(&self, claims: &serde_json::Map<String, Value>) -> Result<Caller, TokenRejection> {

@@ -95,6 +95,10 @@ async fn keys_are_fetched_once_cached_and_refetched_for_a_new_kid_at_most_once_p
     for _ in 0..5 {
         v.verify(&token(&first, "k1")).await.expect("a key of the set verifies");
     }
+    let same = token(&first, "k1");
+    for _ in 0..3 {
+        v.verify(&same).await.expect("a token verified before is remembered");
+    }
     assert_eq!(hits.load(Ordering::SeqCst), 1, "cached for max-age");
 
     // A flood of unknown kids: one fetch (the interval has not passed since the first).
