@@ -10,6 +10,7 @@
 //! token (`jku`, `x5u`, `jwk`, `x5c`) is ever fetched or trusted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::Algorithm;
@@ -34,8 +35,8 @@ pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 #[must_use]
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("a client with compiled-in TLS builds")
@@ -126,12 +127,21 @@ impl JwksSource {
         self.state.try_read().map_or(true, |s| !s.keys.is_empty())
     }
 
-    /// The current keys: cached ones while fresh, else refetched (keeping the old ones when
-    /// that fails). Empty when none could ever be had.
-    pub async fn keys(&self) -> Vec<VerificationKey> {
+    /// The current keys: cached ones while fresh. Stale keys are still answered at once while
+    /// a refresh runs in the background (a slow authorization server never delays requests
+    /// that have keys); only when there is no key at all does the caller wait for a fetch.
+    pub async fn keys(self: &Arc<Self>) -> Vec<VerificationKey> {
         {
             let state = self.state.read().await;
-            if state.fresh_until.is_some_and(|t| Instant::now() < t) {
+            let fresh = state.fresh_until.is_some_and(|t| Instant::now() < t);
+            if fresh {
+                return state.keys.clone();
+            }
+            if !state.keys.is_empty() {
+                if self.fetch_lock.try_lock().is_ok() {
+                    let source = Arc::clone(self);
+                    tokio::spawn(async move { source.refresh().await });
+                }
                 return state.keys.clone();
             }
         }

@@ -35,6 +35,9 @@ pub struct PoolSettings {
     /// How long a request waits for a connection before answering 503
     /// (`database.acquire_timeout_seconds`).
     pub acquire_timeout: Duration,
+    /// Longest a PostgreSQL statement, or a wait for a lock, may take (`statement_timeout`,
+    /// `lock_timeout`); then the request answers 503 (`database.statement_timeout_seconds`).
+    pub statement_timeout: Duration,
 }
 
 /// Opens a lazily connecting pool: the service starts, and answers 503, while the database
@@ -44,7 +47,10 @@ pub struct PoolSettings {
 /// [`RepositoryError::Unexpected`] when `url` is not a valid PostgreSQL URL.
 pub fn connect_lazy(url: &str, settings: &PoolSettings) -> Result<PgPool, RepositoryError> {
     let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| RepositoryError::Unexpected(e.into()))?;
-    let options = options.application_name("esignsp");
+    let millis = settings.statement_timeout.as_millis().to_string();
+    let options = options
+        .application_name("esignsp")
+        .options([("statement_timeout", millis.as_str()), ("lock_timeout", millis.as_str())]);
     Ok(PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
@@ -92,8 +98,8 @@ pub fn map_error(error: sqlx::Error) -> RepositoryError {
         sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // Class 08: connection exception; 57P01-03: shutdown / cannot connect now;
-            // 53300: too many connections; 40001/40P01 never happen under our locking.
-            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+            // 53300: too many connections; 57014 / 55P03: statement or lock time-out.
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300" | "57014" | "55P03")
         }),
         _ => false,
     };

@@ -38,7 +38,11 @@ impl Backend {
     async fn open(url: &str) -> Self {
         let store = Store::connect_lazy(
             url,
-            &PoolSettings { max_connections: 40, acquire_timeout: std::time::Duration::from_secs(20) },
+            &PoolSettings {
+                max_connections: 40,
+                acquire_timeout: std::time::Duration::from_secs(20),
+                statement_timeout: std::time::Duration::from_secs(10),
+            },
         )
         .expect("store");
         store.migrate().await.expect("migrate");
@@ -435,7 +439,11 @@ async fn an_unreachable_database_is_reported_as_unavailable(b: Backend) {
     drop(b);
     let pool = esignsp_adapters::postgres::connect_lazy(
         "postgres://postgres@127.0.0.1:1/none",
-        &PoolSettings { max_connections: 1, acquire_timeout: std::time::Duration::from_millis(500) },
+        &PoolSettings {
+            max_connections: 1,
+            acquire_timeout: std::time::Duration::from_millis(500),
+            statement_timeout: std::time::Duration::from_secs(10),
+        },
     )
     .expect("pool");
     let err =

@@ -105,11 +105,20 @@ pub struct DatabaseSettings {
     pub acquire_timeout_seconds: u64,
     /// Run pending migrations when `serve` starts (true).
     pub migrate_on_start: bool,
+    /// Longest a PostgreSQL statement or lock wait may take before the request answers 503,
+    /// in seconds (10).
+    pub statement_timeout_seconds: u64,
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: SecretString::from(""), max_connections: 16, acquire_timeout_seconds: 5, migrate_on_start: true }
+        Self {
+            url: SecretString::from(""),
+            max_connections: 16,
+            acquire_timeout_seconds: 5,
+            migrate_on_start: true,
+            statement_timeout_seconds: 10,
+        }
     }
 }
 
@@ -356,17 +365,24 @@ impl Settings {
             esignsp_adapters::jwt::parse_algorithm(name).map_err(|e| invalid("auth.algorithms", e))?;
         }
         auth.profile.parse::<esignsp_adapters::jwt::Profile>().map_err(|e| invalid("auth.profile", e))?;
-        if !auth.jwks_url.is_empty() {
-            return Err(invalid(
-                "auth.jwks_url",
-                "JWKS retrieval is not supported by this version; use auth.public_key_files",
-            ));
+        for (key, value) in [("auth.jwks_url", &auth.jwks_url), ("auth.introspection_url", &auth.introspection_url)] {
+            if !value.is_empty() {
+                let url = url::Url::parse(value).map_err(|e| invalid(key, e))?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    return Err(invalid(key, "must be an http(s) URL"));
+                }
+            }
         }
-        if !auth.introspection_url.is_empty() {
-            return Err(invalid("auth.introspection_url", "token introspection is not supported by this version"));
+        if !auth.introspection_url.is_empty()
+            && (auth.introspection_client_id.is_empty() || auth.introspection_client_secret.expose_secret().is_empty())
+        {
+            return Err(invalid("auth.introspection_client_id", "introspection needs a client id and secret"));
         }
-        if auth.public_key_files.is_empty() && auth.dev_signing_key_file.is_none() {
-            return Err(invalid("auth.public_key_files", "no verification key: list public key files"));
+        if auth.jwks_min_refresh_seconds == 0 {
+            return Err(invalid("auth.jwks_min_refresh_seconds", "must be positive"));
+        }
+        if self.database.statement_timeout_seconds == 0 {
+            return Err(invalid("database.statement_timeout_seconds", "must be positive"));
         }
         if self.processes.ttl_seconds == 0 || self.processes.ttl_seconds > MAX_TTL_SECONDS {
             return Err(invalid("processes.ttl_seconds", format!("must be 1 to {MAX_TTL_SECONDS} (ten years)")));
@@ -459,10 +475,29 @@ mod tests {
         let s = Settings::load_from(None, env(&[])).expect("valid");
         assert!(!s.development);
         assert_eq!(s.auth.dev_signing_key_file, None);
-        let err =
-            Settings::load_from(None, vec![("ESIGNSP__AUTH__ISSUER".to_owned(), "https://as.example".to_owned())])
-                .expect_err("an issuer without keys");
-        assert!(err.to_string().contains("auth.public_key_files"), "{err}");
+        let s = Settings::load_from(None, vec![("ESIGNSP__AUTH__ISSUER".to_owned(), "https://as.example".to_owned())])
+            .expect("an issuer alone: its keys are discovered from its metadata");
+        assert!(!s.development);
+        assert_eq!(s.auth.dev_signing_key_file, None);
+        for (key, value) in [
+            ("ESIGNSP__AUTH__JWKS_URL", "https://as.example/jwks"),
+            ("ESIGNSP__AUTH__INTROSPECTION_URL", "https://as.example/introspect"),
+        ] {
+            let mut env = vec![("ESIGNSP__AUTH__ISSUER".to_owned(), "https://as.example".to_owned())];
+            env.push((key.to_owned(), value.to_owned()));
+            env.push(("ESIGNSP__AUTH__INTROSPECTION_CLIENT_ID".to_owned(), "esignsp".to_owned()));
+            env.push(("ESIGNSP__AUTH__INTROSPECTION_CLIENT_SECRET".to_owned(), "s".to_owned()));
+            Settings::load_from(None, env).unwrap_or_else(|e| panic!("{key} is a key source: {e}"));
+        }
+        let err = Settings::load_from(
+            None,
+            vec![
+                ("ESIGNSP__AUTH__ISSUER".to_owned(), "https://as.example".to_owned()),
+                ("ESIGNSP__AUTH__INTROSPECTION_URL".to_owned(), "https://as.example/introspect".to_owned()),
+            ],
+        )
+        .expect_err("introspection without credentials");
+        assert!(err.to_string().contains("auth.introspection_client_id"), "{err}");
     }
 
     #[test]

@@ -135,6 +135,7 @@ pub fn connect(settings: &Settings) -> Result<Store, ConfigError> {
         &PoolSettings {
             max_connections: settings.database.max_connections,
             acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_seconds),
+            statement_timeout: Duration::from_secs(settings.database.statement_timeout_seconds),
         },
     )
     .map_err(|e| ConfigError(format!("database.url: {e}")))

@@ -67,6 +67,8 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     let database_url = fresh_database_url().await;
     let mut settings = test_settings(&database_url);
     customize(&mut settings);
+    // Every configuration a test runs with must also pass start-up validation.
+    settings.validate().unwrap_or_else(|e| panic!("test settings are invalid: {e}"));
     start(settings, database_url).await
 }
 
@@ -78,7 +80,11 @@ pub async fn start(settings: Settings, database_url: String) -> TestApp {
     tokio::spawn(app.run_until_stopped());
     let db = Store::connect_lazy(
         &database_url,
-        &PoolSettings { max_connections: 4, acquire_timeout: std::time::Duration::from_secs(20) },
+        &PoolSettings {
+            max_connections: 4,
+            acquire_timeout: std::time::Duration::from_secs(20),
+            statement_timeout: std::time::Duration::from_secs(10),
+        },
     )
     .expect("test pool");
     TestApp {

@@ -368,7 +368,11 @@ async fn sigterm_lets_in_flight_puts_finish_and_stores_what_was_acknowledged() {
     assert!(status.success(), "graceful exit: {status:?}");
     let db = esignsp_adapters::store::Store::connect_lazy(
         &database,
-        &esignsp_adapters::postgres::PoolSettings { max_connections: 2, acquire_timeout: Duration::from_secs(10) },
+        &esignsp_adapters::postgres::PoolSettings {
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(10),
+            statement_timeout: std::time::Duration::from_secs(10),
+        },
     )
     .expect("db");
     for (id, outcome) in ids.iter().zip(&outcomes) {
