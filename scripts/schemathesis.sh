@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip --version >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && apt-get install -y -qq python3-pip >/dev/null; }
+command -v curl >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }
+python3 -m pip --version >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null; }
 if ! command -v st >/dev/null 2>&1 || ! python3 -c 'import openapi_spec_validator' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4,<5' 'openapi-spec-validator>=0.7' \
     || python3 -m pip install --quiet --break-system-packages 'schemathesis>=4,<5' 'openapi-spec-validator>=0.7'
