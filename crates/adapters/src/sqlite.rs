@@ -15,8 +15,8 @@ use esignsp_domain::ports::{
     SignerProcessRepository,
 };
 use esignsp_domain::process::{
-    DocumentContent, NewSignerProcess, NewStandaloneDocument, ProcessDocument, ProcessDocumentSource, ProcessRequest,
-    ProcessType, SignerProcess, StoredDocument,
+    DocumentContent, NewDocument, NewSignerProcess, NewStandaloneDocument, ProcessDocument, ProcessDocumentSource,
+    ProcessRequest, ProcessType, SignerProcess, StoredDocument,
 };
 use esignsp_domain::rules::{expiry_plan, Decision, DocumentState, ProcessState, ResultPlan, ResultStateMachine};
 use esignsp_domain::{Caller, ClientId, DocumentId, DocumentResult, ProcessId, ProcessResult, ResultMessage, TaskId};
@@ -219,6 +219,39 @@ async fn write_result(
     insert_event(tx, id.as_str(), kind, audit, None, None, Some(plan.result.status.as_str())).await
 }
 
+/// Stores a document row and, apart, its bytes; returns its size in bytes.
+async fn insert_document(
+    tx: &mut Transaction<'_, Sqlite>,
+    doc: &NewDocument,
+    owner: &str,
+    signers: Option<String>,
+    created_at: OffsetDateTime,
+) -> Result<u64, RepositoryError> {
+    let size = doc.bytes.len() as u64;
+    sqlx::query(
+        "INSERT INTO documents (id, client_id, media_type, filename, size, sha256, signers, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(doc.id.as_str())
+    .bind(owner)
+    .bind(&doc.media_type)
+    .bind(doc.filename.as_deref())
+    .bind(i64::try_from(size).unwrap_or(i64::MAX))
+    .bind(&doc.sha256)
+    .bind(signers)
+    .bind(micros(created_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(map_error)?;
+    sqlx::query("INSERT INTO document_contents (document_id, content) VALUES (?, ?)")
+        .bind(doc.id.as_str())
+        .bind(&doc.bytes)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_error)?;
+    Ok(size)
+}
+
 fn json_text(value: &impl serde::Serialize) -> Result<String, RepositoryError> {
     serde_json::to_string(value).map_err(|e| RepositoryError::Unexpected(e.into()))
 }
@@ -248,27 +281,7 @@ impl SignerProcessRepository for SqliteRepository {
             let position = i64::try_from(position).unwrap_or(i64::MAX);
             let document = match source {
                 ProcessDocumentSource::Upload(doc) => {
-                    let size = doc.bytes.len() as u64;
-                    sqlx::query(
-                        "INSERT INTO documents (id, client_id, media_type, filename, size, sha256, created_at) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(doc.id.as_str())
-                    .bind(process.owner.as_str())
-                    .bind(&doc.media_type)
-                    .bind(doc.filename.as_deref())
-                    .bind(i64::try_from(size).unwrap_or(i64::MAX))
-                    .bind(&doc.sha256)
-                    .bind(micros(process.created_at))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_error)?;
-                    sqlx::query("INSERT INTO document_contents (document_id, content) VALUES (?, ?)")
-                        .bind(doc.id.as_str())
-                        .bind(&doc.bytes)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_error)?;
+                    let size = insert_document(&mut tx, &doc, process.owner.as_str(), None, process.created_at).await?;
                     ProcessDocument { id: doc.id, media_type: doc.media_type, size, sha256: doc.sha256, result: None }
                 }
                 ProcessDocumentSource::Existing(id) => {
@@ -508,30 +521,9 @@ impl SignerProcessRepository for SqliteRepository {
     #[tracing::instrument(skip_all, fields(document_id = %document.document.id))]
     async fn create_document(&self, document: NewStandaloneDocument) -> Result<StoredDocument, RepositoryError> {
         let doc = document.document;
-        let size = doc.bytes.len() as u64;
         let signers = document.signers.as_ref().map(json_text).transpose()?;
         let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO documents (id, client_id, media_type, filename, size, sha256, signers, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(doc.id.as_str())
-        .bind(document.owner.as_str())
-        .bind(&doc.media_type)
-        .bind(doc.filename.as_deref())
-        .bind(i64::try_from(size).unwrap_or(i64::MAX))
-        .bind(&doc.sha256)
-        .bind(signers)
-        .bind(micros(document.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        sqlx::query("INSERT INTO document_contents (document_id, content) VALUES (?, ?)")
-            .bind(doc.id.as_str())
-            .bind(&doc.bytes)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
+        let size = insert_document(&mut tx, &doc, document.owner.as_str(), signers, document.created_at).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(StoredDocument {
             id: doc.id,
