@@ -1,9 +1,12 @@
 //! PostgreSQL implementation of [`SignerProcessRepository`] (SPEC §8), with sqlx.
 //!
-//! Establishing a result is one transaction whose first statement locks the process row
-//! (`SELECT … FOR UPDATE`, filtered by tenant); the state machine decides on what that
-//! statement read; one more statement writes the result, the derived document results and
-//! the audit event together.
+//! Establishing a result (SPEC §8's conditional write) first reads the state the rules need
+//! without a lock, lets the state machine decide, and writes the result, the derived document
+//! results and the audit event in one statement that applies only while the process's
+//! `version` is still the one read: two statements, no BEGIN/COMMIT. When another writer got
+//! there first, it decides again in a transaction whose first statement locks the process row
+//! (`SELECT … FOR UPDATE`, filtered by tenant). Every other write of a result or a document
+//! result increments `version`.
 
 use std::time::Duration;
 
@@ -114,27 +117,66 @@ const INSERT_EVENT: &str =
     "INSERT INTO process_events (process_id, kind, actor, request_id, document_id, old_status, new_status) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-/// The conditional write of SPEC §8: locks this tenant's process row (`FOR UPDATE`) and reads
-/// the state the rules need, in one statement. `None` for an unknown or foreign process.
-async fn lock_state(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+/// The statements of `PUT …/signer_processes/{id}/result` (eSignSP O4), public so that
+/// `scripts/bench.sh` runs exactly these in pgbench beside the service.
+pub mod sql {
+    /// Expands to the state query of the rules, for this tenant's process; `$suffix` is
+    /// appended (the locking variant adds `FOR UPDATE OF p`).
+    macro_rules! state_query {
+        ($suffix:literal) => {
+            concat!(
+                "SELECT p.result_status, p.result_message, p.expires_at, p.version, ",
+                "ARRAY(SELECT pd.document_id FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_ids, ",
+                "ARRAY(SELECT pd.result_status FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_statuses, ",
+                "ARRAY(SELECT pd.result_message FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_messages ",
+                "FROM signer_processes p WHERE p.id = $1 AND (p.client_id = $2 OR $3)",
+                $suffix
+            )
+        };
+    }
+
+    /// Reads, without a lock, the state the rules need and the process's `version`.
+    /// Parameters: `$1` process id, `$2` caller's client id, `$3` caller is trusted (sees every
+    /// tenant). No row for an unknown or foreign process.
+    pub const READ_STATE: &str = state_query!("");
+
+    /// [`READ_STATE`] that also locks the process row until the transaction ends (SPEC §8).
+    pub const LOCK_STATE: &str = state_query!(" FOR UPDATE OF p");
+
+    /// Writes a decided process result, the derived document results and the audit event in
+    /// one statement, and increments `version`. With `$10` set it writes only while the
+    /// process's `version` is still `$10` (compare-and-set); with `$10` NULL the caller holds
+    /// the row lock. Answers one row: the number of processes written (0 or 1).
+    /// Parameters: `$1` id, `$2`/`$3` status/message, `$4`/`$5`/`$6` document ids, statuses
+    /// and messages (arrays of equal length), `$7` actor, `$8` request id, `$9` event kind,
+    /// `$10` expected version or NULL.
+    pub const WRITE_RESULT: &str = "WITH p AS (UPDATE signer_processes \
+                    SET result_status = $2, result_message = $3, result_at = now(), version = version + 1 \
+                    WHERE id = $1 AND ($10::bigint IS NULL OR version = $10) RETURNING id), \
+              d AS (UPDATE process_documents pd SET result_status = u.status, result_message = u.message \
+                    FROM p, unnest($4::text[], $5::text[], $6::text[]) AS u(document_id, status, message) \
+                    WHERE pd.process_id = p.id AND pd.document_id = u.document_id AND pd.result_status IS NULL), \
+              e AS (INSERT INTO process_events (process_id, kind, actor, request_id, old_status, new_status) \
+                    SELECT p.id, $9, $7, $8, NULL, $2 FROM p) \
+         SELECT count(*) FROM p";
+}
+
+/// Reads the state the rules need with `statement` ([`sql::READ_STATE`] or
+/// [`sql::LOCK_STATE`]), and the process's version. `None` for an unknown or foreign process.
+async fn read_state<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    statement: &'static str,
     id: &ProcessId,
     caller: &Caller,
     now: OffsetDateTime,
-) -> Result<Option<ProcessState>, RepositoryError> {
-    let Some(row) = sqlx::query(
-        "SELECT p.result_status, p.result_message, p.expires_at, \
-                ARRAY(SELECT pd.document_id FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_ids, \
-                ARRAY(SELECT pd.result_status FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_statuses, \
-                ARRAY(SELECT pd.result_message FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_messages \
-         FROM signer_processes p WHERE p.id = $1 AND (p.client_id = $2 OR $3) FOR UPDATE OF p",
-    )
-    .bind(id.as_str())
-    .bind(caller.client_id.as_str())
-    .bind(caller.trusted)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(map_error)?
+) -> Result<Option<(ProcessState, i64)>, RepositoryError> {
+    let Some(row) = sqlx::query(statement)
+        .bind(id.as_str())
+        .bind(caller.client_id.as_str())
+        .bind(caller.trusted)
+        .fetch_optional(executor)
+        .await
+        .map_err(map_error)?
     else {
         return Ok(None);
     };
@@ -151,45 +193,52 @@ async fn lock_state(
             Ok(DocumentState { id: document_id(id)?, result: stored_document_result(status, message)? })
         })
         .collect::<Result<Vec<_>, RepositoryError>>()?;
-    Ok(Some(ProcessState { expired: result.is_none() && expires_at <= now, result, documents }))
+    let state = ProcessState { expired: result.is_none() && expires_at <= now, result, documents };
+    Ok(Some((state, row.get("version"))))
 }
 
-/// Writes a decided process result with its derived document results and its audit event,
-/// in one statement of the caller's transaction.
-async fn write_result(
+/// The conditional write of SPEC §8: locks this tenant's process row (`FOR UPDATE`) and reads
+/// the state the rules need, in one statement. `None` for an unknown or foreign process.
+async fn lock_state(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: &ProcessId,
+    caller: &Caller,
+    now: OffsetDateTime,
+) -> Result<Option<ProcessState>, RepositoryError> {
+    Ok(read_state(&mut **tx, sql::LOCK_STATE, id, caller, now).await?.map(|(state, _)| state))
+}
+
+/// Writes a decided process result with its derived document results and its audit event
+/// ([`sql::WRITE_RESULT`]). With `expected_version`, only while the process's version is still
+/// that one; `Ok(false)` when it is not (or the process is gone) and nothing was written.
+async fn write_result<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     id: &ProcessId,
     plan: &ResultPlan,
     kind: EventKind,
     audit: &AuditContext,
-) -> Result<(), RepositoryError> {
+    expected_version: Option<i64>,
+) -> Result<bool, RepositoryError> {
     let (doc_ids, (doc_statuses, doc_messages)): (Vec<&str>, (Vec<&str>, Vec<Option<&str>>)) = plan
         .derived_document_results
         .iter()
         .map(|(id, r)| (id.as_str(), (r.status.as_str(), r.message.as_ref().map(ResultMessage::as_str))))
         .unzip();
-    sqlx::query(
-        "WITH p AS (UPDATE signer_processes SET result_status = $2, result_message = $3, result_at = now() \
-                    WHERE id = $1), \
-              d AS (UPDATE process_documents pd SET result_status = u.status, result_message = u.message \
-                    FROM unnest($4::text[], $5::text[], $6::text[]) AS u(document_id, status, message) \
-                    WHERE pd.process_id = $1 AND pd.document_id = u.document_id AND pd.result_status IS NULL) \
-         INSERT INTO process_events (process_id, kind, actor, request_id, old_status, new_status) \
-         VALUES ($1, $9, $7, $8, NULL, $2)",
-    )
-    .bind(id.as_str())
-    .bind(plan.result.status.as_str())
-    .bind(plan.result.message.as_ref().map(ResultMessage::as_str))
-    .bind(&doc_ids)
-    .bind(&doc_statuses)
-    .bind(&doc_messages)
-    .bind(audit.actor.as_str())
-    .bind(&audit.request_id)
-    .bind(kind.as_str())
-    .execute(&mut **tx)
-    .await
-    .map_err(map_error)?;
-    Ok(())
+    let written: i64 = sqlx::query_scalar(sql::WRITE_RESULT)
+        .bind(id.as_str())
+        .bind(plan.result.status.as_str())
+        .bind(plan.result.message.as_ref().map(ResultMessage::as_str))
+        .bind(&doc_ids)
+        .bind(&doc_statuses)
+        .bind(&doc_messages)
+        .bind(audit.actor.as_str())
+        .bind(&audit.request_id)
+        .bind(kind.as_str())
+        .bind(expected_version)
+        .fetch_one(executor)
+        .await
+        .map_err(map_error)?;
+    Ok(written == 1)
 }
 
 #[async_trait]
@@ -407,13 +456,27 @@ impl SignerProcessRepository for PostgresRepository {
         now: OffsetDateTime,
         audit: &AuditContext,
     ) -> Result<EstablishOutcome, EstablishResultError> {
+        // Optimistic path, the common case: read without a lock, decide, and write only while
+        // the version read is current: two statements, each its own transaction. Answers that
+        // need no write (replay, rule violation, not found) come from the read alone.
+        let (state, version) =
+            read_state(&self.pool, sql::READ_STATE, id, caller, now).await?.ok_or(EstablishResultError::NotFound)?;
+        match machine.establish(&state, requested.clone()).map_err(EstablishResultError::Rule)? {
+            Decision::Replay(plan) => return Ok(EstablishOutcome::Replayed(plan.result)),
+            Decision::Apply(plan) => {
+                if write_result(&self.pool, id, &plan, EventKind::Result, audit, Some(version)).await? {
+                    return Ok(EstablishOutcome::Established(plan.result));
+                }
+            }
+        }
+        // Another writer changed the process in between: decide again under the row lock.
         let mut tx = self.pool.begin().await.map_err(map_error)?;
         let state = lock_state(&mut tx, id, caller, now).await?.ok_or(EstablishResultError::NotFound)?;
         let plan = match machine.establish(&state, requested).map_err(EstablishResultError::Rule)? {
             Decision::Replay(plan) => return Ok(EstablishOutcome::Replayed(plan.result)),
             Decision::Apply(plan) => plan,
         };
-        write_result(&mut tx, id, &plan, EventKind::Result, audit).await?;
+        write_result(&mut *tx, id, &plan, EventKind::Result, audit, None).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(EstablishOutcome::Established(plan.result))
     }
@@ -438,7 +501,8 @@ impl SignerProcessRepository for PostgresRepository {
         };
         sqlx::query(
             "WITH d AS (UPDATE process_documents SET result_status = $3, result_message = $4 \
-                        WHERE process_id = $1 AND document_id = $2 AND result_status IS NULL) \
+                        WHERE process_id = $1 AND document_id = $2 AND result_status IS NULL), \
+                  p AS (UPDATE signer_processes SET version = version + 1 WHERE id = $1) \
              INSERT INTO process_events (process_id, kind, actor, request_id, document_id, old_status, new_status) \
              VALUES ($1, 'document_result', $5, $6, $2, NULL, $3)",
         )
@@ -482,7 +546,7 @@ impl SignerProcessRepository for PostgresRepository {
             let id = ProcessId::parse(&id).map_err(|_| corrupt("process id"))?;
             let Some(state) = lock_state(&mut tx, &id, &system, now).await? else { continue };
             if let Some(plan) = expiry_plan(&state) {
-                write_result(&mut tx, &id, &plan, EventKind::Expired, audit).await?;
+                write_result(&mut *tx, &id, &plan, EventKind::Expired, audit, None).await?;
                 expired += 1;
             }
         }
