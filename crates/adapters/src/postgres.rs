@@ -458,19 +458,22 @@ impl SignerProcessRepository for PostgresRepository {
     ) -> Result<EstablishOutcome, EstablishResultError> {
         // Optimistic path, the common case: read without a lock, decide, and write only while
         // the version read is current: two statements, each its own transaction. Answers that
-        // need no write (replay, rule violation, not found) come from the read alone.
+        // need no write (replay, rule violation, not found) come from the read alone. One
+        // connection serves the whole request: sqlx checks a connection with a round trip each
+        // time it goes back to the pool.
+        let mut conn = self.pool.acquire().await.map_err(map_error)?;
         let (state, version) =
-            read_state(&self.pool, sql::READ_STATE, id, caller, now).await?.ok_or(EstablishResultError::NotFound)?;
+            read_state(&mut *conn, sql::READ_STATE, id, caller, now).await?.ok_or(EstablishResultError::NotFound)?;
         match machine.establish(&state, requested.clone()).map_err(EstablishResultError::Rule)? {
             Decision::Replay(plan) => return Ok(EstablishOutcome::Replayed(plan.result)),
             Decision::Apply(plan) => {
-                if write_result(&self.pool, id, &plan, EventKind::Result, audit, Some(version)).await? {
+                if write_result(&mut *conn, id, &plan, EventKind::Result, audit, Some(version)).await? {
                     return Ok(EstablishOutcome::Established(plan.result));
                 }
             }
         }
         // Another writer changed the process in between: decide again under the row lock.
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(map_error)?;
         let state = lock_state(&mut tx, id, caller, now).await?.ok_or(EstablishResultError::NotFound)?;
         let plan = match machine.establish(&state, requested).map_err(EstablishResultError::Rule)? {
             Decision::Replay(plan) => return Ok(EstablishOutcome::Replayed(plan.result)),

@@ -31,7 +31,7 @@ fn sane(value: &HeaderValue) -> Option<String> {
 
 fn generate() -> String {
     let mut bits = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut bits);
+    rand::thread_rng().fill_bytes(&mut bits);
     bits.iter().map(|b| format!("{b:02x}")).collect()
 }
 
