@@ -49,7 +49,7 @@ struct Args {
     acknowledged: Option<std::path::PathBuf>,
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = Args::parse();
     let ids: Arc<Vec<String>> = Arc::new(
