@@ -91,6 +91,7 @@ run_pgbench() {
   rm -f "$work"/pgb.*
 }
 
+declare -A put_median
 echo
 row scale operation C "svc rps" "pgb rps" ratio "svc p99ms" "pgb p99ms" ratio
 for scale in $SCALES; do
@@ -118,6 +119,7 @@ for scale in $SCALES; do
       echo "round $round scale $scale C $c: service ${svc_rps[-1]} rps p99 ${svc_p99[-1]} ms; pgbench ${pgb_tps[-1]} tps p99 ${pgb_p99[-1]} ms" >> "$work/rounds"
     done
     s=$(median "${svc_rps[@]}") p=$(median "${pgb_tps[@]}") sp=$(median "${svc_p99[@]}") pp=$(median "${pgb_p99[@]}")
+    put_median[$scale,$c]=$s
     row "$scale" "PUT result" "$c" "$(calc "$s" .0f)" "$(calc "$p" .0f)" "$(calc "$s / $p" .2f)" "$sp" "$pp" "$(calc "$sp / $pp" .2f)"
     {
       echo "peak_rss_mib_put_${scale}_${c}=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$pid/status")"
@@ -134,6 +136,13 @@ for scale in $SCALES; do
   echo "peak_rss_mib_whole_run_${scale}=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$pid/status")" >> "$work/cpu"
   stop
 done
+scales=($SCALES)
+if [ "${#scales[@]}" -gt 1 ]; then
+  first=${scales[0]} last=${scales[-1]}
+  for c in $CONCURRENCY; do
+    echo "PUT rps at $last stored processes / at $first, C $c: $(calc "${put_median[$last,$c]} / ${put_median[$first,$c]}" .2f)"
+  done
+fi
 echo
 cat "$work/cpu"
 echo
