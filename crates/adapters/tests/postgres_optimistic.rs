@@ -194,3 +194,41 @@ async fn every_result_write_advances_the_version() {
         "derived document result written"
     );
 }
+
+#[tokio::test]
+async fn a_document_result_racing_a_process_result_leaves_one_consistent_winner() {
+    let (repo, pool, _) = repository().await;
+    let machine = ResultStateMachine::with_default_rules();
+    let (who, trail) = (caller(), audit());
+    for _ in 0..40 {
+        let process = pending_process(&repo, 2).await;
+        let ProcessDocumentSource::Upload(first) = &process.documents[0] else { panic!("upload") };
+        let failed = DocumentResult { status: DocumentResultStatus::Failed, message: None };
+        let (document, whole) = tokio::join!(
+            repo.set_document_result(&process.id, &first.id, &who, failed, &machine, OffsetDateTime::now_utc(), &trail),
+            repo.establish_result(&process.id, &who, finished(), &machine, OffsetDateTime::now_utc(), &trail),
+        );
+        let stored: Option<String> = sqlx::query_scalar("SELECT result_status FROM signer_processes WHERE id = $1")
+            .bind(process.id.as_str())
+            .fetch_one(&pool)
+            .await
+            .expect("process");
+        let documents: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT result_status FROM process_documents WHERE process_id = $1 ORDER BY position")
+                .bind(process.id.as_str())
+                .fetch_all(&pool)
+                .await
+                .expect("documents");
+        match (&document, &whole) {
+            (Ok(EstablishOutcome::Established(_)), Err(EstablishResultError::Rule(_))) => {
+                assert_eq!(stored, None);
+                assert_eq!(documents, [Some("failed".to_owned()), None]);
+            }
+            (Err(EstablishResultError::Rule(_)), Ok(EstablishOutcome::Established(_))) => {
+                assert_eq!(stored.as_deref(), Some("finished"));
+                assert_eq!(documents, [Some("finished".to_owned()), Some("finished".to_owned())]);
+            }
+            other => panic!("not exactly one winner: {other:?}"),
+        }
+    }
+}
