@@ -77,6 +77,14 @@ async fn version(pool: &PgPool, id: &ProcessId) -> i64 {
         .expect("version")
 }
 
+async fn document_statuses(pool: &PgPool, id: &ProcessId) -> Vec<Option<String>> {
+    sqlx::query_scalar("SELECT result_status FROM process_documents WHERE process_id = $1 ORDER BY position")
+        .bind(id.as_str())
+        .fetch_all(pool)
+        .await
+        .expect("documents")
+}
+
 /// Holds the process row locked on its own connection, lets `PUT …/result` run until its write
 /// waits for that lock (its unlocked read has happened by then), then commits `status` and
 /// `message` as another writer would, and answers what the PUT answered.
@@ -182,12 +190,7 @@ async fn every_result_write_advances_the_version() {
         .expect("result");
     assert!(matches!(outcome, EstablishOutcome::Established(_)));
     assert_eq!(version(&pool, &process.id).await, 2);
-    let documents: Vec<Option<String>> =
-        sqlx::query_scalar("SELECT result_status FROM process_documents WHERE process_id = $1 ORDER BY position")
-            .bind(process.id.as_str())
-            .fetch_all(&pool)
-            .await
-            .expect("documents");
+    let documents = document_statuses(&pool, &process.id).await;
     assert_eq!(
         documents,
         [Some("finished".to_owned()), Some("finished".to_owned())],
@@ -213,12 +216,7 @@ async fn a_document_result_racing_a_process_result_leaves_one_consistent_winner(
             .fetch_one(&pool)
             .await
             .expect("process");
-        let documents: Vec<Option<String>> =
-            sqlx::query_scalar("SELECT result_status FROM process_documents WHERE process_id = $1 ORDER BY position")
-                .bind(process.id.as_str())
-                .fetch_all(&pool)
-                .await
-                .expect("documents");
+        let documents = document_statuses(&pool, &process.id).await;
         match (&document, &whole) {
             (Ok(EstablishOutcome::Established(_)), Err(EstablishResultError::Rule(_))) => {
                 assert_eq!(stored, None);
