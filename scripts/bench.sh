@@ -66,7 +66,7 @@ cpu_of() { { time "$@" >"$work/out" 2>/dev/null; } 2>&1 | awk '{print $1 + $2}';
 json() { python3 -c "import json,sys; print(json.load(open('$work/out'))$1)"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 calc() { python3 -c "print(f'{$1:$2}')"; }
-row() { printf '%-8s %-11s %4s %9s %9s %6s %10s %10s %6s\n' "$@"; }
+row() { printf '%-8s %-11s %4s %9s %9s %9s %10s %10s %9s\n' "$@"; }
 
 # The statements of one PUT on the service's optimistic path, taken from the code
 # (esignsp_adapters::postgres::sql), each pgbench client taking pending processes of its own.
@@ -93,7 +93,7 @@ run_pgbench() {
 
 declare -A put_median
 echo
-row scale operation C "svc rps" "pgb rps" ratio "svc p99ms" "pgb p99ms" ratio
+row scale operation C "svc rps" "pgb rps" "rps ratio" "svc p99ms" "pgb p99ms" "p99 ratio"
 for scale in $SCALES; do
   psql "$admin_url" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
   psql "$admin_url" -qc "CREATE DATABASE $db" >/dev/null
@@ -116,7 +116,8 @@ for scale in $SCALES; do
       psql "$url" -qc "UPDATE signer_processes SET result_status = NULL, result_message = NULL, result_at = NULL
         WHERE result_status IS NOT NULL" -c "VACUUM ANALYZE signer_processes"
       if [ $((round % 2)) = 1 ]; then run_service; run_pgbench; else run_pgbench; run_service; fi
-      echo "round $round scale $scale C $c: service ${svc_rps[-1]} rps p99 ${svc_p99[-1]} ms; pgbench ${pgb_tps[-1]} tps p99 ${pgb_p99[-1]} ms" >> "$work/rounds"
+      echo "round $round scale $scale C $c: service $(calc "${svc_rps[-1]}" .0f) rps p99 ${svc_p99[-1]} ms;" \
+        "pgbench $(calc "${pgb_tps[-1]}" .0f) tps p99 ${pgb_p99[-1]} ms" >> "$work/rounds"
     done
     s=$(median "${svc_rps[@]}") p=$(median "${pgb_tps[@]}") sp=$(median "${svc_p99[@]}") pp=$(median "${pgb_p99[@]}")
     put_median[$scale,$c]=$s
@@ -149,4 +150,4 @@ echo
 cat "$work/rounds"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
   "PostgreSQL $(psql "$admin_url" -Atc 'show server_version') ($([ -n "$pgdir" ] && echo "private cluster, max_connections $((max_c + 50))" || echo "$admin_url"))," \
-  "service pool ${POOL:-default}, $ROUNDS rounds of $n PUTs"
+  "service pool ${POOL:-default (16)}, rounds: $ROUNDS of $n PUTs each (table: medians of each column)"
