@@ -26,7 +26,10 @@ fn bind(statement: &str, values: &[&str]) -> String {
         out.push_str(&rest[..at]);
         let digits = rest[at + 1..].bytes().take_while(u8::is_ascii_digit).count();
         let index: usize = rest[at + 1..at + 1 + digits].parse().unwrap_or_else(|_| panic!("bare $ in {statement}"));
-        let value = values.get(index - 1).unwrap_or_else(|| panic!("no value for ${index} in {statement}"));
+        let value = index
+            .checked_sub(1)
+            .and_then(|i| values.get(i))
+            .unwrap_or_else(|| panic!("no value for ${index} in {statement}"));
         out.push('(');
         out.push_str(value);
         out.push(')');
