@@ -82,6 +82,8 @@ impl Introspector {
     ///
     /// # Errors
     /// [`InvalidTokenReason::Inactive`] for an inactive, expired or foreign token;
+    /// [`InvalidTokenReason::Malformed`] for an answer with a member of the wrong JSON type
+    /// (RFC 7662 §2.2: e.g. `exp` not a number, `scope` not a string);
     /// [`TokenRejection::InsufficientScope`]; [`TokenRejection::Unavailable`] when the
     /// authorization server cannot be reached or refuses our credentials.
     pub async fn introspect(&self, token: &str) -> Result<Caller, TokenRejection> {
@@ -133,10 +135,14 @@ impl Introspector {
         if answer["active"] != Value::Bool(true) {
             return inactive;
         }
-        let now = jsonwebtoken::get_current_timestamp();
-        let lifetime = match answer["exp"].as_u64() {
+        let Some(members) = answer.as_object().filter(|m| crate::claims::first_mistyped(m).is_none()) else {
+            // RFC 7662 §2.2 types each member; one of the wrong type is never read as absent.
+            return (Err(TokenRejection::Invalid(InvalidTokenReason::Malformed)), self.cache_for);
+        };
+        let now = jsonwebtoken::get_current_timestamp() as f64;
+        let lifetime = match members.get("exp").and_then(Value::as_f64) {
             Some(exp) if exp <= now => return inactive,
-            Some(exp) => Duration::from_secs(exp - now),
+            Some(exp) => Duration::try_from_secs_f64(exp - now).unwrap_or(self.cache_for),
             None => self.cache_for,
         };
         if answer["iss"].as_str().is_some_and(|iss| iss != self.issuer) {

@@ -321,6 +321,20 @@ fn parse_header(token: &str, profile: Profile) -> Result<TokenHeader, InvalidTok
     Ok(TokenHeader { alg: alg.to_owned(), kid })
 }
 
+/// Whether the claims set of `token` is not a JSON object or holds a claim of the wrong JSON
+/// type ([`crate::claims`]). Checked before the library sees the token, so a wrong-typed claim
+/// is refused as malformed whatever the library would make of it (it skipped a string `nbf`
+/// before 10.3, CVE-2026-25537). The claims are not trusted for anything else before the
+/// signature verifies.
+fn claims_mistyped(token: &str) -> bool {
+    let Some(payload) = token.split('.').nth(1) else { return true };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload) else { return true };
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(claims)) => crate::claims::first_mistyped(&claims).is_some(),
+        _ => true,
+    }
+}
+
 /// Verifies access tokens: JWTs against static keys (`auth.public_key_files`) and the
 /// issuer's JWK Set ([`JwksSource`]), opaque tokens by introspection ([`Introspector`]).
 #[derive(Debug, Clone)]
@@ -484,19 +498,31 @@ impl JwtVerifier {
             .ok()
             .filter(|a| self.settings.algorithms.contains(a))
             .ok_or(invalid(R::AlgorithmNotAllowed))?;
-        let by_kid: Vec<&VerificationKey> = keys
-            .iter()
-            .filter(|k| match (&header.kid, &k.kid) {
-                (Some(wanted), Some(have)) => wanted == have,
-                _ => true,
-            })
-            .collect();
-        if by_kid.is_empty() {
+        // A token without `kid` may be signed by any key. One with a `kid` by the keys of that
+        // kid, else by the keys without a kid (PEM files, the development key); a kid that
+        // names no key is an unknown key whatever those answer, so the caller refetches the
+        // issuer's JWK Set for it instead of refusing with another reason.
+        let (pool, kid_unknown): (Vec<&VerificationKey>, bool) = match &header.kid {
+            None => (keys.iter().collect(), false),
+            Some(wanted) => {
+                let named: Vec<&VerificationKey> = keys.iter().filter(|k| k.kid.as_ref() == Some(wanted)).collect();
+                if named.is_empty() {
+                    (keys.iter().filter(|k| k.kid.is_none()).collect(), true)
+                } else {
+                    (named, false)
+                }
+            }
+        };
+        let unknown_or = |reason| invalid(if kid_unknown { R::UnknownKey } else { reason });
+        if pool.is_empty() {
             return Err(invalid(R::UnknownKey));
         }
-        let candidates: Vec<&VerificationKey> = by_kid.into_iter().filter(|k| k.algorithms.contains(&alg)).collect();
+        let candidates: Vec<&VerificationKey> = pool.into_iter().filter(|k| k.algorithms.contains(&alg)).collect();
         if candidates.is_empty() {
-            return Err(invalid(R::AlgorithmNotAllowed));
+            return Err(unknown_or(R::AlgorithmNotAllowed));
+        }
+        if claims_mistyped(token) {
+            return Err(invalid(R::Malformed));
         }
         let validation = self.validation(alg);
         let mut claims = None;
@@ -510,7 +536,7 @@ impl JwtVerifier {
                 Err(e) => return Err(invalid(map_jwt_error(e.kind()))),
             }
         }
-        let claims = claims.ok_or(invalid(R::BadSignature))?;
+        let claims = claims.ok_or_else(|| unknown_or(R::BadSignature))?;
         let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
         self.check_claims(&claims).map(|caller| (caller, exp))
     }
@@ -564,6 +590,7 @@ fn map_jwt_error(kind: &jsonwebtoken::errors::ErrorKind) -> InvalidTokenReason {
         K::InvalidIssuer => InvalidTokenReason::WrongIssuer,
         K::InvalidAudience => InvalidTokenReason::WrongAudience,
         K::MissingRequiredClaim(_) => InvalidTokenReason::MissingClaim,
+        K::InvalidClaimFormat(_) => InvalidTokenReason::Malformed,
         K::InvalidAlgorithm | K::InvalidAlgorithmName => InvalidTokenReason::AlgorithmNotAllowed,
         _ => InvalidTokenReason::Malformed,
     }

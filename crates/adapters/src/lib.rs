@@ -1,6 +1,7 @@
 //! Adapters of esignsp: PostgreSQL and embedded SQLite persistence (sqlx), JWT access-token
 //! verification (jsonwebtoken), the system clock and the CSPRNG id source.
 
+mod claims;
 pub mod introspection;
 pub mod jwks;
 pub mod jwt;

@@ -161,3 +161,78 @@ fn a_ps256_token_is_refused_by_a_key_published_for_rs256() {
     let ps = keys.sign(esignsp_testkit::Signer::Ps256, &claims);
     assert_eq!(runtime.block_on(v.verify(&ps)), Err(TokenRejection::Invalid(InvalidTokenReason::AlgorithmNotAllowed)));
 }
+
+#[tokio::test]
+async fn a_served_jwk_set_member_without_alg_verifies_the_algorithms_of_its_family() {
+    let keys = esignsp_testkit::keys();
+    let mut enc = keys.ec_public_jwk(esignsp_testkit::Signer::Es256, "ec-enc");
+    enc["use"] = json!("enc");
+    enc["alg"] = json!("ECDH-ES");
+    // The JWK Set of issue #11: ed-1 with alg, an encryption key, an unknown key type, and
+    // ed-2 without alg.
+    let set = json!({"keys": [
+        {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "ed-1", "alg": "EdDSA"},
+        enc,
+        {"kty": "AKP", "alg": "ML-DSA-44"},
+        keys.ed_public_jwk("ed-2"),
+    ]});
+    let jwks = Arc::new(std::sync::Mutex::new((200, set.to_string())));
+    let url = serve(jwks, Arc::new(AtomicUsize::new(0))).await;
+    let allow = vec![Algorithm::RS256, Algorithm::PS256, Algorithm::ES256, Algorithm::EdDSA];
+    let source = Arc::new(JwksSource::new(JwksLocation::Url(url), allow.clone(), Duration::from_secs(2)));
+    let settings = VerifierSettings {
+        issuer: esignsp_testkit::ISSUER.to_owned(),
+        audience: vec![esignsp_testkit::AUDIENCE.to_owned()],
+        algorithms: allow,
+        leeway_seconds: 60,
+        required_scope: esignsp_testkit::SCOPE.to_owned(),
+        profile: Profile::Rfc9068,
+        trusted_clients: Default::default(),
+    };
+    let v = JwtVerifier::new(settings, Vec::new()).with_jwks(source);
+    let claims = esignsp_testkit::claims("c");
+    let ed2 = keys.sign_with_kid(esignsp_testkit::Signer::EdDsa, Some("ed-2"), &claims);
+    let caller = v.verify(&ed2).await.expect("an EdDSA token with kid ed-2 verifies");
+    assert_eq!(caller.client_id.as_str(), "c");
+    let ed1 = keys.sign_with_kid(esignsp_testkit::Signer::EdDsa, Some("ed-1"), &claims);
+    assert_eq!(v.verify(&ed1).await, Err(TokenRejection::Invalid(InvalidTokenReason::BadSignature)), "ed-1");
+    let enc = keys.sign_with_kid(esignsp_testkit::Signer::Es256, Some("ec-enc"), &claims);
+    assert_eq!(v.verify(&enc).await, Err(TokenRejection::Invalid(InvalidTokenReason::UnknownKey)), "enc key skipped");
+}
+
+#[tokio::test]
+async fn a_kid_published_after_the_first_fetch_is_fetched_even_beside_a_key_without_kid() {
+    // A static PEM key (no kid) of another family used to turn the unknown kid into "algorithm
+    // not allowed", so the JWK Set was never refetched for a key published later (issue #11).
+    let keys = esignsp_testkit::keys();
+    let ed1 = json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "ed-1", "alg": "EdDSA"});
+    let jwks = Arc::new(std::sync::Mutex::new((200, json!({"keys": [ed1]}).to_string())));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let url = serve(jwks.clone(), hits.clone()).await;
+    let allow = vec![Algorithm::RS256, Algorithm::PS256, Algorithm::ES256, Algorithm::EdDSA];
+    let static_rsa = esignsp_adapters::jwt::load_key_file(&keys.public_key_files[0], &allow).expect("RSA PEM");
+    assert_eq!(static_rsa[0].kid(), None);
+    let source = Arc::new(JwksSource::new(JwksLocation::Url(url), allow.clone(), Duration::from_secs(1)));
+    let settings = VerifierSettings {
+        issuer: esignsp_testkit::ISSUER.to_owned(),
+        audience: vec![esignsp_testkit::AUDIENCE.to_owned()],
+        algorithms: allow,
+        leeway_seconds: 60,
+        required_scope: esignsp_testkit::SCOPE.to_owned(),
+        profile: Profile::Rfc9068,
+        trusted_clients: Default::default(),
+    };
+    let v = JwtVerifier::new(settings, static_rsa).with_jwks(source);
+    let claims = esignsp_testkit::claims("c");
+    v.verify(&keys.sign(esignsp_testkit::Signer::Rs256, &claims)).await.expect("the static key verifies");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+    *jwks.lock().expect("lock") = (200, json!({"keys": [ed1, keys.ed_public_jwk("ed-2")]}).to_string());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let ed2 = keys.sign_with_kid(esignsp_testkit::Signer::EdDsa, Some("ed-2"), &claims);
+    v.verify(&ed2).await.expect("ed-2 (no alg) is fetched and verifies EdDSA");
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "one refetch for the new kid");
+
+    let unknown = keys.sign_with_kid(esignsp_testkit::Signer::Es256, Some("nowhere"), &claims);
+    assert_eq!(v.verify(&unknown).await, Err(TokenRejection::Invalid(InvalidTokenReason::UnknownKey)));
+}

@@ -64,7 +64,11 @@ pub struct TestKeys {
     pub rsa_public_pem: Vec<u8>,
     rsa: EncodingKey,
     ec: EncodingKey,
+    ec_point: Vec<u8>,
+    ec384: EncodingKey,
+    ec384_point: Vec<u8>,
     ed: EncodingKey,
+    ed_public: Vec<u8>,
     untrusted_ed: EncodingKey,
 }
 
@@ -77,6 +81,8 @@ pub enum Signer {
     Ps256,
     /// The trusted EC P-256 key.
     Es256,
+    /// An EC P-384 key, published only as a JWK ([`TestKeys::ec_public_jwk`]).
+    Es384,
     /// The trusted Ed25519 key.
     EdDsa,
     /// An Ed25519 key the server does not know.
@@ -123,12 +129,23 @@ pub fn keys() -> &'static TestKeys {
         ];
         ec_spki.extend_from_slice(ec_pair.public_key().as_ref());
         let ec = EncodingKey::from_ec_der(ec_pkcs8.as_ref());
+        let ec_point = ec_pair.public_key().as_ref().to_vec();
+
+        let p384 = &ring::signature::ECDSA_P384_SHA384_FIXED_SIGNING;
+        let ec384_pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(p384, &rng).expect("P-384 key");
+        let ec384_point = ring::signature::EcdsaKeyPair::from_pkcs8(p384, ec384_pkcs8.as_ref(), &rng)
+            .expect("P-384 pair")
+            .public_key()
+            .as_ref()
+            .to_vec();
+        let ec384 = EncodingKey::from_ec_der(ec384_pkcs8.as_ref());
 
         let ed_pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).expect("Ed25519 key");
         let ed_pair = ring::signature::Ed25519KeyPair::from_pkcs8(ed_pkcs8.as_ref()).expect("Ed25519 pair");
         let mut ed_spki = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
         ed_spki.extend_from_slice(ed_pair.public_key().as_ref());
         let ed = EncodingKey::from_ed_der(ed_pkcs8.as_ref());
+        let ed_public = ed_pair.public_key().as_ref().to_vec();
         let untrusted_ed =
             EncodingKey::from_ed_der(ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).expect("key").as_ref());
 
@@ -142,7 +159,19 @@ pub fn keys() -> &'static TestKeys {
             std::fs::write(&path, pem).expect("write public key");
             public_key_files.push(path);
         }
-        TestKeys { dir, public_key_files, rsa_public_pem: rsa_public_pem.into_bytes(), rsa, ec, ed, untrusted_ed }
+        TestKeys {
+            dir,
+            public_key_files,
+            rsa_public_pem: rsa_public_pem.into_bytes(),
+            rsa,
+            ec,
+            ec_point,
+            ec384,
+            ec384_point,
+            ed,
+            ed_public,
+            untrusted_ed,
+        }
     })
 }
 
@@ -172,15 +201,26 @@ impl TestKeys {
     /// When signing fails.
     #[must_use]
     pub fn sign(&self, signer: Signer, claims: &Map<String, Value>) -> String {
+        self.sign_with_kid(signer, None, claims)
+    }
+
+    /// Signs `claims` with `signer`, header `typ` `at+jwt` and `kid` when given.
+    ///
+    /// # Panics
+    /// When signing fails.
+    #[must_use]
+    pub fn sign_with_kid(&self, signer: Signer, kid: Option<&str>, claims: &Map<String, Value>) -> String {
         let (alg, key) = match signer {
             Signer::Rs256 => (Algorithm::RS256, &self.rsa),
             Signer::Ps256 => (Algorithm::PS256, &self.rsa),
             Signer::Es256 => (Algorithm::ES256, &self.ec),
+            Signer::Es384 => (Algorithm::ES384, &self.ec384),
             Signer::EdDsa => (Algorithm::EdDSA, &self.ed),
             Signer::Untrusted => (Algorithm::EdDSA, &self.untrusted_ed),
         };
         let mut header = Header::new(alg);
         header.typ = Some("at+jwt".to_owned());
+        header.kid = kid.map(str::to_owned);
         jsonwebtoken::encode(&header, claims, key).expect("sign")
     }
 
@@ -202,6 +242,32 @@ impl TestKeys {
             .expect("pem");
         let b64 = |b: Vec<u8>| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
         json!({"kty": "RSA", "n": b64(key.n().to_bytes_be()), "e": b64(key.e().to_bytes_be()), "alg": alg, "kid": kid})
+    }
+
+    /// The public half of an EC key as a JWK (RFC 7518 §6.2) with `kid` and no `alg`:
+    /// `Signer::Es256`'s P-256 key or `Signer::Es384`'s P-384 key.
+    ///
+    /// # Panics
+    /// For another signer.
+    #[must_use]
+    pub fn ec_public_jwk(&self, signer: Signer, kid: &str) -> Value {
+        let (crv, point, size) = match signer {
+            Signer::Es256 => ("P-256", &self.ec_point, 32),
+            Signer::Es384 => ("P-384", &self.ec384_point, 48),
+            other => panic!("{other:?} is not an EC signer"),
+        };
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        // The uncompressed point: 0x04, then x and y.
+        let (x, y) = point[1..].split_at(size);
+        json!({"kty": "EC", "crv": crv, "x": b64(x), "y": b64(y), "kid": kid})
+    }
+
+    /// The trusted Ed25519 key (`Signer::EdDsa`) as a public JWK (RFC 8037 §2) with `kid`
+    /// and no `alg`.
+    #[must_use]
+    pub fn ed_public_jwk(&self, kid: &str) -> Value {
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.ed_public);
+        json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid})
     }
 
     /// An HS256 token whose HMAC secret is the server's RSA public key PEM (RFC 8725 §2.1).

@@ -160,6 +160,11 @@ fn every_claim_rejection_has_its_reason() {
             Err(TokenRejection::InsufficientScope),
         ),
         ("no scope", with(good_claims(), "scope", Value::Null), Err(TokenRejection::InsufficientScope)),
+        ("nbf as a string (CVE-2026-25537)", with(good_claims(), "nbf", json!("99999999999")), invalid(R::Malformed)),
+        ("exp as a string", with(good_claims(), "exp", json!("never")), invalid(R::Malformed)),
+        ("iss as an array", with(good_claims(), "iss", json!([ISSUER])), invalid(R::Malformed)),
+        ("scope as an array (RFC 8693 §4.2)", with(good_claims(), "scope", json!([SCOPE])), invalid(R::Malformed)),
+        ("aud with a number", with(good_claims(), "aud", json!(["esignsp", 1])), invalid(R::Malformed)),
         (
             "trusted client",
             with(with(good_claims(), "client_id", json!("signing-app")), "sub", json!("signing-app")),

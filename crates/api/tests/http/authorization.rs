@@ -1,7 +1,11 @@
 //! RFC 6750 answers of every protected operation, algorithms, and tenancy (SPEC §6).
 
-use esignsp_testkit::{keys, TestKeys};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use esignsp_testkit::{keys, TestKeys, AUDIENCE, ISSUER};
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
 
@@ -209,4 +213,275 @@ async fn another_clients_process_answers_like_an_unknown_one() {
     let actor =
         app.strings(&format!("SELECT actor FROM process_events WHERE process_id = '{id}' AND kind = 'result'")).await;
     assert_eq!(actor, ["signing-app"]);
+}
+
+/// `claims` with `name` set to `value` as is (an explicit `null` too).
+fn with_raw(mut c: serde_json::Map<String, Value>, name: &str, value: Value) -> serde_json::Map<String, Value> {
+    c.insert(name.to_owned(), value);
+    c
+}
+
+const UNKNOWN_PROCESS: &str = "/signer_processes/0123456789abcdefghijklmnopqrstuv";
+
+/// Asserts that `token` is refused with 401 `invalid_token` and a fixed description.
+async fn assert_invalid_token(app: &TestApp, token: &str, why: &str) {
+    let r = app.get_with(token, UNKNOWN_PROCESS).await;
+    let challenge = r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert_problem(r, 401, "invalid-token", why).await;
+    assert!(
+        challenge.starts_with(r#"Bearer realm="esignsp", error="invalid_token", error_description=""#),
+        "{why}: {challenge}"
+    );
+}
+
+/// Asserts that `token` is accepted: the caller is authorized, then the process is unknown.
+async fn assert_authorized(app: &TestApp, token: &str, why: &str) {
+    let r = app.get_with(token, UNKNOWN_PROCESS).await;
+    assert_eq!(r.status(), 404, "{why}: authorized, then the process is unknown");
+}
+
+#[tokio::test]
+async fn a_registered_claim_of_the_wrong_json_type_answers_401_invalid_token() {
+    let app = spawn_app().await;
+    let k = keys();
+    let now = esignsp_testkit::now();
+    let c = || claims("relying-app");
+    let cases = vec![
+        (with_raw(c(), "nbf", json!("99999999999")), "nbf as a numeric string far in the future (CVE-2026-25537)"),
+        (with_raw(c(), "nbf", json!(true)), "nbf as a boolean"),
+        (with_raw(c(), "nbf", Value::Null), "nbf as null"),
+        (with_raw(c(), "exp", json!("never")), "exp as a string"),
+        (with_raw(c(), "exp", json!((now + 300).to_string())), "exp as a numeric string"),
+        (with_raw(c(), "exp", json!([now + 300])), "exp as an array"),
+        (with_raw(c(), "iat", json!(now.to_string())), "iat as a numeric string"),
+        (with_raw(c(), "iat", json!({})), "iat as an object"),
+        (with_raw(c(), "iss", json!([ISSUER])), "iss as an array holding the issuer"),
+        (with_raw(c(), "iss", json!(1)), "iss as a number"),
+        (with_raw(c(), "sub", json!(42)), "sub as a number"),
+        (with_raw(c(), "sub", json!(["relying-app"])), "sub as an array"),
+        (with_raw(c(), "client_id", json!(["relying-app"])), "client_id as an array"),
+        (with_raw(c(), "client_id", json!(7)), "client_id as a number"),
+        (with_raw(c(), "jti", json!(7)), "jti as a number"),
+        (with_raw(c(), "jti", json!({"id": "x"})), "jti as an object"),
+        (with_raw(c(), "aud", json!(1)), "aud as a number"),
+        (with_raw(c(), "aud", json!([AUDIENCE, 1])), "aud as an array with a non-string member"),
+        (with_raw(c(), "aud", json!({"aud": AUDIENCE})), "aud as an object"),
+        (with_raw(c(), "scope", json!(["openid", SCOPE])), "scope as an array (RFC 9068 §2.2.3, RFC 8693 §4.2)"),
+        (with_raw(c(), "scope", json!(1)), "scope as a number"),
+        (with_raw(c(), "scope", Value::Null), "scope as null"),
+    ];
+    for (claims, why) in cases {
+        assert_invalid_token(&app, &k.sign(Signer::Rs256, &claims), why).await;
+    }
+    assert_authorized(&app, &k.sign(Signer::Rs256, &with_raw(c(), "nbf", json!(now - 10))), "a numeric nbf").await;
+    assert_authorized(&app, &k.sign(Signer::Rs256, &with_raw(c(), "exp", json!(now as f64 + 300.5))), "fractional exp")
+        .await;
+}
+
+#[tokio::test]
+async fn the_lenient_profile_accepts_scp_arrays_but_not_a_scope_array() {
+    let app = spawn_app_with(|s| s.auth.profile = "lenient".to_owned()).await;
+    let k = keys();
+    let no_scope = with(claims("relying-app"), "scope", Value::Null);
+    assert_authorized(
+        &app,
+        &k.sign(Signer::Rs256, &with(no_scope.clone(), "scp", json!(["openid", SCOPE]))),
+        "scp array",
+    )
+    .await;
+    assert_authorized(&app, &k.sign(Signer::Rs256, &with(no_scope.clone(), "scp", json!(SCOPE))), "scp string").await;
+    let cases = vec![
+        (with(no_scope.clone(), "scope", json!([SCOPE])), "scope as an array, also under lenient"),
+        (with(no_scope.clone(), "scp", json!([SCOPE, 1])), "scp array with a non-string member"),
+        (with(no_scope.clone(), "scp", json!({"s": SCOPE})), "scp as an object"),
+        (with(claims("relying-app"), "azp", json!(["relying-app"])), "azp as an array"),
+        (with(claims("relying-app"), "nbf", json!("99999999999")), "nbf as a string"),
+    ];
+    for (claims, why) in cases {
+        assert_invalid_token(&app, &k.sign(Signer::Rs256, &claims), why).await;
+    }
+}
+
+/// The JWK Set of issue #11, then one member without `alg` per family (RSA, EC P-256,
+/// EC P-384), written to a file the server loads as `auth.public_key_files`.
+fn jwks_without_alg() -> std::path::PathBuf {
+    let k = keys();
+    let mut rsa = k.rsa_public_jwk("RS256", "rsa-any");
+    rsa.as_object_mut().expect("object").remove("alg");
+    let mut enc = k.ec_public_jwk(Signer::Es256, "ec-enc");
+    enc["use"] = json!("enc");
+    enc["alg"] = json!("ECDH-ES");
+    let set = json!({"keys": [
+        // RFC 8037 §A.2: an Ed25519 key the tokens below are not signed with.
+        {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "ed-1", "alg": "EdDSA"},
+        enc,
+        {"kty": "AKP", "alg": "ML-DSA-44"},
+        k.ed_public_jwk("ed-2"),
+        rsa,
+        k.ec_public_jwk(Signer::Es256, "p256-any"),
+        k.ec_public_jwk(Signer::Es384, "p384-any"),
+    ]});
+    let file = k.dir.join(format!("jwks-without-alg-{}.json", esignsp_testkit::hex(&rand::random::<[u8; 4]>())));
+    std::fs::write(&file, set.to_string()).expect("write JWKS");
+    file
+}
+
+#[tokio::test]
+async fn a_jwk_set_member_without_alg_verifies_the_algorithms_of_its_family() {
+    let jwks = jwks_without_alg();
+    let app = spawn_app_with(|s| {
+        s.auth.public_key_files = vec![jwks];
+        s.auth.algorithms = ["RS256", "PS256", "ES256", "ES384", "EdDSA"].map(str::to_owned).to_vec();
+    })
+    .await;
+    let k = keys();
+    let c = claims("relying-app");
+    for (signer, kid) in [
+        (Signer::EdDsa, "ed-2"),
+        (Signer::Rs256, "rsa-any"),
+        (Signer::Ps256, "rsa-any"),
+        (Signer::Es256, "p256-any"),
+        (Signer::Es384, "p384-any"),
+    ] {
+        assert_authorized(&app, &k.sign_with_kid(signer, Some(kid), &c), &format!("{signer:?} with kid {kid}")).await;
+    }
+    for (signer, kid, why) in [
+        (Signer::EdDsa, "ed-1", "ed-1 is another Ed25519 key"),
+        (Signer::Es256, "ed-2", "an Ed25519 key never verifies ES256"),
+        (Signer::Es384, "p256-any", "a P-256 key never verifies ES384"),
+        (Signer::Es256, "p384-any", "a P-384 key never verifies ES256"),
+        (Signer::Rs256, "p256-any", "an EC key never verifies RS256"),
+        (Signer::Es256, "ec-enc", "an encryption key is skipped"),
+    ] {
+        assert_invalid_token(&app, &k.sign_with_kid(signer, Some(kid), &c), why).await;
+    }
+}
+
+/// A local HTTP server answering every request with the JSON `answer` makes of its body.
+async fn serve_json(answer: impl Fn(&str) -> Value + Send + Sync + 'static) -> String {
+    let answer = Arc::new(answer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Read the head, then the body of Content-Length bytes.
+                let body = loop {
+                    let Ok(n) = stream.read(&mut buf).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else { continue };
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break body.to_owned();
+                    }
+                };
+                let json = answer(&body).to_string();
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+                    json.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+/// An RFC 7662 introspection endpoint that answers, for each token, the JSON given.
+async fn serve_introspection(answers: HashMap<String, Value>) -> String {
+    let url = serve_json(move |form| {
+        let token = url::form_urlencoded::parse(form.as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        answers.get(&token).cloned().unwrap_or(json!({"active": false}))
+    })
+    .await;
+    format!("{url}/introspect")
+}
+
+#[tokio::test]
+async fn a_jwk_published_without_alg_after_start_is_fetched_beside_a_static_key_without_kid() {
+    // Issue #11: with a PEM key (no kid) configured beside the issuer's JWK Set, an EdDSA
+    // token with the kid of a newly published ed-2 (no alg) answered 401 "signature algorithm
+    // is not allowed" and the JWK Set was never refetched.
+    let ed1 = json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "ed-1", "alg": "EdDSA"});
+    let published = Arc::new(std::sync::Mutex::new(json!({"keys": [ed1]})));
+    let served = published.clone();
+    let url = serve_json(move |_| served.lock().expect("lock").clone()).await;
+    let rsa_pem = keys().public_key_files[0].clone();
+    let app = spawn_app_with(|s| {
+        s.auth.public_key_files = vec![rsa_pem];
+        s.auth.jwks_url = format!("{url}/jwks");
+        s.auth.jwks_min_refresh_seconds = 1;
+    })
+    .await;
+    let c = claims("relying-app");
+    assert_authorized(&app, &keys().sign(Signer::Rs256, &c), "the static RSA key").await;
+
+    let mut enc = keys().ec_public_jwk(Signer::Es256, "ec-enc");
+    enc["use"] = json!("enc");
+    enc["alg"] = json!("ECDH-ES");
+    *published.lock().expect("lock") =
+        json!({"keys": [ed1, enc, {"kty": "AKP", "alg": "ML-DSA-44"}, keys().ed_public_jwk("ed-2")]});
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_authorized(&app, &keys().sign_with_kid(Signer::EdDsa, Some("ed-2"), &c), "EdDSA with kid ed-2").await;
+    assert_invalid_token(&app, &keys().sign_with_kid(Signer::EdDsa, Some("ed-1"), &c), "ed-1 is another key").await;
+}
+
+#[tokio::test]
+async fn an_introspection_answer_with_a_member_of_the_wrong_type_answers_401_invalid_token() {
+    let now = esignsp_testkit::now();
+    let good = json!({"active": true, "client_id": "relying-app", "sub": "relying-app", "scope": format!("openid {SCOPE}"),
+        "iss": ISSUER, "aud": AUDIENCE, "exp": now + 300, "iat": now, "jti": "j1", "token_type": "Bearer"});
+    let member = |name: &str, value: Value| {
+        let mut answer = good.clone();
+        answer[name] = value;
+        answer
+    };
+    let cases = vec![
+        (member("exp", json!("never")), "exp as a string"),
+        (member("exp", json!((now + 300).to_string())), "exp as a numeric string"),
+        (member("exp", json!(now as f64 - 100.5)), "a fractional exp in the past"),
+        (member("nbf", json!("99999999999")), "nbf as a string"),
+        (member("iat", json!(true)), "iat as a boolean"),
+        (member("iss", json!([ISSUER])), "iss as an array"),
+        (member("iss", Value::Null), "iss as null"),
+        (member("aud", json!([AUDIENCE, 1])), "aud with a non-string member"),
+        (member("client_id", json!(42)), "client_id as a number"),
+        (member("sub", json!(["relying-app"])), "sub as an array"),
+        (member("scope", json!(["openid", SCOPE])), "scope as an array (RFC 7662 §2.2)"),
+        (member("jti", json!(1)), "jti as a number"),
+        (member("token_type", json!(1)), "token_type as a number"),
+        (member("username", json!({})), "username as an object"),
+        (member("active", json!("true")), "active as a string"),
+    ];
+    let mut answers: HashMap<String, Value> = HashMap::from([("good-token".to_owned(), good.clone())]);
+    for (i, (answer, _)) in cases.iter().enumerate() {
+        answers.insert(format!("case-{i}"), answer.clone());
+    }
+    let url = serve_introspection(answers).await;
+    let app = spawn_app_with(|s| {
+        s.auth.introspection_url = url;
+        s.auth.introspection_client_id = "esignsp".to_owned();
+        s.auth.introspection_client_secret = secrecy::SecretString::from("esignsp-secret");
+    })
+    .await;
+    assert_authorized(&app, "good-token", "a well-typed answer").await;
+    for (i, (_, why)) in cases.iter().enumerate() {
+        assert_invalid_token(&app, &format!("case-{i}"), why).await;
+    }
 }
