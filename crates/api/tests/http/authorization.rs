@@ -225,13 +225,26 @@ const UNKNOWN_PROCESS: &str = "/signer_processes/0123456789abcdefghijklmnopqrstu
 
 /// Asserts that `token` is refused with 401 `invalid_token` and a fixed description.
 async fn assert_invalid_token(app: &TestApp, token: &str, why: &str) {
-    let r = app.get_with(token, UNKNOWN_PROCESS).await;
-    let challenge = r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    assert_problem(r, 401, "invalid-token", why).await;
-    assert!(
-        challenge.starts_with(r#"Bearer realm="esignsp", error="invalid_token", error_description=""#),
-        "{why}: {challenge}"
-    );
+    assert_all_invalid_tokens(app, vec![(token.to_owned(), why.to_owned())]).await;
+}
+
+/// Asserts that every token is refused with 401 `invalid_token` and a fixed description; a
+/// failure lists every case answered otherwise, with its reason and status.
+async fn assert_all_invalid_tokens(app: &TestApp, cases: Vec<(String, String)>) {
+    let mut wrong = Vec::new();
+    for (token, why) in cases {
+        let r = app.get_with(&token, UNKNOWN_PROCESS).await;
+        let challenge =
+            r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        if r.status() != 401
+            || !challenge.starts_with(r#"Bearer realm="esignsp", error="invalid_token", error_description=""#)
+        {
+            wrong.push(format!("{why}: {} {challenge}", r.status()));
+            continue;
+        }
+        assert_problem(r, 401, "invalid-token", &why).await;
+    }
+    assert!(wrong.is_empty(), "expected 401 invalid_token, got:\n{}", wrong.join("\n"));
 }
 
 /// Asserts that `token` is accepted: the caller is authorized, then the process is unknown.
@@ -270,9 +283,8 @@ async fn a_registered_claim_of_the_wrong_json_type_answers_401_invalid_token() {
         (with_raw(c(), "scope", json!(1)), "scope as a number"),
         (with_raw(c(), "scope", Value::Null), "scope as null"),
     ];
-    for (claims, why) in cases {
-        assert_invalid_token(&app, &k.sign(Signer::Rs256, &claims), why).await;
-    }
+    let cases = cases.into_iter().map(|(claims, why)| (k.sign(Signer::Rs256, &claims), why.to_owned())).collect();
+    assert_all_invalid_tokens(&app, cases).await;
     assert_authorized(&app, &k.sign(Signer::Rs256, &with_raw(c(), "nbf", json!(now - 10))), "a numeric nbf").await;
     assert_authorized(&app, &k.sign(Signer::Rs256, &with_raw(c(), "exp", json!(now as f64 + 300.5))), "fractional exp")
         .await;
@@ -297,9 +309,8 @@ async fn the_lenient_profile_accepts_scp_arrays_but_not_a_scope_array() {
         (with(claims("relying-app"), "azp", json!(["relying-app"])), "azp as an array"),
         (with(claims("relying-app"), "nbf", json!("99999999999")), "nbf as a string"),
     ];
-    for (claims, why) in cases {
-        assert_invalid_token(&app, &k.sign(Signer::Rs256, &claims), why).await;
-    }
+    let cases = cases.into_iter().map(|(claims, why)| (k.sign(Signer::Rs256, &claims), why.to_owned())).collect();
+    assert_all_invalid_tokens(&app, cases).await;
 }
 
 /// The JWK Set of issue #11, then one member without `alg` per family (RSA, EC P-256,
@@ -345,16 +356,16 @@ async fn a_jwk_set_member_without_alg_verifies_the_algorithms_of_its_family() {
     ] {
         assert_authorized(&app, &k.sign_with_kid(signer, Some(kid), &c), &format!("{signer:?} with kid {kid}")).await;
     }
-    for (signer, kid, why) in [
+    let refused = [
         (Signer::EdDsa, "ed-1", "ed-1 is another Ed25519 key"),
         (Signer::Es256, "ed-2", "an Ed25519 key never verifies ES256"),
         (Signer::Es384, "p256-any", "a P-256 key never verifies ES384"),
         (Signer::Es256, "p384-any", "a P-384 key never verifies ES256"),
         (Signer::Rs256, "p256-any", "an EC key never verifies RS256"),
         (Signer::Es256, "ec-enc", "an encryption key is skipped"),
-    ] {
-        assert_invalid_token(&app, &k.sign_with_kid(signer, Some(kid), &c), why).await;
-    }
+    ];
+    let cases = refused.map(|(signer, kid, why)| (k.sign_with_kid(signer, Some(kid), &c), why.to_owned())).to_vec();
+    assert_all_invalid_tokens(&app, cases).await;
 }
 
 /// A local HTTP server answering every request with the JSON `answer` makes of its body.
@@ -481,7 +492,6 @@ async fn an_introspection_answer_with_a_member_of_the_wrong_type_answers_401_inv
     })
     .await;
     assert_authorized(&app, "good-token", "a well-typed answer").await;
-    for (i, (_, why)) in cases.iter().enumerate() {
-        assert_invalid_token(&app, &format!("case-{i}"), why).await;
-    }
+    let cases = cases.iter().enumerate().map(|(i, (_, why))| (format!("case-{i}"), (*why).to_owned())).collect();
+    assert_all_invalid_tokens(&app, cases).await;
 }
