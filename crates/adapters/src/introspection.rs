@@ -135,12 +135,14 @@ impl Introspector {
         if answer["active"] != Value::Bool(true) {
             return inactive;
         }
-        let Some(members) = answer.as_object().filter(|m| crate::claims::first_mistyped(m).is_none()) else {
+        let mistyped = answer.as_object().map_or(Some("the answer"), crate::claims::first_mistyped);
+        if let Some(member) = mistyped {
             // RFC 7662 §2.2 types each member; one of the wrong type is never read as absent.
+            tracing::warn!(member, "refused an introspection answer with a member of the wrong JSON type");
             return (Err(TokenRejection::Invalid(InvalidTokenReason::Malformed)), self.cache_for);
-        };
+        }
         let now = jsonwebtoken::get_current_timestamp() as f64;
-        let lifetime = match members.get("exp").and_then(Value::as_f64) {
+        let lifetime = match answer["exp"].as_f64() {
             Some(exp) if exp <= now => return inactive,
             Some(exp) => Duration::try_from_secs_f64(exp - now).unwrap_or(self.cache_for),
             None => self.cache_for,

@@ -4,7 +4,15 @@
 //! Keys come from PEM files (RSA, EC P-256/P-384, Ed25519 public keys, or a private key whose
 //! public half is derived) or JWK / JWK Set JSON files. Each key is bound to the algorithms
 //! of its family (or to its JWK `alg`), intersected with `auth.algorithms`, so an RSA key
-//! never verifies an HMAC token and `none` is never accepted.
+//! never verifies an HMAC token and `none` is never accepted. A token without `kid` may be
+//! verified by any key; one with a `kid` by the keys of that kid, else by the keys without a
+//! kid, and a kid that names no key counts as unknown (so the issuer's JWK Set is refetched
+//! for it). A claim of the wrong JSON type is refused as malformed: dates are numbers, `iss`,
+//! `sub`, `client_id`, `jti` strings, `aud` a string or strings, `scope` one string (RFC 7519
+//! §4.1, RFC 9068 §2.2, RFC 8693 §4.2).
+//!
+//! Signatures are checked by jsonwebtoken with its `aws_lc_rs` crypto back end (chosen in
+//! the workspace `Cargo.toml`; exactly one back end must be enabled).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -329,10 +337,13 @@ fn parse_header(token: &str, profile: Profile) -> Result<TokenHeader, InvalidTok
 fn claims_mistyped(token: &str) -> bool {
     let Some(payload) = token.split('.').nth(1) else { return true };
     let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload) else { return true };
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(claims)) => crate::claims::first_mistyped(&claims).is_some(),
-        _ => true,
-    }
+    let mistyped = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(claims)) => crate::claims::first_mistyped(&claims).inspect(|claim| {
+            tracing::debug!(claim, "refused an access token with a claim of the wrong JSON type");
+        }),
+        _ => Some("the claims set"),
+    };
+    mistyped.is_some()
 }
 
 /// Verifies access tokens: JWTs against static keys (`auth.public_key_files`) and the
@@ -537,7 +548,8 @@ impl JwtVerifier {
             }
         }
         let claims = claims.ok_or_else(|| unknown_or(R::BadSignature))?;
-        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        // A NumericDate may be fractional (RFC 7519 §2); the cache keeps whole seconds.
+        let exp = claims.get("exp").and_then(Value::as_f64).map_or(0, |exp| exp as u64);
         self.check_claims(&claims).map(|caller| (caller, exp))
     }
 
