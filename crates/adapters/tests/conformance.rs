@@ -11,6 +11,7 @@ use esignsp_domain::ports::{DeleteDocumentOutcome, EstablishOutcome, EstablishRe
 use esignsp_domain::process::{
     NewDocument, NewSignerProcess, NewStandaloneDocument, ProcessDocumentSource, ProcessRequest,
 };
+use esignsp_domain::rules::{expiry_document_result, CurrentResult};
 use esignsp_domain::{
     Caller, ClientId, DocumentId, DocumentResult, DocumentResultStatus, ProcessId, ProcessResult, ResultMessage,
     ResultStateMachine, ResultStatus, TaskId,
@@ -361,16 +362,28 @@ async fn expiry_refuses_late_results_and_materialises_once(b: Backend) {
         .await
         .expect_err("expired");
     assert!(matches!(err, EstablishResultError::Rule(ref v) if v.rule == "expiry"), "{err:?}");
+    let expired = Some(CurrentResult::Process(result(ResultStatus::Canceled, Some("expired"))));
+    assert!(matches!(err, EstablishResultError::Rule(ref v) if v.current_result == expired), "{err:?}");
     assert_eq!(b.repo.expire(created.created_at, None, 10, &audit("esignsp")).await.expect("not yet"), 0);
     let system = audit("esignsp");
     let (a, c) = tokio::join!(b.repo.expire(later, None, 10, &system), b.repo.expire(later, None, 10, &system));
     assert_eq!(a.expect("sweep") + c.expect("sweep"), 1, "two concurrent sweeps expire it once");
     let stored = b.repo.find(&created.id, &caller("app")).await.expect("find").expect("exists");
     assert_eq!(stored.result, Some(result(ResultStatus::Canceled, Some("expired"))));
-    assert!(stored
-        .documents
-        .iter()
-        .all(|d| d.result.as_ref().map(|r| r.status) == Some(DocumentResultStatus::Canceled)));
+    assert!(stored.documents.iter().all(|d| d.result == Some(expiry_document_result())), "{stored:?}");
+    let err = b
+        .repo
+        .establish_result(
+            &created.id,
+            &caller("app"),
+            result(ResultStatus::Finished, None),
+            &machine(),
+            later,
+            &audit("app"),
+        )
+        .await
+        .expect_err("materialised");
+    assert!(matches!(err, EstablishResultError::Rule(ref v) if v.current_result == expired), "{err:?}");
     let id = &created.id;
     assert_eq!(
         b.count(&format!("SELECT count(*) FROM process_events WHERE process_id = '{id}' AND kind = 'expired'")).await,

@@ -16,8 +16,6 @@ pub const PROBLEM_ALREADY_ESTABLISHED: &str = "urn:esignsp:problem:result-alread
 pub const PROBLEM_CONFLICTS_WITH_DOCUMENTS: &str = "urn:esignsp:problem:result-conflicts-with-documents";
 /// Problem type of a document result set after the process result (HTTP 409).
 pub const PROBLEM_DOCUMENTS_FROZEN: &str = "urn:esignsp:problem:documents-frozen";
-/// Problem type of a result for a process that expired while pending (HTTP 409).
-pub const PROBLEM_EXPIRED: &str = "urn:esignsp:problem:process-expired";
 
 /// A document's id and current result, as read inside the transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,16 +152,20 @@ impl ResultRule for Terminal {
     }
 }
 
-/// **expiry** — a pending process older than `processes.ttl_seconds` takes no result (409).
+/// **expiry** — a pending process older than `processes.ttl_seconds` is treated as if its
+/// expiry were already materialised (SPEC §4): it has the result `canceled` with message
+/// `expired` ([`expiry_result`]). That result itself replays; any other is refused exactly as
+/// [`Terminal`] refuses it once the sweeper has stored it — [`PROBLEM_ALREADY_ESTABLISHED`]
+/// with `current_result` — so a client sees the same answer whether or not the sweeper ran.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Expiry;
 
-fn expired_violation(rule: &'static str) -> RuleViolation {
+fn expired_violation(rule: &'static str, current: CurrentResult) -> RuleViolation {
     RuleViolation {
         rule,
-        problem_type: PROBLEM_EXPIRED,
-        detail: "rule 'expiry': the process expired before a result was established".to_owned(),
-        current_result: None,
+        problem_type: PROBLEM_ALREADY_ESTABLISHED,
+        detail: format!("rule '{rule}': the process expired before a result was established, so it is canceled"),
+        current_result: Some(current),
     }
 }
 
@@ -172,11 +174,15 @@ impl ResultRule for Expiry {
         "expiry"
     }
 
-    fn apply(&self, state: &ProcessState, _plan: &mut ResultPlan) -> Result<Verdict, RuleViolation> {
-        if state.expired {
-            Err(expired_violation(self.name()))
+    fn apply(&self, state: &ProcessState, plan: &mut ResultPlan) -> Result<Verdict, RuleViolation> {
+        if !state.expired || state.result.is_some() {
+            return Ok(Verdict::Continue);
+        }
+        let current = expiry_result();
+        if plan.result == current {
+            Ok(Verdict::Replay)
         } else {
-            Ok(Verdict::Continue)
+            Err(expired_violation(self.name(), CurrentResult::Process(current)))
         }
     }
 }
@@ -341,7 +347,11 @@ impl DocumentRule for DocumentsFrozen {
     }
 }
 
-/// **expiry** for documents — an expired pending process takes no document result.
+/// **expiry** for documents — on an expired pending process a document without a result is
+/// treated as having the one expiry gives it (`canceled`, message `expired`): the same result
+/// replays, another is refused with [`PROBLEM_ALREADY_ESTABLISHED`] and `current_result`, as
+/// [`DocumentTerminal`] answers once expiry is materialised. (A document that has a result is
+/// answered by [`DocumentTerminal`], which runs first.)
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DocumentExpiry;
 
@@ -350,11 +360,20 @@ impl DocumentRule for DocumentExpiry {
         "expiry"
     }
 
-    fn apply(&self, state: &ProcessState, _: &DocumentState, _: &DocumentResult) -> Result<Verdict, RuleViolation> {
-        if state.expired && state.result.is_none() {
-            Err(expired_violation(self.name()))
+    fn apply(
+        &self,
+        state: &ProcessState,
+        document: &DocumentState,
+        requested: &DocumentResult,
+    ) -> Result<Verdict, RuleViolation> {
+        if !state.expired || state.result.is_some() {
+            return Ok(Verdict::Continue);
+        }
+        let current = document.result.clone().unwrap_or_else(expiry_document_result);
+        if *requested == current {
+            Ok(Verdict::Replay)
         } else {
-            Ok(Verdict::Continue)
+            Err(expired_violation(self.name(), CurrentResult::Document(current)))
         }
     }
 }
@@ -362,21 +381,36 @@ impl DocumentRule for DocumentExpiry {
 /// The message of a result established by expiry.
 pub const EXPIRED_MESSAGE: &str = "expired";
 
+fn expired_message() -> Option<crate::result::ResultMessage> {
+    crate::result::ResultMessage::new(EXPIRED_MESSAGE).ok()
+}
+
+/// The result expiry gives a process: `canceled` with message [`EXPIRED_MESSAGE`] (SPEC §4).
+#[must_use]
+pub fn expiry_result() -> ProcessResult {
+    ProcessResult { status: ResultStatus::Canceled, message: expired_message() }
+}
+
+/// The result expiry gives a document that has none: `canceled` with message
+/// [`EXPIRED_MESSAGE`], like its process.
+#[must_use]
+pub fn expiry_document_result() -> DocumentResult {
+    DocumentResult { status: DocumentResultStatus::Canceled, message: expired_message() }
+}
+
 /// **expiry** materialised: the result a pending process takes when it outlives
-/// `processes.ttl_seconds` — `canceled` with message `expired`; documents without a result
-/// become `canceled` (SPEC §4). Returns `None` unless the process is pending and expired.
+/// `processes.ttl_seconds` — [`expiry_result`]; documents without a result take
+/// [`expiry_document_result`] (SPEC §4). Returns `None` unless the process is pending and
+/// expired.
 #[must_use]
 pub fn expiry_plan(state: &ProcessState) -> Option<ResultPlan> {
     if state.result.is_some() || !state.expired {
         return None;
     }
-    let message = crate::result::ResultMessage::new(EXPIRED_MESSAGE).ok();
-    let mut plan = ResultPlan {
-        result: ProcessResult { status: ResultStatus::Canceled, message },
-        derived_document_results: Vec::new(),
-    };
-    derive_for_unresulted(state, &mut plan, DocumentResultStatus::Canceled);
-    Some(plan)
+    let derived = expiry_document_result();
+    let derived_document_results =
+        state.documents.iter().filter(|d| d.result.is_none()).map(|d| (d.id.clone(), derived.clone())).collect();
+    Some(ResultPlan { result: expiry_result(), derived_document_results })
 }
 
 /// The ordered rules that decide every result transition.

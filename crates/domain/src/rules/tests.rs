@@ -124,13 +124,42 @@ fn failed_documents_needs_two_documents_and_a_mixed_outcome() {
 }
 
 #[test]
-fn expiry_refuses_results_for_an_expired_pending_process() {
-    let mut s = state(&[None]);
+fn an_expired_pending_process_answers_as_if_its_expiry_were_materialised() {
+    let mut s = state(&[None, Some(D::Failed)]);
     s.expired = true;
-    let err = machine().establish(&s, result(P::Canceled)).expect_err("expired");
-    assert_eq!(err.problem_type, PROBLEM_EXPIRED);
-    let err = machine().set_document_result(&s, 0, doc_result(D::Finished)).expect_err("expired");
-    assert_eq!(err.rule, "expiry");
+    let pending = machine();
+    let materialised = {
+        let plan = expiry_plan(&s).expect("expired and pending");
+        let mut m = s.clone();
+        m.result = Some(plan.result);
+        for (id, r) in plan.derived_document_results {
+            if let Some(d) = m.documents.iter_mut().find(|d| d.id == id) {
+                d.result = Some(r);
+            }
+        }
+        m.expired = false;
+        m
+    };
+    assert_eq!(materialised.documents[0].result, Some(expiry_document_result()));
+    assert_eq!(materialised.documents[1].result, Some(doc_result(D::Failed)), "a document result is kept");
+    for state in [&s, &materialised] {
+        for requested in [result(P::Canceled), result(P::Finished), result(P::Failed)] {
+            let err = pending.establish(state, requested.clone()).expect_err("a late result is refused");
+            assert_eq!(err.problem_type, PROBLEM_ALREADY_ESTABLISHED, "{requested:?}");
+            assert_eq!(err.current_result, Some(CurrentResult::Process(expiry_result())), "{requested:?}");
+        }
+        assert!(
+            matches!(pending.establish(state, expiry_result()), Ok(Decision::Replay(_))),
+            "the expiry result replays"
+        );
+        let err = pending.set_document_result(state, 0, doc_result(D::Finished)).expect_err("late document result");
+        assert_eq!(err.problem_type, PROBLEM_ALREADY_ESTABLISHED);
+        assert_eq!(err.current_result, Some(CurrentResult::Document(expiry_document_result())));
+        assert!(matches!(pending.set_document_result(state, 0, expiry_document_result()), Ok(Decision::Replay(_))));
+        let err = pending.set_document_result(state, 1, doc_result(D::Canceled)).expect_err("its own result stays");
+        assert_eq!(err.current_result, Some(CurrentResult::Document(doc_result(D::Failed))));
+    }
+    assert_eq!(pending.establish(&s, result(P::Finished)).expect_err("expired").rule, "expiry");
 }
 
 #[test]
