@@ -621,8 +621,7 @@ impl SignerProcessRepository for PostgresRepository {
     ) -> Result<DeleteDocumentOutcome, RepositoryError> {
         let mut tx = self.pool.begin().await.map_err(map_error)?;
         let row = sqlx::query(
-            "SELECT EXISTS (SELECT 1 FROM process_documents pd JOIN signer_processes p ON p.id = pd.process_id \
-                            WHERE pd.document_id = d.id AND p.result_status IS NULL AND p.expires_at > now()) AS in_use \
+            "SELECT EXISTS (SELECT 1 FROM process_documents pd WHERE pd.document_id = d.id) AS in_use \
              FROM documents d WHERE d.id = $1 AND (d.client_id = $2 OR $3) FOR UPDATE OF d",
         )
         .bind(id.as_str())
@@ -637,11 +636,12 @@ impl SignerProcessRepository for PostgresRepository {
         if row.get::<bool, _>("in_use") {
             return Ok(DeleteDocumentOutcome::InUse);
         }
-        sqlx::query("DELETE FROM documents WHERE id = $1")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
+        // A process that took the document after this statement's snapshot (a concurrent O1
+        // that committed while we waited for the row lock) is caught by the foreign key.
+        match sqlx::query("DELETE FROM documents WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await {
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => return Ok(DeleteDocumentOutcome::InUse),
+            other => other.map_err(map_error)?,
+        };
         tx.commit().await.map_err(map_error)?;
         Ok(DeleteDocumentOutcome::Deleted)
     }

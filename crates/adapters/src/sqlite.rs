@@ -570,11 +570,8 @@ impl SignerProcessRepository for SqliteRepository {
     ) -> Result<DeleteDocumentOutcome, RepositoryError> {
         let mut tx = self.write().await?;
         let in_use: Option<bool> = sqlx::query_scalar(
-            &format!(
-                "SELECT EXISTS (SELECT 1 FROM process_documents pd JOIN signer_processes p ON p.id = pd.process_id \
-                                WHERE pd.document_id = d.id AND p.result_status IS NULL AND p.expires_at > {NOW_MICROS}) \
-                 FROM documents d WHERE d.id = ? AND (d.client_id = ? OR ?)"
-            ),
+            "SELECT EXISTS (SELECT 1 FROM process_documents pd WHERE pd.document_id = d.id) \
+             FROM documents d WHERE d.id = ? AND (d.client_id = ? OR ?)",
         )
         .bind(id.as_str())
         .bind(caller.client_id.as_str())
@@ -586,11 +583,12 @@ impl SignerProcessRepository for SqliteRepository {
             None => Ok(DeleteDocumentOutcome::NotFound),
             Some(true) => Ok(DeleteDocumentOutcome::InUse),
             Some(false) => {
-                sqlx::query("DELETE FROM documents WHERE id = ?")
-                    .bind(id.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_error)?;
+                match sqlx::query("DELETE FROM documents WHERE id = ?").bind(id.as_str()).execute(&mut *tx).await {
+                    Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                        return Ok(DeleteDocumentOutcome::InUse);
+                    }
+                    other => other.map_err(map_error)?,
+                };
                 tx.commit().await.map_err(map_error)?;
                 Ok(DeleteDocumentOutcome::Deleted)
             }

@@ -442,10 +442,17 @@ async fn document_resources_are_owned_shared_and_guarded(b: Backend) {
         .expect("finish");
     assert_eq!(
         b.repo.delete_document(&stored.id, &caller("app")).await.expect("delete"),
-        DeleteDocumentOutcome::Deleted
+        DeleteDocumentOutcome::InUse,
+        "a finished process keeps its record whole"
     );
     let after = b.repo.find(&process.id, &caller("app")).await.expect("find").expect("exists");
-    assert!(after.documents.is_empty(), "the finished process no longer lists it");
+    assert_eq!(after.documents.iter().map(|d| &d.id).collect::<Vec<_>>(), [&stored.id]);
+    assert!(b.repo.document_content(&stored.id, &caller("app")).await.expect("content").is_some(), "bytes kept");
+    let id = &stored.id;
+    let raw = b.execute(&format!("DELETE FROM documents WHERE id = '{id}'")).await;
+    assert!(raw.is_err(), "the schema refuses it too: {raw:?}");
+    assert!(b.repo.delete(&process.id, &caller("app"), &audit("app")).await.expect("delete process"));
+    assert_eq!(b.repo.find_document(&stored.id, &caller("app")).await.expect("find"), None, "gone with its process");
 }
 
 async fn an_unreachable_database_is_reported_as_unavailable(b: Backend) {

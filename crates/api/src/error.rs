@@ -42,7 +42,7 @@ pub enum ApiError {
     /// 404: O4 for a process that has no result yet.
     #[error("no result yet")]
     ResultNotEstablished,
-    /// 409: O11 while a pending process uses the document.
+    /// 409: O11 while a process that is not deleted holds the document.
     #[error("document in use")]
     DocumentInUse,
     /// 405 with the `Allow` header.
@@ -111,9 +111,11 @@ impl ApiError {
             Self::ResultNotEstablished => {
                 ("result-not-established", "Not Found", "The signature process has no result yet".to_owned())
             }
-            Self::DocumentInUse => {
-                ("document-in-use", "Conflict", "A pending signature process uses this document".to_owned())
-            }
+            Self::DocumentInUse => (
+                "document-in-use",
+                "Conflict",
+                "A signature process holds this document; it keeps it until the process is deleted".to_owned(),
+            ),
             Self::MethodNotAllowed(allow) => {
                 ("method-not-allowed", "Method Not Allowed", format!("This resource allows {allow}"))
             }

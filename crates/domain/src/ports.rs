@@ -43,7 +43,7 @@ pub enum DeleteDocumentOutcome {
     Deleted,
     /// Unknown or foreign (404).
     NotFound,
-    /// A pending process uses it (409).
+    /// A process that is not deleted holds it, pending or finished (409).
     InUse,
 }
 
@@ -174,8 +174,10 @@ pub trait SignerProcessRepository: Send + Sync {
     /// [`RepositoryError`]. Unknown or foreign is `Ok(None)`.
     async fn find_document(&self, id: &DocumentId, caller: &Caller) -> Result<Option<StoredDocument>, RepositoryError>;
 
-    /// Deletes a document resource (O11) unless a pending, unexpired process uses it;
-    /// processes that have ended lose it from their document list.
+    /// Deletes a document resource (O11) with its bytes unless a process holds it: a process
+    /// keeps its documents, pending or finished, until it is deleted itself (SPEC O11). The
+    /// check and the deletion are one transaction; a process that takes the document
+    /// concurrently wins and the answer is [`DeleteDocumentOutcome::InUse`].
     ///
     /// # Errors
     /// [`RepositoryError`]; nothing is deleted then.

@@ -240,7 +240,7 @@ impl SignerProcessService {
         self.repository.find_document(id, caller).await
     }
 
-    /// O11: deletes a document resource unless a pending process uses it.
+    /// O11: deletes a document resource unless a process (pending or finished) holds it.
     ///
     /// # Errors
     /// Storage errors.

@@ -132,8 +132,8 @@ pub async fn content(
 /// O11 `DELETE /documents/{id}`: 204.
 ///
 /// # Errors
-/// 404 for an unknown or foreign document; 409 `document-in-use` while a pending process
-/// uses it; 503.
+/// 404 for an unknown or foreign document; 409 `document-in-use` while any process that is
+/// not deleted holds it, pending or finished (a finished process keeps its record whole); 503.
 #[utoipa::path(
     delete,
     operation_id = "DocumentDelete",
@@ -142,7 +142,7 @@ pub async fn content(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such document", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A pending process uses it", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A process that is not deleted holds it (pending or finished)", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 400, description = "Malformed request or Authorization header", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No, invalid or expired access token (RFC 6750)", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks the required scope", body = crate::openapi::Problem, content_type = "application/problem+json"),

@@ -133,40 +133,46 @@ async fn a_process_is_created_from_documents_referenced_by_id_or_url() {
     assert_eq!(app.count("SELECT count(*) FROM signer_processes").await, 1);
 }
 
+async fn delete_document(app: &TestApp, id: &str) -> reqwest::Response {
+    app.client.delete(app.url(&format!("/documents/{id}"))).bearer_auth(token("relying-app")).send().await.expect("req")
+}
+
 #[tokio::test]
-async fn a_document_used_by_a_pending_process_cannot_be_deleted() {
+async fn a_document_cannot_be_deleted_while_any_process_holds_it_pending_or_finished() {
     let app = spawn_app().await;
     let doc = upload_document(&app, "relying-app", None).await;
     let id = doc["id"].as_str().expect("id");
-    let p: Value = create_from_json(
-        &app,
-        "relying-app",
-        json!({"process_type": "urn:safelayer:eidas:processes:document:sign:esigp", "documents": [{"id": id}]}),
-    )
-    .await
-    .json()
-    .await
-    .expect("json");
-    let pid = p["id"].as_str().expect("pid");
-    let r = app
-        .client
-        .delete(app.url(&format!("/documents/{id}")))
-        .bearer_auth(token("relying-app"))
-        .send()
-        .await
-        .expect("req");
-    assert_problem(r, 409, "document-in-use", "pending process uses it").await;
-    assert_eq!(app.put_result("relying-app", pid, r#"{"status":"finished"}"#).await.status(), 200);
-    let r = app
-        .client
-        .delete(app.url(&format!("/documents/{id}")))
-        .bearer_auth(token("relying-app"))
-        .send()
-        .await
-        .expect("req");
-    assert_eq!(r.status(), 204, "the process has its result now");
-    let p: Value = app.get("relying-app", &format!("/signer_processes/{pid}")).await.json().await.expect("json");
-    assert_eq!(p["documents"], json!([]), "the finished process no longer lists the deleted document");
+    let create = || {
+        create_from_json(
+            &app,
+            "relying-app",
+            json!({"process_type": "urn:safelayer:eidas:processes:document:sign:esigp", "documents": [{"id": id}]}),
+        )
+    };
+    let first: Value = create().await.json().await.expect("json");
+    let second: Value = create().await.json().await.expect("json");
+    let (first, second) = (first["id"].as_str().expect("pid"), second["id"].as_str().expect("pid"));
+    assert_problem(delete_document(&app, id).await, 409, "document-in-use", "pending processes use it").await;
+
+    assert_eq!(app.put_result("relying-app", first, r#"{"status":"finished"}"#).await.status(), 200);
+    assert_eq!(app.put_result("relying-app", second, r#"{"status":"canceled"}"#).await.status(), 200);
+    let problem = assert_problem(delete_document(&app, id).await, 409, "document-in-use", "finished processes").await;
+    assert!(problem["detail"].as_str().is_some_and(|d| !d.contains("pending")), "{problem}");
+    let p: Value = app.get("relying-app", &format!("/signer_processes/{first}")).await.json().await.expect("json");
+    assert_eq!(p["documents"][0]["id"], id, "the finished process keeps its document");
+    assert_eq!(p["documents"][0]["result"], json!({"status": "finished"}));
+    let content = app.get("relying-app", &format!("/documents/{id}/content")).await;
+    assert_eq!(content.status(), 200, "its bytes stay retrievable");
+    assert_eq!(content.bytes().await.expect("bytes").as_ref(), PDF);
+
+    let delete_process = |pid: String| {
+        app.client.delete(app.url(&format!("/signer_processes/{pid}"))).bearer_auth(token("relying-app")).send()
+    };
+    assert_eq!(delete_process(first.to_owned()).await.expect("req").status(), 204);
+    assert_problem(delete_document(&app, id).await, 409, "document-in-use", "the second process still holds it").await;
+    assert_eq!(delete_process(second.to_owned()).await.expect("req").status(), 204);
+    assert_problem(delete_document(&app, id).await, 404, "not-found", "it went with its last process (O3)").await;
+    assert_eq!(app.count("SELECT count(*) FROM documents").await, 0);
 }
 
 #[tokio::test]

@@ -158,7 +158,7 @@ async fn two_replicas_sweeping_one_database_expire_each_process_once() {
 }
 
 #[tokio::test]
-async fn a_document_of_an_expired_process_can_be_deleted_at_once() {
+async fn a_document_of_an_expired_process_stays_with_it() {
     let app = spawn_app_with(|s| {
         s.processes.ttl_seconds = 1;
         s.processes.sweep_interval_seconds = 0;
@@ -190,5 +190,8 @@ async fn a_document_of_an_expired_process_can_be_deleted_at_once() {
         || app.client.delete(app.url(&format!("/documents/{doc_id}"))).bearer_auth(token("relying-app")).send();
     assert_eq!(delete().await.expect("req").status(), 409, "in use while pending");
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    assert_eq!(delete().await.expect("req").status(), 204, "an expired process no longer holds it, read or not");
+    assert_eq!(delete().await.expect("req").status(), 409, "an expired process keeps its record whole, read or not");
+    let content = app.get("relying-app", &format!("/documents/{doc_id}/content")).await;
+    assert_eq!(content.status(), 200);
+    assert_eq!(content.bytes().await.expect("bytes").as_ref(), PDF, "its bytes stay retrievable");
 }
