@@ -9,9 +9,11 @@ use esignsp_adapters::store::Store;
 use esignsp_domain::events::{AuditContext, EventKind};
 use esignsp_domain::ports::{DeleteDocumentOutcome, EstablishOutcome, EstablishResultError, SignerProcessRepository};
 use esignsp_domain::process::{
-    NewDocument, NewSignerProcess, NewStandaloneDocument, ProcessDocumentSource, ProcessRequest,
+    validate_signers, InvalidProcess, NewDocument, NewSignerProcess, NewStandaloneDocument, ProcessDocumentSource,
+    ProcessRequest,
 };
 use esignsp_domain::rules::{expiry_document_result, CurrentResult};
+use esignsp_domain::text::{Text, TextDefect, TextKind};
 use esignsp_domain::{
     Caller, ClientId, DocumentId, DocumentResult, DocumentResultStatus, ProcessId, ProcessResult, ResultMessage,
     ResultStateMachine, ResultStatus, TaskId,
@@ -58,6 +60,14 @@ impl Backend {
             Store::Sqlite(r) => sqlx::query(sql).execute(r.pool()).await.map(|d| d.rows_affected()),
         }
         .map_err(|e| e.to_string())
+    }
+
+    async fn text(&self, sql: &str) -> Option<String> {
+        match &self.store {
+            Store::Postgres(r) => sqlx::query_scalar(sql).fetch_one(r.pool()).await,
+            Store::Sqlite(r) => sqlx::query_scalar(sql).fetch_one(r.pool()).await,
+        }
+        .expect("text")
     }
 
     async fn count(&self, sql: &str) -> i64 {
@@ -455,6 +465,108 @@ async fn document_resources_are_owned_shared_and_guarded(b: Backend) {
     assert_eq!(b.repo.find_document(&stored.id, &caller("app")).await.expect("find"), None, "gone with its process");
 }
 
+/// Texts at the edges of the boundary rule (SPEC §2): NUL, control and non-character code
+/// points, surrogate-free extremes, lengths at and one over the limits, SQL-looking text.
+fn edge_texts() -> Vec<String> {
+    [
+        "plain",
+        "a\0b",
+        "\0",
+        "\u{1}\u{9}\u{a}\u{d}\u{1f}\u{7f}\u{80}\u{9f}",
+        "\u{feff}byte-order mark",
+        "\u{fffd}\u{fffe}\u{ffff}\u{10ffff}",
+        "\u{202e}right-to-left",
+        "'; DROP TABLE documents; --",
+        "back\\slash \"quoted\" 100% _under_",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain(["😀".repeat(1024), "😀".repeat(1025), "é".repeat(4096), "é".repeat(4097), "x".repeat(65_537)])
+    .collect()
+}
+
+async fn every_text_the_boundary_accepts_is_stored_unchanged_and_no_other_reaches_the_store(b: Backend) {
+    let owner = ClientId::parse("app").expect("id");
+    let created_at = OffsetDateTime::now_utc().replace_nanosecond(0).expect("valid");
+    for s in edge_texts() {
+        let why = format!("{:?}", s.chars().take(12).collect::<String>());
+        let refused = |defect: TextDefect| {
+            assert!(
+                matches!(defect, TextDefect::Nul if s.contains('\0'))
+                    || matches!(defect, TextDefect::TooLong { max_chars } if s.chars().count() > max_chars),
+                "{why}: refused only for NUL or length, not {defect:?}"
+            );
+        };
+
+        // File names and signers of a document resource (O8).
+        let signers = json!([{"name": s, s.clone(): [s]}]);
+        match (Text::new(TextKind::FileName, s.clone()), validate_signers(&signers)) {
+            (Ok(name), Ok(())) => {
+                let mut document = new_document(0);
+                document.filename = Some(name.into_string());
+                let stored = b
+                    .repo
+                    .create_document(NewStandaloneDocument {
+                        document,
+                        owner: owner.clone(),
+                        signers: Some(signers.clone()),
+                        created_at,
+                    })
+                    .await
+                    .unwrap_or_else(|e| panic!("{why}: an accepted text is stored: {e:?}"));
+                let read = b.repo.find_document(&stored.id, &caller("app")).await.expect("find").expect("exists");
+                assert_eq!(read.signers.as_ref(), Some(&signers), "{why}: signers unchanged");
+                let id = &stored.id;
+                let filename = b.text(&format!("SELECT filename FROM documents WHERE id = '{id}'")).await;
+                assert_eq!(filename.as_deref(), Some(s.as_str()), "{why}: file name unchanged");
+            }
+            (Err(defect), _) => refused(defect),
+            (_, Err(InvalidProcess::Text(invalid))) => refused(invalid.defect),
+            (_, Err(other)) => panic!("{why}: {other:?}"),
+        }
+
+        // Every stored member of the process JSON, nested values and keys (O1), and a result
+        // message (O5).
+        let process = json!({
+            "process_type": "urn:safelayer:eidas:processes:document:sign:esigp",
+            "labels": [[s]],
+            "signer": {"parameters": {s.clone(): {"page": s}}},
+            "ui_locales": [s],
+            "views": {"ui": [s]},
+        });
+        match ProcessRequest::parse(process) {
+            Ok(request) => {
+                let mut new = new_process("app", 1);
+                new.request = request.clone();
+                let created = b.repo.create(new, &audit("app")).await.unwrap_or_else(|e| panic!("{why}: {e:?}"));
+                let read = b.repo.find(&created.id, &caller("app")).await.expect("find").expect("exists");
+                assert_eq!(read.request, request, "{why}: process JSON unchanged");
+                match ResultMessage::new(s.clone()) {
+                    Ok(message) => {
+                        let requested = ProcessResult { status: ResultStatus::Canceled, message: Some(message) };
+                        b.repo
+                            .establish_result(
+                                &created.id,
+                                &caller("app"),
+                                requested.clone(),
+                                &machine(),
+                                now(),
+                                &audit("app"),
+                            )
+                            .await
+                            .unwrap_or_else(|e| panic!("{why}: {e:?}"));
+                        let read = b.repo.find(&created.id, &caller("app")).await.expect("find").expect("exists");
+                        assert_eq!(read.result, Some(requested), "{why}: message unchanged");
+                    }
+                    Err(defect) => refused(defect),
+                }
+            }
+            Err(InvalidProcess::Text(invalid)) => refused(invalid.defect),
+            Err(other) => panic!("{why}: {other:?}"),
+        }
+    }
+}
+
 async fn an_unreachable_database_is_reported_as_unavailable(b: Backend) {
     drop(b);
     let pool = esignsp_adapters::postgres::connect_lazy(
@@ -499,6 +611,7 @@ macro_rules! suite {
                 the_audit_trail_cannot_be_updated_or_deleted,
                 expiry_refuses_late_results_and_materialises_once,
                 document_resources_are_owned_shared_and_guarded,
+                every_text_the_boundary_accepts_is_stored_unchanged_and_no_other_reaches_the_store,
             );
         )+
     };

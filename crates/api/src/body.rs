@@ -1,16 +1,19 @@
 //! Request bodies: media-type checks (415), size limits counted after content decoding
 //! (413), and the multipart form of O1 in every shape real clients send (SPEC §3.2).
 
+use actix_multipart::Field;
 use actix_multipart::{Multipart, MultipartError};
 use actix_web::dev::{Decompress, Payload};
 use actix_web::error::PayloadError;
+use actix_web::http::header::{Charset, ExtendedValue};
 use actix_web::http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::web::{self, Bytes, BytesMut};
 use esignsp_domain::service::DocumentUpload;
+use esignsp_domain::text::{InvalidText, Text, TextDefect, TextKind};
 use futures_util::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Oversized};
 
 /// The body's media type, lowercased without parameters, if there is a parsable one.
 fn media_type(headers: &HeaderMap) -> Option<mime::Mime> {
@@ -74,7 +77,7 @@ pub const MAX_DOCUMENTS: usize = 100;
 
 fn payload_error(e: &PayloadError, limit: usize) -> ApiError {
     match e {
-        PayloadError::Overflow => ApiError::PayloadTooLarge(limit),
+        PayloadError::Overflow => ApiError::PayloadTooLarge(Oversized::Body, limit),
         _ => ApiError::InvalidBody("the request body could not be read".to_owned()),
     }
 }
@@ -97,14 +100,14 @@ pub async fn read_limited(
 
 async fn read_limited_inner(headers: &HeaderMap, payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
     if declared_length(headers).is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::PayloadTooLarge(limit));
+        return Err(ApiError::PayloadTooLarge(Oversized::Body, limit));
     }
     let mut payload = decoded(headers, payload)?;
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| payload_error(&e, limit))?;
         if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge(limit));
+            return Err(ApiError::PayloadTooLarge(Oversized::Body, limit));
         }
         body.extend_from_slice(&chunk);
     }
@@ -141,21 +144,67 @@ impl FormLimits {
     }
 }
 
-fn multipart_error(e: &MultipartError, limits: FormLimits) -> ApiError {
+/// Longest header block of one multipart part: actix-multipart's parser buffer
+/// (`MultipartConfig::buffer_limit`, 64 KiB by default, which `Multipart::new` uses). The
+/// parser reports a longer one as [`PayloadError::Overflow`], like a body over its limit.
+pub const MAX_PART_HEADER_BYTES: usize = 64 * 1024;
+
+/// A multipart failure: a body over `max_body` bytes when `body_overflowed` (our own count),
+/// otherwise an overflow is the parser's buffer, i.e. part headers over
+/// [`MAX_PART_HEADER_BYTES`].
+fn multipart_error(e: &MultipartError, max_body: usize, body_overflowed: bool) -> ApiError {
     match e {
-        MultipartError::Payload(p) => payload_error(p, limits.max_body_bytes()),
+        MultipartError::Payload(PayloadError::Overflow) if !body_overflowed => {
+            ApiError::PayloadTooLarge(Oversized::PartHeaders, MAX_PART_HEADER_BYTES)
+        }
+        MultipartError::Payload(p) => payload_error(p, max_body),
         other => ApiError::InvalidBody(format!("the multipart body is malformed: {other}")),
     }
 }
 
-/// Reads an O1 or O8 body: JSON parts (`process`, `signers`; each a plain field or a file
-/// part with any content type, at most once) and `document` parts (with or without file
-/// name or content type). Other parts are read and ignored. Which parts are required is the
-/// caller's decision.
+/// The value of an RFC 8187 extended parameter (`filename*=UTF-8''…`) as text: its
+/// percent-decoded bytes in its charset — ISO-8859-1 mapped byte for byte (RFC 5987 allowed
+/// it), any other charset read as UTF-8, the one RFC 8187 §3.2.1 requires.
 ///
 /// # Errors
-/// [`ApiError::PayloadTooLarge`] beyond the limits; [`ApiError::InvalidBody`] for a malformed
-/// body or a repeated JSON part; [`ApiError::RequestTimeout`] beyond `limits.body_timeout`.
+/// [`TextDefect`] when the bytes are not UTF-8, hold NUL or are too long for `kind`.
+pub fn extended_value_text(kind: TextKind, value: &ExtendedValue) -> Result<Text, TextDefect> {
+    match value.charset {
+        Charset::Iso_8859_1 => Text::new(kind, value.value.iter().map(|&b| char::from(b)).collect::<String>()),
+        _ => Text::from_utf8(kind, value.value.clone()),
+    }
+}
+
+/// The file names a part gives, the one to store first: `filename*` (RFC 6266 §4.3 prefers
+/// it), then `filename`; each passes the text rule.
+///
+/// # Errors
+/// [`InvalidText`] naming the parameter.
+fn file_names(field: &Field) -> Result<Vec<Text>, InvalidText> {
+    let Some(disposition) = field.content_disposition() else {
+        return Ok(Vec::new());
+    };
+    let mut names = Vec::new();
+    if let Some(ext) = disposition.get_filename_ext() {
+        names.push(extended_value_text(TextKind::FileName, ext).map_err(|d| d.at("filename*"))?);
+    }
+    if let Some(plain) = disposition.get_filename() {
+        names.push(Text::new(TextKind::FileName, plain).map_err(|d| d.at("filename"))?);
+    }
+    Ok(names)
+}
+
+/// Reads an O1 or O8 body: JSON parts (`process`, `signers`; each a plain field or a file
+/// part with any content type, at most once) and `document` parts (with or without file
+/// name or content type). Other parts are read and ignored. Every part name, and the file
+/// names and media type of every `document` part, pass the text rule of
+/// [`esignsp_domain::text`]; a `document` part becomes a checked [`DocumentUpload`] (not
+/// empty; a PDF when declared one). Which parts are required is the caller's decision.
+///
+/// # Errors
+/// [`ApiError::PayloadTooLarge`] beyond the limits, naming which; [`ApiError::InvalidBody`]
+/// for a malformed body, a repeated JSON part, or a part that fails its checks (the detail
+/// names the part); [`ApiError::RequestTimeout`] beyond `limits.body_timeout`.
 pub async fn read_creation_form(
     headers: &HeaderMap,
     payload: web::Payload,
@@ -163,25 +212,35 @@ pub async fn read_creation_form(
 ) -> Result<CreationForm, ApiError> {
     let max_body = limits.max_body_bytes();
     if declared_length(headers).is_some_and(|n| n > max_body as u64) {
-        return Err(ApiError::PayloadTooLarge(max_body));
+        return Err(ApiError::PayloadTooLarge(Oversized::Body, max_body));
     }
+    let body_overflowed = std::rc::Rc::new(std::cell::Cell::new(false));
+    let overflowed = body_overflowed.clone();
     let mut seen = 0usize;
     let counted = decoded(headers, payload)?.map(move |chunk| {
         let chunk = chunk?;
         seen = seen.saturating_add(chunk.len());
         if seen > max_body {
+            overflowed.set(true);
             Err(PayloadError::Overflow)
         } else {
             Ok(chunk)
         }
     });
+    let failed = |e: &MultipartError| multipart_error(e, max_body, body_overflowed.get());
     let mut multipart = Multipart::new(headers, counted);
     let mut process: Option<Bytes> = None;
     let mut signers: Option<Bytes> = None;
     let mut documents = Vec::new();
     let mut document_bytes = 0usize;
-    while let Some(mut field) = multipart.try_next().await.map_err(|e| multipart_error(&e, limits))? {
-        let name = field.name().map(str::to_owned);
+    let mut parts = 0usize;
+    while let Some(mut field) = multipart.try_next().await.map_err(|e| failed(&e))? {
+        parts += 1;
+        let name = field
+            .name()
+            .map(|n| Text::new(TextKind::PartName, n))
+            .transpose()
+            .map_err(|d| ApiError::InvalidBody(format!("part #{parts} of the form: {}", d.at("its name"))))?;
         match name.as_deref() {
             Some(part @ ("process" | "signers")) => {
                 let slot = if part == "process" { &mut process } else { &mut signers };
@@ -189,9 +248,10 @@ pub async fn read_creation_form(
                     return Err(ApiError::InvalidBody(format!("the `{part}` part is repeated")));
                 }
                 let mut bytes = BytesMut::new();
-                while let Some(chunk) = field.try_next().await.map_err(|e| multipart_error(&e, limits))? {
+                while let Some(chunk) = field.try_next().await.map_err(|e| failed(&e))? {
                     if bytes.len() + chunk.len() > limits.max_json_bytes {
-                        return Err(ApiError::PayloadTooLarge(limits.max_json_bytes));
+                        let part = if part == "process" { "process" } else { "signers" };
+                        return Err(ApiError::PayloadTooLarge(Oversized::JsonPart(part), limits.max_json_bytes));
                     }
                     bytes.extend_from_slice(&chunk);
                 }
@@ -201,29 +261,30 @@ pub async fn read_creation_form(
                 if documents.len() == MAX_DOCUMENTS {
                     return Err(ApiError::InvalidBody(format!("at most {MAX_DOCUMENTS} documents per request")));
                 }
-                let declared_type = field.content_type().map(ToString::to_string);
-                let filename = field.content_disposition().and_then(|cd| {
-                    cd.get_filename()
-                        .map(str::to_owned)
-                        .or_else(|| cd.get_filename_ext().map(|ext| String::from_utf8_lossy(&ext.value).into_owned()))
-                });
+                let label = format!("the `document` part #{}", documents.len() + 1);
+                let invalid = |e: InvalidText| ApiError::InvalidBody(format!("{label}: {e}"));
+                let declared_type = field
+                    .content_type()
+                    .map(|m| Text::new(TextKind::MediaType, m.to_string()))
+                    .transpose()
+                    .map_err(|d| invalid(d.at("Content-Type")))?;
+                let names = file_names(&field).map_err(invalid)?;
                 let mut bytes = Vec::new();
                 let mut hasher = Sha256::new();
-                while let Some(chunk) = field.try_next().await.map_err(|e| multipart_error(&e, limits))? {
+                while let Some(chunk) = field.try_next().await.map_err(|e| failed(&e))? {
                     document_bytes += chunk.len();
                     if document_bytes > limits.max_document_bytes {
-                        return Err(ApiError::PayloadTooLarge(limits.max_document_bytes));
+                        return Err(ApiError::PayloadTooLarge(Oversized::Documents, limits.max_document_bytes));
                     }
                     hasher.update(&chunk);
                     bytes.extend_from_slice(&chunk);
                 }
-                if bytes.is_empty() {
-                    return Err(ApiError::InvalidBody("a `document` part is empty".to_owned()));
-                }
                 let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-                documents.push(DocumentUpload { declared_type, filename, sha256, bytes });
+                let upload = DocumentUpload::new(declared_type, names, sha256, bytes)
+                    .map_err(|e| ApiError::InvalidBody(format!("{label} {e}")))?;
+                documents.push(upload);
             }
-            _ => while field.try_next().await.map_err(|e| multipart_error(&e, limits))?.is_some() {},
+            _ => while field.try_next().await.map_err(|e| failed(&e))?.is_some() {},
         }
     }
     Ok(CreationForm { process, signers, documents })

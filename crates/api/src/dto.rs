@@ -3,9 +3,8 @@
 use std::fmt;
 
 use esignsp_domain::process::{SignerProcess, StoredDocument};
-use esignsp_domain::result::{
-    DocumentResult, DocumentResultStatus, InvalidMessage, ProcessResult, ResultMessage, ResultStatus,
-};
+use esignsp_domain::result::{DocumentResult, DocumentResultStatus, ProcessResult, ResultMessage, ResultStatus};
+use esignsp_domain::text::TextDefect;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
@@ -220,8 +219,8 @@ pub fn parse_strict_json(bytes: &[u8]) -> Result<Value, ApiError> {
     value.map_err(|e| ApiError::InvalidBody(format!("the body is not valid JSON: {e}")))
 }
 
-fn message_error(e: InvalidMessage) -> ApiError {
-    ApiError::InvalidBody(e.to_string())
+fn message_error(e: TextDefect) -> ApiError {
+    ApiError::InvalidBody(e.at("details.message").to_string())
 }
 
 /// The `status` string and optional message of a result body

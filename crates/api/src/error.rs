@@ -30,6 +30,37 @@ pub struct BearerChallenge {
     pub www_authenticate: String,
 }
 
+/// What exceeded a size limit (413), so that the answer names it and the limit that applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oversized {
+    /// The whole (decoded) request body.
+    Body,
+    /// A JSON part of a multipart body (`process`, `signers`): `server.max_json_bytes`.
+    JsonPart(&'static str),
+    /// The document bytes of one request together: `server.max_document_bytes`.
+    Documents,
+    /// The header lines of one multipart part (RFC 7578 §4.8), or the preamble before the
+    /// first boundary: the multipart parser's buffer.
+    PartHeaders,
+}
+
+impl Oversized {
+    /// The problem document's `detail` for a limit of `limit` bytes.
+    #[must_use]
+    pub fn detail(self, limit: usize) -> String {
+        match self {
+            Self::Body => format!("The request body exceeds {limit} bytes"),
+            Self::JsonPart(part) => format!("The `{part}` part exceeds {limit} bytes (server.max_json_bytes)"),
+            Self::Documents => {
+                format!("The documents of the request exceed {limit} bytes together (server.max_document_bytes)")
+            }
+            Self::PartHeaders => format!(
+                "The headers of a multipart part exceed {limit} bytes (a file name or other header of that part is too long)"
+            ),
+        }
+    }
+}
+
 /// Every way a request can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -51,9 +82,9 @@ pub enum ApiError {
     /// 415 with a detail naming what is accepted.
     #[error("unsupported media type")]
     UnsupportedMediaType(&'static str),
-    /// 413: the body exceeds the limit (bytes after content decoding).
+    /// 413: part of the body exceeds its limit (bytes after content decoding).
     #[error("payload too large")]
-    PayloadTooLarge(usize),
+    PayloadTooLarge(Oversized, usize),
     /// 408: the client took longer than `server.body_timeout_seconds` to send its body.
     #[error("request timeout")]
     RequestTimeout,
@@ -122,9 +153,7 @@ impl ApiError {
             Self::UnsupportedMediaType(expected) => {
                 ("unsupported-media-type", "Unsupported Media Type", format!("The request body must be {expected}"))
             }
-            Self::PayloadTooLarge(limit) => {
-                ("payload-too-large", "Payload Too Large", format!("The request body exceeds {limit} bytes"))
-            }
+            Self::PayloadTooLarge(what, limit) => ("payload-too-large", "Payload Too Large", what.detail(*limit)),
             Self::InvalidBody(detail) => ("invalid-body", "Invalid Request Body", detail.clone()),
             Self::RequestTimeout => {
                 ("request-timeout", "Request Timeout", "The request body was not received in time".to_owned())
@@ -159,7 +188,7 @@ impl ResponseError for ApiError {
             Self::ProcessGone => StatusCode::GONE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge(..) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidBody(_) => StatusCode::BAD_REQUEST,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Bearer(c) => c.status,

@@ -12,6 +12,7 @@ pub mod process;
 pub mod result;
 pub mod rules;
 pub mod service;
+pub mod text;
 
 pub use auth::{Caller, InvalidTokenReason, TokenRejection};
 pub use events::{AuditContext, AuditEvent, EventKind};
@@ -27,3 +28,4 @@ pub use process::{
 pub use result::{DocumentResult, DocumentResultStatus, ProcessResult, ResultMessage, ResultStatus};
 pub use rules::{ResultStateMachine, RuleViolation};
 pub use service::SignerProcessService;
+pub use text::{InvalidText, Text, TextDefect, TextKind};

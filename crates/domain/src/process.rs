@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use crate::ids::{ClientId, DocumentId, ProcessId, TaskId};
 use crate::result::{DocumentResult, ProcessResult};
+use crate::text::{check_json, InvalidText, TextKind};
 
 /// `process_type` of a document signature process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,9 +62,10 @@ pub enum InvalidProcess {
     /// content (`javascript:`, `data:`, `vbscript:`, `file:`).
     #[error("finish_callback_url must be an absolute URI of a web or application scheme")]
     FinishCallbackUrl,
-    /// A string holds U+0000.
-    #[error("strings must not contain a NUL character")]
-    Nul,
+    /// A string or key at any depth fails the text rule of [`crate::text`] (NUL, length);
+    /// its `field` is the member's path, e.g. `signer.parameters.signature_field.page`.
+    #[error(transparent)]
+    Text(#[from] InvalidText),
     /// The process has no document.
     #[error("a process needs at least one document")]
     NoDocument,
@@ -83,7 +85,8 @@ impl ProcessRequest {
     /// Validates the process JSON a client sent (SPEC §3.1): `process_type` required and one
     /// of the two URNs; `labels` an array of arrays of strings; `ui_locales` an array of
     /// strings; `finish_callback_url` an absolute URI (custom schemes allowed); `signer`,
-    /// `views`, `timestamp` objects. Unknown members are dropped; no string may hold NUL.
+    /// `views`, `timestamp` objects. Unknown members are dropped. Every string and key of a
+    /// stored member, at any depth, passes the text rule ([`check_json`]).
     ///
     /// # Errors
     /// [`InvalidProcess`] naming the first offending member.
@@ -134,9 +137,8 @@ impl ProcessRequest {
 }
 
 fn check_member(name: &'static str, value: &Value) -> Result<(), InvalidProcess> {
-    if contains_nul(value) {
-        return Err(InvalidProcess::Nul);
-    }
+    let kind = if name == "finish_callback_url" { TextKind::Uri } else { TextKind::JsonString };
+    check_json(name, kind, value)?;
     let type_error = |expected| InvalidProcess::MemberType { member: name, expected };
     match name {
         "labels" => {
@@ -166,15 +168,6 @@ fn check_member(name: &'static str, value: &Value) -> Result<(), InvalidProcess>
         }
     }
     Ok(())
-}
-
-fn contains_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(a) => a.iter().any(contains_nul),
-        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
-        _ => false,
-    }
 }
 
 /// RFC 3986 §4.3 absolute URI, checked by shape: a scheme (`ALPHA *( ALPHA / DIGIT / "+" /
@@ -268,17 +261,16 @@ pub struct StoredDocument {
     pub created_at: OffsetDateTime,
 }
 
-/// Validates the `signers` part of O8: a JSON array of objects without NUL characters.
+/// Validates the `signers` part of O8: a JSON array of objects whose strings and keys pass
+/// the text rule ([`check_json`]).
 ///
 /// # Errors
-/// [`InvalidProcess::MemberType`] or [`InvalidProcess::Nul`].
+/// [`InvalidProcess::MemberType`] or [`InvalidProcess::Text`] naming the path.
 pub fn validate_signers(value: &Value) -> Result<(), InvalidProcess> {
     if !value.as_array().is_some_and(|a| a.iter().all(Value::is_object)) {
         return Err(InvalidProcess::MemberType { member: "signers", expected: "an array of objects" });
     }
-    if contains_nul(value) {
-        return Err(InvalidProcess::Nul);
-    }
+    check_json("signers", TextKind::JsonString, value)?;
     Ok(())
 }
 
@@ -395,7 +387,10 @@ mod tests {
                 json!({"process_type": ESIGP, "finish_callback_url": "data:text/html,x"}),
                 InvalidProcess::FinishCallbackUrl,
             ),
-            (json!({"process_type": ESIGP, "signer": {"x": "a\u{0}b"}}), InvalidProcess::Nul),
+            (
+                json!({"process_type": ESIGP, "signer": {"x": "a\u{0}b"}}),
+                InvalidProcess::Text(crate::text::TextDefect::Nul.at("signer.x")),
+            ),
         ] {
             assert_eq!(ProcessRequest::parse(value.clone()), Err(expected.clone()), "{value}");
         }

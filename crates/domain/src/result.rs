@@ -5,6 +5,8 @@ use std::fmt;
 
 use thiserror::Error;
 
+use crate::text::{Text, TextDefect, TextKind};
+
 /// Result `status` of a whole signature process (eSignSP v2 `SignerProcessResultUpdate`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ResultStatus {
@@ -108,39 +110,21 @@ impl fmt::Display for DocumentResultStatus {
 }
 
 /// Longest accepted `details.message`, in Unicode scalar values (SPEC §4).
-pub const MESSAGE_MAX_CHARS: usize = 4096;
+pub const MESSAGE_MAX_CHARS: usize = TextKind::Message.max_chars();
 
-/// `details.message` of a result: free text of at most [`MESSAGE_MAX_CHARS`] Unicode scalar
-/// values without a NUL character.
+/// `details.message` of a result: a [`TextKind::Message`] text — free text of at most
+/// [`MESSAGE_MAX_CHARS`] Unicode scalar values without a NUL character.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ResultMessage(String);
 
-/// Why a `details.message` was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-pub enum InvalidMessage {
-    /// The message holds U+0000, which no client means and PostgreSQL cannot store.
-    #[error("details.message must not contain a NUL character")]
-    Nul,
-    /// The message is longer than [`MESSAGE_MAX_CHARS`] Unicode scalar values.
-    #[error("details.message is longer than {MESSAGE_MAX_CHARS} characters")]
-    TooLong,
-}
-
 impl ResultMessage {
-    /// Validates a message.
+    /// Validates a message with the text rule of [`crate::text`].
     ///
     /// # Errors
-    /// [`InvalidMessage::Nul`] when it holds U+0000, [`InvalidMessage::TooLong`] beyond
-    /// 4096 scalar values.
-    pub fn new(s: impl Into<String>) -> Result<Self, InvalidMessage> {
-        let s = s.into();
-        if s.contains('\0') {
-            return Err(InvalidMessage::Nul);
-        }
-        if s.chars().count() > MESSAGE_MAX_CHARS {
-            return Err(InvalidMessage::TooLong);
-        }
-        Ok(Self(s))
+    /// [`TextDefect::Nul`] when it holds U+0000, [`TextDefect::TooLong`] beyond 4096 scalar
+    /// values.
+    pub fn new(s: impl Into<String>) -> Result<Self, TextDefect> {
+        Text::new(TextKind::Message, s).map(|t| Self(t.into_string()))
     }
 
     /// The text.
@@ -193,9 +177,12 @@ mod tests {
 
     #[test]
     fn messages_reject_nul_and_overlong_text() {
-        assert_eq!(ResultMessage::new("a\0b"), Err(InvalidMessage::Nul));
+        assert_eq!(ResultMessage::new("a\0b"), Err(TextDefect::Nul));
         assert!(ResultMessage::new("é".repeat(MESSAGE_MAX_CHARS)).is_ok(), "limit counts characters, not bytes");
-        assert_eq!(ResultMessage::new("x".repeat(MESSAGE_MAX_CHARS + 1)), Err(InvalidMessage::TooLong));
+        assert_eq!(
+            ResultMessage::new("x".repeat(MESSAGE_MAX_CHARS + 1)),
+            Err(TextDefect::TooLong { max_chars: MESSAGE_MAX_CHARS })
+        );
         assert_eq!(ResultMessage::new("").map(|m| m.as_str().len()), Ok(0));
     }
 

@@ -20,18 +20,97 @@ use crate::process::{
 };
 use crate::result::{DocumentResult, ProcessResult};
 use crate::rules::ResultStateMachine;
+use crate::text::Text;
 
-/// A document file as received from a client (multipart part `document`).
+/// A document file as received from a client (multipart part `document` of O1 or O8),
+/// checked: not empty, and a PDF when it says it is one (SPEC §3.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocumentUpload {
-    /// The part's declared Content-Type, if any.
-    pub declared_type: Option<String>,
-    /// The part's file name, if any.
-    pub filename: Option<String>,
-    /// Lowercase hex SHA-256 of `bytes`.
-    pub sha256: String,
+    declared_type: Option<Text>,
+    filename: Option<Text>,
+    sha256: String,
+    bytes: Vec<u8>,
+}
+
+/// How a part declared itself a PDF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PdfDeclaration {
+    /// Its `Content-Type` is `application/pdf` (any case, any parameters).
+    MediaType,
+    /// One of its file names (`filename` or `filename*`) ends in `.pdf` (any case).
+    FileName,
+}
+
+impl std::fmt::Display for PdfDeclaration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::MediaType => "its Content-Type is application/pdf",
+            Self::FileName => "its file name ends in .pdf",
+        })
+    }
+}
+
+/// Why a `document` part was refused (400 naming the part).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidUpload {
+    /// No bytes.
+    #[error("is empty")]
+    Empty,
+    /// Declared a PDF, but the bytes do not start with `%PDF-` (ISO 32000-2 §7.5.2).
+    #[error("is declared a PDF ({0}) but its bytes do not start with %PDF-")]
+    NotAPdf(PdfDeclaration),
+}
+
+/// Whether a part declares itself a PDF: `declared_type` is `application/pdf` (any case,
+/// parameters ignored), or a file name ends in `.pdf` (any case).
+#[must_use]
+pub fn pdf_declaration(declared_type: Option<&str>, file_names: &[&str]) -> Option<PdfDeclaration> {
+    let essence = |t: &str| t.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/pdf");
+    if declared_type.is_some_and(essence) {
+        return Some(PdfDeclaration::MediaType);
+    }
+    let is_pdf_name =
+        |n: &&str| n.len() > 4 && n.get(n.len() - 4..).is_some_and(|ext| ext.eq_ignore_ascii_case(".pdf"));
+    file_names.iter().any(is_pdf_name).then_some(PdfDeclaration::FileName)
+}
+
+impl DocumentUpload {
+    /// Checks a received document part. `file_names` are every name the part gave, the
+    /// preferred first (`filename*` before `filename`, RFC 6266 §4.3); the first is stored.
+    /// `sha256` is the lowercase hex SHA-256 of `bytes`.
+    ///
+    /// # Errors
+    /// [`InvalidUpload::Empty`] without bytes; [`InvalidUpload::NotAPdf`] when the part
+    /// declares a PDF ([`pdf_declaration`]) whose bytes do not start with `%PDF-`.
+    pub fn new(
+        declared_type: Option<Text>,
+        file_names: Vec<Text>,
+        sha256: String,
+        bytes: Vec<u8>,
+    ) -> Result<Self, InvalidUpload> {
+        if bytes.is_empty() {
+            return Err(InvalidUpload::Empty);
+        }
+        if !bytes.starts_with(b"%PDF-") {
+            let names: Vec<&str> = file_names.iter().map(Text::as_str).collect();
+            if let Some(declaration) = pdf_declaration(declared_type.as_deref(), &names) {
+                return Err(InvalidUpload::NotAPdf(declaration));
+            }
+        }
+        Ok(Self { declared_type, filename: file_names.into_iter().next(), sha256, bytes })
+    }
+
+    /// The file name to store, if the part gave one.
+    #[must_use]
+    pub fn filename(&self) -> Option<&str> {
+        self.filename.as_deref()
+    }
+
     /// The bytes.
-    pub bytes: Vec<u8>,
+    #[must_use]
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 /// A document of a process being created (O1).
@@ -143,7 +222,7 @@ impl SignerProcessService {
         NewDocument {
             id: DocumentId::from_random(self.ids.random_160()),
             media_type: sniff_media_type(&upload.bytes, upload.declared_type.as_deref()),
-            filename: upload.filename,
+            filename: upload.filename.map(Text::into_string),
             sha256: upload.sha256,
             bytes: upload.bytes,
         }
@@ -293,5 +372,46 @@ impl SignerProcessService {
     /// Storage errors; unknown or foreign is `Ok(None)`.
     pub async fn events(&self, caller: &Caller, id: &ProcessId) -> Result<Option<Vec<AuditEvent>>, RepositoryError> {
         self.repository.events(id, caller).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::TextKind;
+
+    fn name(s: &str) -> Text {
+        Text::new(TextKind::FileName, s).expect("file name")
+    }
+
+    fn media(s: &str) -> Option<Text> {
+        Some(Text::new(TextKind::MediaType, s).expect("media type"))
+    }
+
+    #[test]
+    fn a_part_declared_a_pdf_must_hold_a_pdf() {
+        let upload = |t, names, bytes: &[u8]| DocumentUpload::new(t, names, "00".into(), bytes.to_vec());
+        for (declared, names, declaration) in [
+            (media("application/pdf"), vec![], PdfDeclaration::MediaType),
+            (media("Application/PDF; x=y"), vec![name("a.txt")], PdfDeclaration::MediaType),
+            (None, vec![name("Contract.PDF")], PdfDeclaration::FileName),
+            (media("application/octet-stream"), vec![name("a.bin"), name("a.pdf")], PdfDeclaration::FileName),
+        ] {
+            assert_eq!(
+                upload(declared.clone(), names.clone(), b"PK\x03\x04"),
+                Err(InvalidUpload::NotAPdf(declaration))
+            );
+            assert!(upload(declared, names, b"%PDF-1.7\n").is_ok(), "a PDF is accepted");
+        }
+        for (declared, names) in [
+            (media("text/plain"), vec![name("notes.txt")]),
+            (None, vec![name("a.pdf.txt")]),
+            (None, vec![name(".pdf")]),
+            (None, vec![]),
+        ] {
+            let ok = upload(declared, names.clone(), b"plain").expect("not declared a PDF");
+            assert_eq!(ok.filename(), names.first().map(Text::as_str), "the first name is stored");
+        }
+        assert_eq!(upload(None, vec![], b""), Err(InvalidUpload::Empty));
     }
 }

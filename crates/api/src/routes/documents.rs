@@ -53,7 +53,7 @@ pub async fn create(
         .signers
         .map(|bytes| {
             let value = parse_strict_json(&bytes)?;
-            validate_signers(&value).map_err(|e| ApiError::InvalidBody(e.to_string()))?;
+            validate_signers(&value).map_err(|e| ApiError::InvalidBody(format!("the `signers` part: {e}")))?;
             Ok::<_, ApiError>(value)
         })
         .transpose()?;

@@ -369,3 +369,189 @@ async fn callback_urls_with_code_or_content_schemes_are_refused() {
         assert_problem(r, 400, "invalid-body", url).await;
     }
 }
+
+const BOUNDARY: &str = "esignsp-test-boundary";
+
+/// A raw multipart body of `(part header lines, content)` parts, so that tests can send the
+/// exact `Content-Disposition` parameters a client library would never produce.
+fn raw_form(parts: &[(Vec<String>, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (headers, content) in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        for h in headers {
+            body.extend_from_slice(format!("{h}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+async fn post_raw_form(app: &TestApp, path: &str, body: Vec<u8>) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .bearer_auth(token("relying-app"))
+        .header("Content-Type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(body)
+        .send()
+        .await
+        .expect("request")
+}
+
+/// An O1 body (`process` + one `document` with these header lines and bytes) and an O8 body
+/// (the `document` alone).
+fn creation_bodies(document_headers: &[String], bytes: &[u8]) -> [(&'static str, Vec<u8>); 2] {
+    let process = (vec![r#"Content-Disposition: form-data; name="process""#.to_owned()], PROCESS_JSON.as_bytes());
+    let document = (document_headers.to_vec(), bytes);
+    [("/signer_processes", raw_form(&[process, document.clone()])), ("/documents", raw_form(&[document]))]
+}
+
+fn disposition(params: &str) -> Vec<String> {
+    vec![format!("Content-Disposition: form-data; name=\"document\"; {params}")]
+}
+
+#[tokio::test]
+async fn file_names_with_nul_invalid_utf8_or_too_many_characters_answer_400_naming_the_part() {
+    let app = spawn_app().await;
+    let long = "a".repeat(1025);
+    for (params, defect) in [
+        ("filename*=UTF-8''a%00b.pdf", "NUL"),
+        ("filename*=iso-8859-1''%00", "NUL"),
+        ("filename=\"ok.pdf\"; filename*=utf-8''%00.pdf", "NUL"),
+        ("filename*=UTF-8''%FF%FE.pdf", "UTF-8"),
+        ("filename*=UTF-8''%C3%28.pdf", "UTF-8"),
+        (&format!("filename=\"{long}\""), "1024"),
+        (&format!("filename*=UTF-8''{long}"), "1024"),
+    ] {
+        for (path, body) in creation_bodies(&disposition(params), PDF) {
+            let why = format!("{path} {}", &params[..params.len().min(60)]);
+            let problem = assert_problem(post_raw_form(&app, path, body).await, 400, "invalid-body", &why).await;
+            let detail = problem["detail"].as_str().expect("detail");
+            assert!(detail.contains("`document` part") && detail.contains("filename"), "{why}: {detail}");
+            assert!(detail.contains(defect), "{why}: {detail}");
+        }
+    }
+    assert_eq!(app.count("SELECT count(*) FROM documents").await, 0, "nothing stored");
+    assert_eq!(app.count("SELECT count(*) FROM signer_processes").await, 0);
+}
+
+#[tokio::test]
+async fn file_names_are_decoded_per_their_rfc_8187_charset_and_stored_on_both_stores_alike() {
+    let app = spawn_app().await;
+    for (params, stored) in [
+        ("filename*=UTF-8''Vertrag%20%C3%A4%20%F0%9F%98%80.pdf", "Vertrag ä 😀.pdf"),
+        ("filename*=iso-8859-1''caf%E9.pdf", "café.pdf"),
+        ("filename=\"plain.pdf\"; filename*=utf-8''%E2%82%AC.pdf", "€.pdf"),
+        ("filename=\"Vertrag-ä.pdf\"", "Vertrag-ä.pdf"),
+    ] {
+        for (path, body) in creation_bodies(&disposition(params), PDF) {
+            let r = post_raw_form(&app, path, body).await;
+            assert_eq!(r.status(), 201, "{path} {params}");
+            let names = app.strings("SELECT filename FROM documents WHERE filename IS NOT NULL").await;
+            assert!(names.iter().any(|n| n == stored), "{path} {params}: {names:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn nul_in_any_stored_member_of_the_process_json_answers_400_naming_the_member() {
+    let app = spawn_app().await;
+    let esigp = "urn:safelayer:eidas:processes:document:sign:esigp";
+    for (process, member) in [
+        (serde_json::json!({"process_type": esigp, "labels": [["ok", "a\u{0}b"]]}), "labels[0][1]"),
+        (
+            serde_json::json!({"process_type": esigp, "signer": {"parameters": {"signature_field": {"page": "\u{0}"}}}}),
+            "signer.parameters.signature_field.page",
+        ),
+        (serde_json::json!({"process_type": esigp, "views": {"a\u{0}": {}}}), "views"),
+        (serde_json::json!({"process_type": esigp, "ui_locales": ["en\u{0}"]}), "ui_locales[0]"),
+        (
+            serde_json::json!({"process_type": esigp, "finish_callback_url": "https://a.example/\u{0}"}),
+            "finish_callback_url",
+        ),
+        (serde_json::json!({"process_type": esigp, "timestamp": {"x": "y".repeat(65_537)}}), "timestamp.x"),
+    ] {
+        let body = raw_form(&[
+            (vec![r#"Content-Disposition: form-data; name="process""#.to_owned()], process.to_string().as_bytes()),
+            (disposition("filename=\"a.pdf\""), PDF),
+        ]);
+        let problem =
+            assert_problem(post_raw_form(&app, "/signer_processes", body).await, 400, "invalid-body", member).await;
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains(member)), "{member}: {problem}");
+
+        let mut json_form = process.clone();
+        json_form["documents"] = serde_json::json!([{"id": "0123456789abcdefghijklmnopqrstuv"}]);
+        let r = app
+            .client
+            .post(app.url("/signer_processes"))
+            .bearer_auth(token("relying-app"))
+            .json(&json_form)
+            .send()
+            .await
+            .expect("req");
+        let problem = assert_problem(r, 400, "invalid-body", member).await;
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains(member)), "JSON O1 {member}: {problem}");
+    }
+    for (signers, member) in [
+        (r#"[{"signature_field":{"name":"a\u0000"}}]"#, "signers[0].signature_field.name"),
+        (r#"[{"k\u0000":1}]"#, "signers[0]"),
+    ] {
+        let body = raw_form(&[
+            (disposition("filename=\"a.pdf\""), PDF),
+            (vec![r#"Content-Disposition: form-data; name="signers""#.to_owned()], signers.as_bytes()),
+        ]);
+        let problem = assert_problem(post_raw_form(&app, "/documents", body).await, 400, "invalid-body", member).await;
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains(member)), "{member}: {problem}");
+    }
+    assert_eq!(app.count("SELECT count(*) FROM signer_processes").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM documents").await, 0);
+}
+
+#[tokio::test]
+async fn a_document_declared_as_pdf_whose_bytes_are_not_a_pdf_answers_400_naming_the_part() {
+    let app = spawn_app().await;
+    let named = |params: &str, content_type: Option<&str>| {
+        let mut headers = disposition(params);
+        headers.extend(content_type.map(|ct| format!("Content-Type: {ct}")));
+        headers
+    };
+    for (headers, why) in [
+        (named("filename=\"a.txt\"", Some("application/pdf")), "declared application/pdf"),
+        (named("filename=\"a.txt\"", Some("Application/PDF; x=y")), "declared in another case, with a parameter"),
+        (named("filename=\"Contract.PDF\"", None), "named *.PDF"),
+        (named("filename*=UTF-8''contract.pdf", Some("application/octet-stream")), "named *.pdf via filename*"),
+        (named("filename=\"a.bin\"; filename*=UTF-8''a.pdf", None), "filename* names a PDF"),
+    ] {
+        for (path, body) in creation_bodies(&headers, b"PK\x03\x04 not a pdf") {
+            let problem = assert_problem(post_raw_form(&app, path, body).await, 400, "invalid-body", why).await;
+            let detail = problem["detail"].as_str().expect("detail");
+            assert!(detail.contains("`document` part #1") && detail.contains("%PDF-"), "{why}: {detail}");
+        }
+    }
+    assert_eq!(app.count("SELECT count(*) FROM documents").await, 0, "nothing stored");
+    for (headers, stored) in [
+        (named("filename=\"notes.txt\"", Some("text/plain")), "text/plain"),
+        (named("filename=\"data.bin\"", None), "application/octet-stream"),
+        (named("filename=\"a.pdf.txt\"", Some("application/octet-stream")), "application/octet-stream"),
+    ] {
+        for (path, body) in creation_bodies(&headers, b"plain bytes") {
+            assert_eq!(post_raw_form(&app, path, body).await.status(), 201, "{path} {stored}");
+        }
+    }
+    assert_eq!(app.count("SELECT count(*) FROM documents WHERE media_type <> 'application/pdf'").await, 6);
+}
+
+#[tokio::test]
+async fn oversized_part_headers_answer_413_naming_the_part_headers_and_their_limit() {
+    let app = spawn_app().await;
+    let huge = format!("filename*=UTF-8''{}.pdf", "a".repeat(100 * 1024));
+    for (path, body) in creation_bodies(&disposition(&huge), PDF) {
+        let problem = assert_problem(post_raw_form(&app, path, body).await, 413, "payload-too-large", path).await;
+        let detail = problem["detail"].as_str().expect("detail");
+        assert!(detail.contains("headers") && detail.contains("65536"), "{path}: {detail}");
+        assert!(!detail.contains("request body"), "{path}: {detail}");
+    }
+    assert_eq!(app.count("SELECT count(*) FROM documents").await, 0);
+}
