@@ -289,3 +289,44 @@ pub async fn read_creation_form(
     }
     Ok(CreationForm { process, signers, documents })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+
+    /// Reads the first part of a one-part form whose `Content-Disposition` line is padded to
+    /// `header_bytes`, as actix-multipart does for [`read_creation_form`].
+    async fn first_part_with_headers_of(header_bytes: usize) -> Result<(), MultipartError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("multipart/form-data; boundary=b"));
+        let line = "Content-Disposition: form-data; name=\"document\"; filename=\"";
+        let padding = "a".repeat(header_bytes - line.len() - "\"\r\n\r\n".len());
+        let body = format!("--b\r\n{line}{padding}\"\r\n\r\n%PDF-1.7\r\n--b--\r\n");
+        let stream = futures_util::stream::iter([Ok::<_, PayloadError>(Bytes::from(body))]);
+        let mut multipart = Multipart::new(&headers, stream);
+        let mut field = multipart.try_next().await?.ok_or(MultipartError::Incomplete)?;
+        while field.try_next().await?.is_some() {}
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_part_header_limit_is_the_one_actix_multipart_applies() {
+        assert!(first_part_with_headers_of(MAX_PART_HEADER_BYTES - 1024).await.is_ok(), "under the limit");
+        let over = first_part_with_headers_of(MAX_PART_HEADER_BYTES + 1024).await;
+        assert!(matches!(over, Err(MultipartError::Payload(PayloadError::Overflow))), "{over:?}");
+        let answer = multipart_error(&over.expect_err("overflow"), 1 << 30, false);
+        assert!(matches!(answer, ApiError::PayloadTooLarge(Oversized::PartHeaders, MAX_PART_HEADER_BYTES)));
+    }
+
+    #[test]
+    fn extended_values_decode_per_their_charset() {
+        let ext = |v: &str| actix_web::http::header::parse_extended_value(v).expect("extended value");
+        let text = |v: &str| extended_value_text(TextKind::FileName, &ext(v)).map(Text::into_string);
+        assert_eq!(text("UTF-8''Vertrag%20%C3%A4.pdf"), Ok("Vertrag ä.pdf".to_owned()));
+        assert_eq!(text("iso-8859-1''caf%E9.pdf"), Ok("café.pdf".to_owned()));
+        assert_eq!(text("UTF-8''a%00b.pdf"), Err(TextDefect::Nul));
+        assert_eq!(text("iso-8859-1''%00"), Err(TextDefect::Nul));
+        assert_eq!(text("UTF-8''%FF.pdf"), Err(TextDefect::InvalidUtf8));
+    }
+}

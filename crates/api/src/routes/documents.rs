@@ -16,8 +16,9 @@ use crate::startup::AppState;
 /// signature definitions): 201 with `Location` and `{id, self, content, signers}`.
 ///
 /// # Errors
-/// 415 unless `multipart/form-data`; 413; 400 without exactly one `document` part or with
-/// invalid `signers`; 503.
+/// 415 unless `multipart/form-data`; 413 naming what was too large; 400 without exactly one
+/// `document` part, with invalid `signers`, a text that fails the rule of
+/// [`esignsp_domain::text`], or a `document` declared a PDF whose bytes are not one; 503.
 #[utoipa::path(
     post,
     operation_id = "DocumentCreate",

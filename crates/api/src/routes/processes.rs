@@ -66,9 +66,11 @@ fn referenced_documents(value: Option<serde_json::Value>) -> Result<Vec<Document
 /// 201 with `Location`.
 ///
 /// # Errors
-/// 415 unless `multipart/form-data` or `application/json`; 413 beyond the limits; 400 for a
-/// malformed form, invalid process JSON, or a document that is unknown or another client's;
-/// 503 when the database is unavailable.
+/// 415 unless `multipart/form-data` or `application/json`; 413 beyond the limits, naming
+/// which; 400 for a malformed form, invalid process JSON, a text that fails the rule of
+/// [`esignsp_domain::text`] (naming the part or member), a `document` part declared a PDF
+/// whose bytes are not one, or a document that is unknown or another client's; 503 when the
+/// database is unavailable.
 #[utoipa::path(
     post,
     operation_id = "SignerProcessCreate",
