@@ -422,15 +422,24 @@ impl SignerProcessRepository for PostgresRepository {
             .await
             .map_err(map_error)?;
         // Its documents go with it, unless another process still uses them (its own
-        // process_documents rows are gone by cascade; contents follow by cascade).
-        sqlx::query(
+        // process_documents rows are gone by cascade; contents follow by cascade). A process
+        // that took one of them while this statement waited for its row lock is caught by the
+        // foreign key: then they all stay (in a savepoint, so the deletion itself stands).
+        let mut documents = sqlx::Connection::begin(&mut *tx).await.map_err(map_error)?;
+        let deleted = sqlx::query(
             "DELETE FROM documents d WHERE d.id = ANY($1) \
              AND NOT EXISTS (SELECT 1 FROM process_documents pd WHERE pd.document_id = d.id)",
         )
         .bind(&doc_ids)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
+        .execute(&mut *documents)
+        .await;
+        match deleted {
+            Ok(_) => documents.commit().await.map_err(map_error)?,
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                documents.rollback().await.map_err(map_error)?;
+            }
+            Err(e) => return Err(map_error(e)),
+        }
         sqlx::query(INSERT_EVENT)
             .bind(id.as_str())
             .bind(EventKind::Deleted.as_str())

@@ -619,7 +619,98 @@ macro_rules! suite {
 
 suite!(postgres, sqlite);
 
+/// Starts, without committing, a process of `app` that takes `document`: the insert holds the
+/// document's key lock until the transaction ends.
+async fn take_document_uncommitted(
+    pg: &esignsp_adapters::postgres::PostgresRepository,
+    document: &DocumentId,
+) -> (sqlx::Transaction<'static, sqlx::Postgres>, ProcessId) {
+    let mut other = pg.pool().begin().await.expect("begin");
+    let (d, second) = (document.as_str(), ProcessId::from_random(rand::random()));
+    sqlx::query(&format!(
+        "INSERT INTO signer_processes (id, client_id, task_id, process_type, request, created_at, expires_at) \
+         VALUES ('{second}', 'app', '{second}', 'urn:safelayer:eidas:processes:document:sign', '{{}}', now(), now() + interval '1 hour')"
+    ))
+    .execute(&mut *other)
+    .await
+    .expect("insert process");
+    sqlx::query(&format!(
+        "INSERT INTO process_documents (process_id, position, document_id) VALUES ('{second}', 0, '{d}')"
+    ))
+    .execute(&mut *other)
+    .await
+    .expect("insert process document");
+    (other, second)
+}
+
+/// O11 while a process takes the document (its insert waits uncommitted): 409 in use, never
+/// a foreign-key error (500), and the process keeps it.
+async fn deleting_a_document_a_process_is_taking_answers_in_use(b: Backend) {
+    let Store::Postgres(pg) = &b.store else { return };
+    let document = b
+        .repo
+        .create_document(NewStandaloneDocument {
+            document: new_document(0),
+            owner: ClientId::parse("app").expect("id"),
+            signers: None,
+            created_at: OffsetDateTime::now_utc(),
+        })
+        .await
+        .expect("document");
+    let (other, process) = take_document_uncommitted(pg, &document.id).await;
+    let (repo, id) = (b.repo.clone(), document.id.clone());
+    let deleting = tokio::spawn(async move { repo.delete_document(&id, &caller("app")).await });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!deleting.is_finished(), "the deletion waits for the process's key lock");
+    other.commit().await.expect("commit");
+    assert_eq!(deleting.await.expect("task").expect("no error"), DeleteDocumentOutcome::InUse);
+    let kept = b.repo.find(&process, &caller("app")).await.expect("find").expect("exists");
+    assert_eq!(kept.documents.iter().map(|d| &d.id).collect::<Vec<_>>(), [&document.id]);
+}
+
+/// O3 while another process takes one of the deleted process's documents (its insert waits
+/// uncommitted, holding the document's key lock): the deletion stands and the document stays
+/// with the other process, instead of a foreign-key error (500) or a silently emptied process.
+async fn deleting_a_process_leaves_a_document_another_process_took_meanwhile(b: Backend) {
+    let Store::Postgres(pg) = &b.store else { return };
+    let document = b
+        .repo
+        .create_document(NewStandaloneDocument {
+            document: new_document(0),
+            owner: ClientId::parse("app").expect("id"),
+            signers: None,
+            created_at: OffsetDateTime::now_utc(),
+        })
+        .await
+        .expect("document");
+    let mut first = new_process("app", 0);
+    first.documents = vec![ProcessDocumentSource::Existing(document.id.clone())];
+    let first = b.repo.create(first, &audit("app")).await.expect("create");
+
+    let (other, second) = take_document_uncommitted(pg, &document.id).await;
+    let (repo, id) = (b.repo.clone(), first.id.clone());
+    let deleting = tokio::spawn(async move { repo.delete(&id, &caller("app"), &audit("app")).await });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!deleting.is_finished(), "the deletion waits for the other process's key lock");
+    other.commit().await.expect("commit");
+    assert!(deleting.await.expect("task").expect("the deletion stands"));
+    assert!(b.repo.find(&first.id, &caller("app")).await.expect("find").is_none());
+    let kept = b.repo.find(&second, &caller("app")).await.expect("find").expect("exists");
+    assert_eq!(kept.documents.iter().map(|d| &d.id).collect::<Vec<_>>(), [&document.id], "the other process keeps it");
+}
+
 mod postgres_only {
+    #[tokio::test]
+    async fn deleting_a_document_a_process_is_taking_answers_in_use() {
+        super::deleting_a_document_a_process_is_taking_answers_in_use(super::Backend::postgres().await).await;
+    }
+
+    #[tokio::test]
+    async fn deleting_a_process_leaves_a_document_another_process_took_meanwhile() {
+        super::deleting_a_process_leaves_a_document_another_process_took_meanwhile(super::Backend::postgres().await)
+            .await;
+    }
+
     #[tokio::test]
     async fn an_unreachable_database_is_reported_as_unavailable() {
         super::an_unreachable_database_is_reported_as_unavailable(super::Backend::postgres().await).await;
