@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Durability drill (docs/PERFORMANCE.md): kill -9 the service during a PUT load, restart it,
 # and check that every result acknowledged with 200 is stored; then two replicas on one
-# database with conflicting PUTs: exactly one winner per process.
+# database with conflicting PUTs: exactly one winner per process; then, on a private
+# PostgreSQL cluster (initdb on another port, as scripts/bench.sh makes it), a column type
+# changed under load (`column-type`) and a 30 s outage (`outage`).
+# DRILLS="kill-9 replicas column-type outage" (the default) chooses the drills;
+# ESIGNSP_BIN runs the private-cluster drills with another build of the service (say, an
+# older one, to compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
@@ -9,6 +14,7 @@ ensure_build_tools && ensure_postgres
 cargo build --release --locked --bin esignsp --bin esignsp-load >&2
 
 work=$(mktemp -d)
+want() { case " ${DRILLS:-kill-9 replicas column-type outage} " in *" $1 "*) return 0 ;; esac; return 1; }
 db=esignsp_drill
 psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 psql "$DATABASE_URL" -qc "CREATE DATABASE $db" >/dev/null
@@ -17,14 +23,20 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 export ESIGNSP__SERVER__DATA_DIR=$work ESIGNSP__DATABASE__URL=$url ESIGNSP__LOG__LEVEL=warn
 unset ESIGNSP_CONFIG
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; }
+pgdir=
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  [ -z "$pgdir" ] || cluster stop 2>/dev/null || true
+}
 trap cleanup EXIT
 serve() { # port -> pid
-  ESIGNSP__SERVER__PORT=$1 target/release/esignsp serve >>"$work/service.log" 2>&1 &
+  ESIGNSP__SERVER__PORT=$1 "${ESIGNSP_BIN:-target/release/esignsp}" serve >>"$work/service.log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$1/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
   echo "$pid"
 }
+if want kill-9 || want replicas; then
 target/release/esignsp migrate >/dev/null
 n=20000
 psql "$url" -qc "INSERT INTO signer_processes (id, client_id, task_id, process_type, request, created_at, expires_at)
@@ -34,7 +46,10 @@ psql "$url" -qc "INSERT INTO signer_processes (id, client_id, task_id, process_t
 psql "$url" -Atc "SELECT substr(md5(n::text) || md5(n::text || 'x'), 1, 32) FROM generate_series(1, $n / 2) AS n" > "$work/ids"
 psql "$url" -Atc "SELECT substr(md5(n::text) || md5(n::text || 'x'), 1, 32) FROM generate_series($n / 2 + 1, $n) AS n" > "$work/ids2"
 
+fi
+
 # 1. kill -9 during a PUT load.
+if want kill-9; then
 port=$(free_port)
 pid=$(serve "$port"); pids+=("$pid")
 token=$(ESIGNSP__SERVER__PORT=$port target/release/esignsp token --client-id drill --ttl 3600)
@@ -52,8 +67,12 @@ psql "$url" -qc "CREATE TEMP TABLE acked (id text)" -c "\\copy acked FROM '$work
 stored=$(tail -1 "$work/stored")
 echo "kill -9 drill: acknowledged $acked, stored $stored, lost $((acked - stored))"
 [ "$acked" -gt 0 ] && [ "$acked" = "$stored" ]
+fi
 
 # 2. Two replicas, conflicting PUTs on the same processes.
+if want replicas; then
+[ -n "${port:-}" ] || { port=$(free_port); pid=$(serve "$port"); pids+=("$pid"); }
+token=$(ESIGNSP__SERVER__PORT=$port target/release/esignsp token --client-id drill --ttl 3600)
 port2=$(free_port)
 pid2=$(serve "$port2"); pids+=("$pid2")
 m=300
@@ -72,4 +91,117 @@ other=$(awk '$1 != 200 && $1 != 409' "$work/codes" | wc -l)
 events=$(psql "$url" -Atc "SELECT count(*) FROM process_events WHERE kind = 'result' AND process_id IN (SELECT id FROM signer_processes WHERE id = ANY(string_to_array('$(paste -sd, "$work/conflict")', ',')))")
 echo "two replicas: $m processes, $winners with exactly one 200, $conflicts 409s, $other other answers, $events result events"
 [ "$winners" = "$m" ] && [ "$conflicts" = "$m" ] && [ "$other" = 0 ] && [ "$events" = "$m" ]
+fi
+
+# --- Drills on a private PostgreSQL cluster (they stop it and change its schema). ---
+pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cluster() { # start | stop (immediate: like a crash)
+  case $1 in
+    start) as_postgres "$pgbin/pg_ctl" -D "$pgdir" -l "$pgdir/log" -w start \
+             -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1" >/dev/null ;;
+    stop) as_postgres "$pgbin/pg_ctl" -D "$pgdir" -m immediate stop >/dev/null ;;
+  esac
+}
+# Creates and starts the cluster once; sets purl to a migrated database with $n pending
+# processes (ids of line k: process k, in $work/pids).
+private_cluster() {
+  [ -z "$pgdir" ] || return 0
+  pgdir=$work/pg pgport=$(free_port) n=20000
+  mkdir -p "$pgdir" && chmod 755 "$work" && { [ "$(id -u)" != 0 ] || chown postgres "$pgdir"; }
+  as_postgres "$pgbin/initdb" -D "$pgdir" -U postgres -A trust >/dev/null
+  cluster start
+  purl="postgres://postgres@127.0.0.1:$pgport/postgres"
+  ESIGNSP__DATABASE__URL=$purl target/release/esignsp migrate >/dev/null
+  psql "$purl" -qc "INSERT INTO signer_processes (id, client_id, task_id, process_type, request, created_at, expires_at)
+    SELECT substr(md5(n::text) || md5(n::text || 'x'), 1, 32), 'drill', substr(md5(n::text || 't'), 1, 32),
+           'urn:safelayer:eidas:processes:document:sign:esigp', '{}', now(), now() + interval '1 day'
+    FROM generate_series(1, $n) AS n"
+  psql "$purl" -Atc "SELECT substr(md5(n::text) || md5(n::text || 'x'), 1, 32) FROM generate_series(1, $n) AS n" > "$work/pids"
+  pport=$(free_port)
+  ppid=$(ESIGNSP__DATABASE__URL=$purl serve "$pport"); pids+=("$ppid")
+  ptoken=$(ESIGNSP__SERVER__PORT=$pport target/release/esignsp token --client-id drill --ttl 3600)
+}
+# Runs esignsp-load on the private cluster's service: operation, concurrency, requests, ids
+# lines from-to; acknowledged ids are appended to $work/packed. Prints its JSON line.
+pload() {
+  sed -n "$4,$5p" "$work/pids" > "$work/slice"
+  target/release/esignsp-load --base "http://127.0.0.1:$pport/trustedx-resources/esignsp/v2" --operation "$1" \
+    --concurrency "$2" --requests "$3" --token "$ptoken" --ids "$work/slice" --acknowledged "$work/ack1"
+  if [ "$1" = put-result ]; then cat "$work/ack1" >> "$work/packed"; echo >> "$work/packed"; fi
+}
+# Statuses of JSON lines (stdin) summed: {"200": 123, "503": 4}.
+statuses() { python3 -c 'import json,sys,collections
+c=collections.Counter()
+for l in sys.stdin:
+    l=l.strip()
+    if l: c.update({k: v for k, v in json.loads(l)["statuses"].items()})
+print(dict(sorted(c.items())))'; }
+# Acknowledged (200) PUTs and how many of them are stored as finished.
+acked_vs_stored() {
+  grep -v '^$' "$work/packed" | sort -u > "$work/packed.u" || true
+  local acked stored
+  acked=$(grep -c . "$work/packed.u" || true)
+  stored=$(psql "$purl" -qAt -c "CREATE TEMP TABLE a (id text)" -c "\\copy a FROM '$work/packed.u'" \
+    -c "SELECT count(*) FROM a JOIN signer_processes p USING (id) WHERE p.result_status = 'finished'" | tail -1)
+  echo "acknowledged $acked, stored $stored"
+  [ "$acked" = "$stored" ]
+}
+
+# 3. ALTER COLUMN … TYPE on the live database: statements cached before it must not fail
+# for ever (`cached plan must not change result type`).
+column_type_drill() {
+  private_cluster
+  : > "$work/packed"
+  pload put-result 32 2000 1 2000 > "$work/ct"                 # every connection prepares its statements
+  pload get-result 32 2000 1 2000 >> "$work/ct"
+  pload put-result 32 6000 2001 8000 > "$work/ct-during" &
+  local load=$!
+  sleep 0.5
+  psql "$purl" -qc "ALTER TABLE signer_processes ALTER COLUMN result_message TYPE varchar(2000)"
+  wait "$load" || true
+  pload get-result 32 6000 1 8000 > "$work/ct-after"
+  pload put-result 32 4000 8001 12000 >> "$work/ct-after"
+  echo "column type drill: before the ALTER $(statuses < "$work/ct"); PUTs during it $(statuses < "$work/ct-during");" \
+    "GET and PUT after it $(statuses < "$work/ct-after"); $(acked_vs_stored)"
+  [ "$(statuses < "$work/ct-after")" = "{'200': 10000}" ]
+}
+
+# 4. PostgreSQL down for 30 s under a PUT load: 503 at once (not after acquire_timeout) while
+# it is down, then recovery without a restart of the service.
+outage_drill() {
+  private_cluster
+  : > "$work/packed"
+  pload put-result 32 2000 12001 14000 > "$work/out-before"
+  cluster stop
+  local start=$SECONDS from=14001
+  : > "$work/out-during"
+  while [ $((SECONDS - start)) -lt 30 ]; do
+    pload put-result 32 320 "$from" $((from + 319)) >> "$work/out-during"
+    from=$((from + 320)); [ "$from" -lt 19000 ] || from=14001
+  done
+  local window=$((SECONDS - start))
+  cluster start
+  local t0 ready=""
+  t0=$(date +%s.%N)
+  for _ in $(seq 1 300); do
+    if curl -fs "http://127.0.0.1:$pport/readyz" >/dev/null 2>&1; then ready=$(date +%s.%N); break; fi
+    sleep 0.1
+  done
+  pload put-result 32 1000 19001 20000 > "$work/out-after"
+  python3 - "$work/out-during" "$window" <<'PY' > "$work/out-figures"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+requests = sum(l["requests"] for l in lines)
+print(f"{requests} requests in {sys.argv[2]} s ({requests / float(sys.argv[2]):.0f}/s),",
+      f"p50 {max(l['p50_ms'] for l in lines):.1f} ms, p99 {max(l['p99_ms'] for l in lines):.1f} ms (worst batch)")
+PY
+  echo "outage drill: before $(statuses < "$work/out-before"); during 30 s down $(statuses < "$work/out-during")," \
+    "$(cat "$work/out-figures"); ready again $([ -n "$ready" ] && python3 -c "print(f'{$ready - $t0:.1f}')" || echo never) s" \
+    "after PostgreSQL restarted; then $(statuses < "$work/out-after"); $(acked_vs_stored)"
+  [ -n "$ready" ] && [ "$(statuses < "$work/out-after")" = "{'200': 1000}" ]
+}
+
+if want column-type; then column_type_drill; fi
+if want outage; then outage_drill; fi
 echo "drill passed"

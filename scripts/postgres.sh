@@ -57,6 +57,19 @@ ensure_postgres() {
   return 1
 }
 
+# Installs Debian's pgbouncer when absent (root only): the HTTP tests of transaction pooling
+# (crates/api/tests/http/database.rs) start it themselves, on ports of their own.
+ensure_pgbouncer() {
+  [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" != 0 ]; then
+    echo "esignsp: pgbouncer is not installed (apt-get install pgbouncer, as root)" >&2
+    return 1
+  fi
+  echo "esignsp: installing pgbouncer with apt-get" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; }
+}
+
 ensure_build_tools() {
   if ! command -v cargo >/dev/null 2>&1; then
     [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 
 ensure_build_tools || { echo "esignsp: cargo is required" >&2; exit 1; }
 ensure_postgres || exit 1
+# pgbouncer in transaction pooling mode, started by the HTTP tests in front of PostgreSQL.
+ensure_pgbouncer || exit 1
 echo "esignsp: testing against $(echo "$DATABASE_URL" | sed -E 's#://([^:@/]*):[^@]*@#://\1:***@#')"
 
 drop_test_databases() {

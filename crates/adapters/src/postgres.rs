@@ -8,7 +8,11 @@
 //! (`SELECT … FOR UPDATE`, filtered by tenant). Every other write of a result or a document
 //! result increments `version`.
 
-use std::time::Duration;
+use std::future::Future;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::stored::{corrupt, document_id, stored_document_result, stored_process_result};
 use async_trait::async_trait;
@@ -23,8 +27,9 @@ use esignsp_domain::process::{
 };
 use esignsp_domain::rules::{expiry_plan, Decision, DocumentState, ProcessState, ResultPlan, ResultStateMachine};
 use esignsp_domain::{Caller, ClientId, DocumentId, DocumentResult, ProcessId, ProcessResult, ResultMessage, TaskId};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 use time::OffsetDateTime;
 
 /// The schema migrations of `migrations/`, embedded at build time.
@@ -41,64 +46,526 @@ pub struct PoolSettings {
     /// Longest a PostgreSQL statement, or a wait for a lock, may take (`statement_timeout`,
     /// `lock_timeout`); then the request answers 503 (`database.statement_timeout_seconds`).
     pub statement_timeout: Duration,
+    /// The URL leads to a pooler in transaction mode (pgbouncer `pool_mode = transaction`),
+    /// which may run each transaction of one client connection on another server connection
+    /// (`database.transaction_pooling`). Then every operation is one transaction, its
+    /// statements are unnamed (nothing prepared outlives the transaction, no statement
+    /// cache), no start-up options are sent, and the time-outs are set with `SET LOCAL` at
+    /// the start of each transaction.
+    pub transaction_pooling: bool,
 }
+
+impl Default for PoolSettings {
+    /// The defaults of `[database]`: 16 connections, 5 s to acquire one, 10 s per statement,
+    /// a direct connection to PostgreSQL.
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+            transaction_pooling: false,
+        }
+    }
+}
+
+/// How often, and how long at most, the background probe tries to connect while PostgreSQL
+/// is unreachable.
+const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Opens a lazily connecting pool: the service starts, and answers 503, while the database
 /// is down, and recovers by itself when it returns.
 ///
+/// Connections made before an event that invalidates them are closed instead of being handed
+/// out again: before a statement failed because the schema changed under it (`cached plan
+/// must not change result type`, `prepared statement … does not exist`), and before an
+/// outage.
+///
 /// # Errors
 /// [`RepositoryError::Unexpected`] when `url` is not a valid PostgreSQL URL.
-pub fn connect_lazy(url: &str, settings: &PoolSettings) -> Result<PgPool, RepositoryError> {
+pub fn connect_lazy(url: &str, settings: &PoolSettings) -> Result<PostgresRepository, RepositoryError> {
     let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| RepositoryError::Unexpected(e.into()))?;
-    let millis = settings.statement_timeout.as_millis().to_string();
-    let options = options
-        .application_name("esignsp")
-        .options([("statement_timeout", millis.as_str()), ("lock_timeout", millis.as_str())]);
-    Ok(PgPoolOptions::new()
+    let options = options.application_name("esignsp");
+    let millis = settings.statement_timeout.as_millis();
+    let options = if settings.transaction_pooling {
+        // A pooler in transaction mode passes on no start-up options (pgbouncer refuses them,
+        // or drops them with `ignore_startup_parameters`); the time-outs go into each
+        // transaction instead, and nothing is prepared beyond one.
+        options.extra_float_digits(None).statement_cache_capacity(0)
+    } else {
+        let millis = millis.to_string();
+        options.options([("statement_timeout", millis.as_str()), ("lock_timeout", millis.as_str())])
+    };
+    let retired = Arc::new(Retirement::default());
+    let retire = Arc::clone(&retired);
+    let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
         .test_before_acquire(false)
-        .connect_lazy_with(options))
-}
-
-/// Applies pending migrations.
-///
-/// # Errors
-/// [`RepositoryError`] when the database is unreachable or a migration fails.
-pub async fn migrate(pool: &PgPool) -> Result<(), RepositoryError> {
-    MIGRATOR.run(pool).await.map_err(|e| match e {
-        sqlx::migrate::MigrateError::Execute(inner) => map_error(inner),
-        other => RepositoryError::Unexpected(other.into()),
+        .before_acquire(move |_, meta| {
+            let keep = !retire.made_before_retirement(meta.age);
+            Box::pin(async move { Ok(keep) })
+        })
+        .connect_lazy_with(options.clone());
+    Ok(PostgresRepository {
+        statements: Statements {
+            pool,
+            transaction_pooling: settings.transaction_pooling,
+            begin: format!("BEGIN; SET LOCAL statement_timeout = {millis}; SET LOCAL lock_timeout = {millis}"),
+            timeout_millis: millis,
+            health: Arc::new(Health::new(options, retired)),
+        },
     })
 }
 
-/// The PostgreSQL repository.
+/// Applies pending migrations. Through a pooler in transaction mode (see
+/// [`PoolSettings::transaction_pooling`]) migrations cannot run — they need one session for
+/// their lock and their statements — so it only checks that none is pending.
+///
+/// # Errors
+/// [`RepositoryError`] when the database is unreachable or a migration fails;
+/// [`RepositoryError::Unexpected`] naming `database.transaction_pooling` when migrations are
+/// pending behind a pooler.
+pub async fn migrate(repository: &PostgresRepository) -> Result<(), RepositoryError> {
+    let statements = &repository.statements;
+    if !statements.transaction_pooling {
+        return MIGRATOR.run(&statements.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(inner) => map_error(inner),
+            other => RepositoryError::Unexpected(other.into()),
+        });
+    }
+    let mut tx = statements.begin().await?;
+    let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+        .persistent(false)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_error)?;
+    let applied: Vec<i64> = if table.is_some() {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .persistent(false)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_error)?
+    } else {
+        Vec::new()
+    };
+    tx.commit().await.map_err(map_error)?;
+    let pending: Vec<String> = MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+        .map(|m| format!("{}_{}", m.version, m.description))
+        .collect();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    Err(RepositoryError::Unexpected(
+        format!(
+            "migrations {} are pending, and they cannot run through a pooler in transaction mode \
+             (database.transaction_pooling = true): run `esignsp migrate` once with database.url pointing \
+             at PostgreSQL itself, then start the service",
+            pending.join(", ")
+        )
+        .into(),
+    ))
+}
+
+/// Checks, with one connection, that the server takes esignsp's session as configured: the
+/// start-up options are accepted, and `statement_timeout` / `lock_timeout` are in force.
+/// Start-up calls it so that a pooler configured for other clients is named at once.
+///
+/// # Errors
+/// [`RepositoryError::Unexpected`] naming `database.transaction_pooling` when a pooler
+/// refused or dropped the time-outs; [`RepositoryError::Unavailable`] when the database
+/// cannot be reached (the service then starts and answers 503 until it can).
+pub async fn check_session(repository: &PostgresRepository) -> Result<(), RepositoryError> {
+    let statements = &repository.statements;
+    let mut session = statements.session().await.inspect_err(|e| {
+        if classify(e) == Failure::LostConnection {
+            statements.health.suspect();
+        }
+    })?;
+    let timeouts: (String, String) = sqlx::query_as(
+        "SELECT (SELECT setting FROM pg_settings WHERE name = 'statement_timeout'), \
+                (SELECT setting FROM pg_settings WHERE name = 'lock_timeout')",
+    )
+    .persistent(false)
+    .fetch_one(&mut *session)
+    .await
+    .map_err(map_error)?;
+    session.end().await?;
+    let wanted = statements.timeout_millis.to_string();
+    if timeouts.0 == wanted && timeouts.1 == wanted {
+        return Ok(());
+    }
+    Err(RepositoryError::Unexpected(
+        format!(
+            "the server does not apply the start-up options esignsp sends (statement_timeout is {} ms, \
+             lock_timeout {} ms, not {wanted}): a pooler such as pgbouncer with `options` in ignore_startup_parameters \
+             drops them; set database.transaction_pooling = true behind it",
+            timeouts.0, timeouts.1
+        )
+        .into(),
+    ))
+}
+
+/// The instant before which pooled connections are retired: they are closed at their next
+/// acquire (see `before_acquire` in [`connect_lazy`]), so statements cached before a schema
+/// change, and connections that died in an outage, are not handed out again.
+#[derive(Debug)]
+struct Retirement {
+    base: Instant,
+    /// Nanoseconds after `base` of the last retirement; 0: none yet.
+    at: AtomicU64,
+}
+
+impl Default for Retirement {
+    fn default() -> Self {
+        Self { base: Instant::now(), at: AtomicU64::new(0) }
+    }
+}
+
+impl Retirement {
+    fn nanos_since_base(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX).max(1)
+    }
+
+    /// Retires every connection made until now.
+    fn retire_all(&self) {
+        self.at.store(self.nanos_since_base(Instant::now()), Ordering::Release);
+    }
+
+    /// Whether a connection of this age was made before the last retirement.
+    fn made_before_retirement(&self, age: Duration) -> bool {
+        let at = self.at.load(Ordering::Acquire);
+        at != 0 && Instant::now().checked_sub(age).is_none_or(|made| self.nanos_since_base(made) <= at)
+    }
+}
+
+/// Whether PostgreSQL is known to be unreachable, and the probe that finds out when it is back.
+///
+/// A request that fails because the connection was lost or could not be made starts the probe
+/// (one at a time). While its connection attempts fail, requests answer 503 at once instead of
+/// waiting `acquire_timeout` each; the first that succeeds ends the outage.
+#[derive(Debug)]
+struct Health {
+    down: AtomicBool,
+    probing: AtomicBool,
+    /// Wakes requests already waiting for a connection when the outage is confirmed.
+    went_down: tokio::sync::watch::Sender<bool>,
+    options: PgConnectOptions,
+    retired: Arc<Retirement>,
+}
+
+impl Health {
+    fn new(options: PgConnectOptions, retired: Arc<Retirement>) -> Self {
+        Self {
+            down: AtomicBool::new(false),
+            probing: AtomicBool::new(false),
+            went_down: tokio::sync::watch::Sender::new(false),
+            options,
+            retired,
+        }
+    }
+
+    fn is_down(&self) -> bool {
+        self.down.load(Ordering::Acquire)
+    }
+
+    /// Starts the probe unless one runs.
+    fn suspect(self: &Arc<Self>) {
+        if self.probing.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return;
+        }
+        let health = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                match tokio::time::timeout(PROBE_TIMEOUT, health.connect_once()).await {
+                    Ok(Ok(())) => break,
+                    Ok(Err(error)) => health.mark_down(&error.to_string()),
+                    Err(_) => health.mark_down("no answer within the probe's time-out"),
+                }
+                tokio::time::sleep(PROBE_INTERVAL).await;
+            }
+            if health.down.swap(false, Ordering::AcqRel) {
+                health.went_down.send_replace(false);
+                tracing::info!("PostgreSQL is reachable again: serving requests");
+            }
+            health.probing.store(false, Ordering::Release);
+        });
+    }
+
+    fn mark_down(&self, cause: &str) {
+        if !self.down.swap(true, Ordering::AcqRel) {
+            // The pool's connections of before the outage are dead or soon will be.
+            self.retired.retire_all();
+            self.went_down.send_replace(true);
+            tracing::error!(
+                error = cause,
+                "PostgreSQL is unreachable: answering 503 at once until a connection succeeds (probing every {} ms)",
+                PROBE_INTERVAL.as_millis()
+            );
+        }
+    }
+
+    async fn connect_once(&self) -> Result<(), sqlx::Error> {
+        let mut connection = PgConnection::connect_with(&self.options).await?;
+        sqlx::Executor::execute(&mut connection, "SELECT 1").await?;
+        connection.close().await
+    }
+
+    /// Waits until the outage is confirmed.
+    async fn confirmed_down(&self) {
+        let mut receiver = self.went_down.subscribe();
+        let _ = receiver.wait_for(|down| *down).await;
+    }
+}
+
+fn unreachable_error() -> RepositoryError {
+    RepositoryError::Unavailable("PostgreSQL is unreachable; a background probe reconnects".into())
+}
+
+/// The connection of one operation: a pooled connection (directly to PostgreSQL), or a
+/// transaction whose first statement set the time-outs (behind a pooler in transaction mode,
+/// where an unnamed statement lives only as long as the transaction).
+enum Session {
+    Direct(PoolConnection<Postgres>),
+    Pooled(Transaction<'static, Postgres>),
+}
+
+impl Deref for Session {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        match self {
+            Self::Direct(c) => c,
+            Self::Pooled(t) => t,
+        }
+    }
+}
+
+impl DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match self {
+            Self::Direct(c) => c,
+            Self::Pooled(t) => t,
+        }
+    }
+}
+
+impl Session {
+    /// Ends the operation: commits its transaction behind a pooler; nothing directly.
+    async fn end(self) -> Result<(), RepositoryError> {
+        match self {
+            Self::Direct(_) => Ok(()),
+            Self::Pooled(t) => t.commit().await.map_err(map_error),
+        }
+    }
+}
+
+/// The statements of each repository operation, run once (see [`PostgresRepository`] for the
+/// retry).
+#[derive(Debug, Clone)]
+struct Statements {
+    pool: PgPool,
+    transaction_pooling: bool,
+    /// The statement that begins a transaction behind a pooler (time-outs with `SET LOCAL`).
+    begin: String,
+    /// `statement_timeout` and `lock_timeout`, in milliseconds.
+    timeout_millis: u128,
+    health: Arc<Health>,
+}
+
+impl Statements {
+    /// Runs `connecting` (an acquire, or an acquire and `BEGIN`); 503 at once while PostgreSQL
+    /// is known to be unreachable, and as soon as that is confirmed for a request already
+    /// waiting.
+    async fn unless_down<T>(
+        &self,
+        connecting: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, RepositoryError> {
+        if self.health.is_down() {
+            return Err(unreachable_error());
+        }
+        tokio::select! {
+            connection = connecting => connection.map_err(map_error),
+            () = self.health.confirmed_down() => Err(unreachable_error()),
+        }
+    }
+
+    /// The connection of an operation that needs no transaction of its own.
+    async fn session(&self) -> Result<Session, RepositoryError> {
+        if self.transaction_pooling {
+            Ok(Session::Pooled(self.begin().await?))
+        } else {
+            Ok(Session::Direct(self.unless_down(self.pool.acquire()).await?))
+        }
+    }
+
+    /// A transaction (behind a pooler, with its time-outs set).
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>, RepositoryError> {
+        if self.transaction_pooling {
+            self.unless_down(self.pool.begin_with(self.begin.clone())).await
+        } else {
+            self.unless_down(self.pool.begin()).await
+        }
+    }
+
+    /// Whether statements are prepared and cached (directly to PostgreSQL).
+    fn persistent(&self) -> bool {
+        !self.transaction_pooling
+    }
+
+    /// A statement with parameters: prepared once per connection and cached directly; unnamed
+    /// behind a pooler.
+    fn query<'q>(&self, sql: &'q str) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+        sqlx::query(sql).persistent(!self.transaction_pooling)
+    }
+
+    /// [`Self::query`] answering one column.
+    fn query_scalar<'q, O>(&self, sql: &'q str) -> sqlx::query::QueryScalar<'q, Postgres, O, PgArguments>
+    where
+        (O,): for<'r> sqlx::FromRow<'r, PgRow>,
+    {
+        sqlx::query_scalar(sql).persistent(!self.transaction_pooling)
+    }
+}
+
+/// The PostgreSQL repository. Each operation that failed because a statement no longer matches
+/// the schema (`cached plan must not change result type` after an `ALTER … TYPE`, `prepared
+/// statement … does not exist`) is retried once on connections made after the failure; one that
+/// lost its connection starts the outage probe.
 #[derive(Debug, Clone)]
 pub struct PostgresRepository {
-    pool: PgPool,
+    statements: Statements,
 }
 
 impl PostgresRepository {
-    /// Wraps a pool (see [`connect_lazy`]).
-    #[must_use]
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
-    }
-
     /// The pool, for metrics and shutdown.
     #[must_use]
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        &self.statements.pool
+    }
+
+    /// Runs `attempt`, and once more after retiring every connection when it failed on a
+    /// statement that the schema outdated; starts the outage probe when it lost its connection.
+    async fn retrying<T, E, F>(&self, mut attempt: impl FnMut() -> F) -> Result<T, E>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: HasRepositoryError,
+    {
+        let mut retried = false;
+        loop {
+            let outcome = attempt().await;
+            let Err(error) = &outcome else { return outcome };
+            match error.repository_error().map(classify) {
+                Some(Failure::StaleStatement) if !retried => {
+                    tracing::warn!(
+                        error = %source_of(error.repository_error()),
+                        "a statement no longer matches the schema: reconnecting and retrying once"
+                    );
+                    self.statements.health.retired.retire_all();
+                    retried = true;
+                }
+                Some(Failure::LostConnection) => {
+                    self.statements.health.suspect();
+                    return outcome;
+                }
+                _ => return outcome,
+            }
+        }
     }
 }
 
-/// Translates a sqlx error into the domain's terms: connection trouble is `Unavailable`
-/// (503), everything else `Unexpected` (500).
+fn source_of(error: Option<&RepositoryError>) -> String {
+    match error {
+        Some(RepositoryError::Unavailable(e) | RepositoryError::Unexpected(e)) => e.to_string(),
+        None => String::new(),
+    }
+}
+
+/// Errors of repository operations that may carry a [`RepositoryError`].
+trait HasRepositoryError {
+    fn repository_error(&self) -> Option<&RepositoryError>;
+}
+
+impl HasRepositoryError for RepositoryError {
+    fn repository_error(&self) -> Option<&RepositoryError> {
+        Some(self)
+    }
+}
+
+impl HasRepositoryError for EstablishResultError {
+    fn repository_error(&self) -> Option<&RepositoryError> {
+        match self {
+            Self::Repository(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl HasRepositoryError for CreateError {
+    fn repository_error(&self) -> Option<&RepositoryError> {
+        match self {
+            Self::Repository(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// What a failure means for the next attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// A statement prepared before a schema change (SQLSTATE 0A000 `cached plan must not
+    /// change result type`) or lost (26000 `prepared statement … does not exist`).
+    StaleStatement,
+    /// The connection broke, or none could be made.
+    LostConnection,
+    Other,
+}
+
+fn classify(error: &RepositoryError) -> Failure {
+    let source = match error {
+        RepositoryError::Unavailable(e) | RepositoryError::Unexpected(e) => e,
+    };
+    let Some(error) = source.downcast_ref::<sqlx::Error>() else {
+        return Failure::Other;
+    };
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => Failure::LostConnection,
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("26000") => Failure::StaleStatement,
+            Some("0A000") if db.message().contains("cached plan must not change result type") => {
+                Failure::StaleStatement
+            }
+            Some(code) if code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300") => {
+                Failure::LostConnection
+            }
+            _ => Failure::Other,
+        },
+        _ => Failure::Other,
+    }
+}
+
+/// Translates a sqlx error into the domain's terms: connection trouble and time-outs are
+/// `Unavailable` (503); everything else — a protocol error, a crashed connection worker, a
+/// value that does not decode, a pooler that refuses the start-up options — is `Unexpected`
+/// (500, its cause logged), since retrying would not help.
 #[must_use]
 pub fn map_error(error: sqlx::Error) -> RepositoryError {
+    if let sqlx::Error::Database(db) = &error {
+        if db.message().starts_with("unsupported startup parameter") {
+            return RepositoryError::Unexpected(
+                format!(
+                    "the server refused a start-up parameter ({}): behind pgbouncer, set \
+                     database.transaction_pooling = true, and esignsp sends none",
+                    db.message()
+                )
+                .into(),
+            );
+        }
+    }
     let unavailable = match &error {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // Class 08: connection exception; 57P01-03: shutdown / cannot connect now;
             // 53300: too many connections; 57014 / 55P03: statement or lock time-out.
@@ -110,6 +577,23 @@ pub fn map_error(error: sqlx::Error) -> RepositoryError {
         RepositoryError::Unavailable(error.into())
     } else {
         RepositoryError::Unexpected(error.into())
+    }
+}
+
+/// A column of a row, decoded; a value that does not decode is an unexpected error (500), never
+/// a panic.
+trait Decoded {
+    fn decoded<'r, T>(&'r self, name: &str) -> Result<T, RepositoryError>
+    where
+        T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>;
+}
+
+impl Decoded for PgRow {
+    fn decoded<'r, T>(&'r self, name: &str) -> Result<T, RepositoryError>
+    where
+        T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
+    {
+        self.try_get(name).map_err(map_error)
     }
 }
 
@@ -165,12 +649,14 @@ pub mod sql {
 /// [`sql::LOCK_STATE`]), and the process's version. `None` for an unknown or foreign process.
 async fn read_state<'e>(
     executor: impl sqlx::PgExecutor<'e>,
+    persistent: bool,
     statement: &'static str,
     id: &ProcessId,
     caller: &Caller,
     now: OffsetDateTime,
 ) -> Result<Option<(ProcessState, i64)>, RepositoryError> {
     let Some(row) = sqlx::query(statement)
+        .persistent(persistent)
         .bind(id.as_str())
         .bind(caller.client_id.as_str())
         .bind(caller.trusted)
@@ -180,11 +666,11 @@ async fn read_state<'e>(
     else {
         return Ok(None);
     };
-    let result = stored_process_result(row.get("result_status"), row.get("result_message"))?;
-    let expires_at: OffsetDateTime = row.get("expires_at");
-    let ids: Vec<String> = row.get("doc_ids");
-    let statuses: Vec<Option<String>> = row.get("doc_statuses");
-    let messages: Vec<Option<String>> = row.get("doc_messages");
+    let result = stored_process_result(row.decoded("result_status")?, row.decoded("result_message")?)?;
+    let expires_at: OffsetDateTime = row.decoded("expires_at")?;
+    let ids: Vec<String> = row.decoded("doc_ids")?;
+    let statuses: Vec<Option<String>> = row.decoded("doc_statuses")?;
+    let messages: Vec<Option<String>> = row.decoded("doc_messages")?;
     let documents = ids
         .iter()
         .zip(statuses)
@@ -194,18 +680,19 @@ async fn read_state<'e>(
         })
         .collect::<Result<Vec<_>, RepositoryError>>()?;
     let state = ProcessState { expired: result.is_none() && expires_at <= now, result, documents };
-    Ok(Some((state, row.get("version"))))
+    Ok(Some((state, row.decoded("version")?)))
 }
 
 /// The conditional write of SPEC §8: locks this tenant's process row (`FOR UPDATE`) and reads
 /// the state the rules need, in one statement. `None` for an unknown or foreign process.
 async fn lock_state(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    persistent: bool,
     id: &ProcessId,
     caller: &Caller,
     now: OffsetDateTime,
 ) -> Result<Option<ProcessState>, RepositoryError> {
-    Ok(read_state(&mut **tx, sql::LOCK_STATE, id, caller, now).await?.map(|(state, _)| state))
+    Ok(read_state(&mut **tx, persistent, sql::LOCK_STATE, id, caller, now).await?.map(|(state, _)| state))
 }
 
 /// Writes a decided process result with its derived document results and its audit event
@@ -213,6 +700,7 @@ async fn lock_state(
 /// that one; `Ok(false)` when it is not (or the process is gone) and nothing was written.
 async fn write_result<'e>(
     executor: impl sqlx::PgExecutor<'e>,
+    persistent: bool,
     id: &ProcessId,
     plan: &ResultPlan,
     kind: EventKind,
@@ -225,6 +713,7 @@ async fn write_result<'e>(
         .map(|(id, r)| (id.as_str(), (r.status.as_str(), r.message.as_ref().map(ResultMessage::as_str))))
         .unzip();
     let written: i64 = sqlx::query_scalar(sql::WRITE_RESULT)
+        .persistent(persistent)
         .bind(id.as_str())
         .bind(plan.result.status.as_str())
         .bind(plan.result.message.as_ref().map(ResultMessage::as_str))
@@ -241,12 +730,12 @@ async fn write_result<'e>(
     Ok(written == 1)
 }
 
-#[async_trait]
-impl SignerProcessRepository for PostgresRepository {
+/// Each operation once; `persistent` below is `!transaction_pooling`.
+impl Statements {
     #[tracing::instrument(skip_all, fields(process_id = %process.id))]
-    async fn create(&self, process: NewSignerProcess, audit: &AuditContext) -> Result<SignerProcess, CreateError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        sqlx::query(
+    async fn create(&self, process: &NewSignerProcess, audit: &AuditContext) -> Result<SignerProcess, CreateError> {
+        let mut tx = self.begin().await?;
+        self.query(
             "INSERT INTO signer_processes (id, client_id, task_id, process_type, request, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -262,12 +751,12 @@ impl SignerProcessRepository for PostgresRepository {
         .map_err(map_error)?;
         let mut documents = Vec::with_capacity(process.documents.len());
         let mut seen = std::collections::HashSet::new();
-        for (position, source) in process.documents.into_iter().enumerate() {
+        for (position, source) in process.documents.iter().enumerate() {
             let position = i32::try_from(position).unwrap_or(i32::MAX);
             let document = match source {
                 ProcessDocumentSource::Upload(doc) => {
                     let size = doc.bytes.len() as u64;
-                    sqlx::query(
+                    self.query(
                         "WITH d AS (INSERT INTO documents (id, client_id, media_type, filename, size, sha256, created_at) \
                                     VALUES ($1, $2, $3, $4, $5, $6, $7)), \
                               c AS (INSERT INTO document_contents (document_id, content) VALUES ($1, $8)) \
@@ -286,43 +775,48 @@ impl SignerProcessRepository for PostgresRepository {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_error)?;
-                    ProcessDocument { id: doc.id, media_type: doc.media_type, size, sha256: doc.sha256, result: None }
+                    ProcessDocument {
+                        id: doc.id.clone(),
+                        media_type: doc.media_type.clone(),
+                        size,
+                        sha256: doc.sha256.clone(),
+                        result: None,
+                    }
                 }
                 ProcessDocumentSource::Existing(id) => {
-                    if !seen.insert(id.clone()) {
-                        return Err(CreateError::DuplicateDocument(id));
+                    if !seen.insert(id) {
+                        return Err(CreateError::DuplicateDocument(id.clone()));
                     }
                     // FOR SHARE: a concurrent O11 cannot delete it before this commits.
-                    let row = sqlx::query(
-                        "SELECT media_type, size, sha256 FROM documents WHERE id = $1 AND client_id = $2 FOR SHARE",
-                    )
-                    .bind(id.as_str())
-                    .bind(process.owner.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map_error)?
-                    .ok_or_else(|| CreateError::UnknownDocument(id.clone()))?;
-                    sqlx::query(
-                        "INSERT INTO process_documents (process_id, position, document_id) VALUES ($1, $2, $3)",
-                    )
-                    .bind(process.id.as_str())
-                    .bind(position)
-                    .bind(id.as_str())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_error)?;
+                    let row = self
+                        .query(
+                            "SELECT media_type, size, sha256 FROM documents WHERE id = $1 AND client_id = $2 FOR SHARE",
+                        )
+                        .bind(id.as_str())
+                        .bind(process.owner.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_error)?
+                        .ok_or_else(|| CreateError::UnknownDocument(id.clone()))?;
+                    self.query("INSERT INTO process_documents (process_id, position, document_id) VALUES ($1, $2, $3)")
+                        .bind(process.id.as_str())
+                        .bind(position)
+                        .bind(id.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_error)?;
                     ProcessDocument {
-                        id,
-                        media_type: row.get("media_type"),
-                        size: u64::try_from(row.get::<i64, _>("size")).map_err(|_| corrupt("document size"))?,
-                        sha256: row.get("sha256"),
+                        id: id.clone(),
+                        media_type: row.decoded("media_type")?,
+                        size: u64::try_from(row.decoded::<i64>("size")?).map_err(|_| corrupt("document size"))?,
+                        sha256: row.decoded("sha256")?,
                         result: None,
                     }
                 }
             };
             documents.push(document);
         }
-        sqlx::query(INSERT_EVENT)
+        self.query(INSERT_EVENT)
             .bind(process.id.as_str())
             .bind(EventKind::Created.as_str())
             .bind(audit.actor.as_str())
@@ -335,10 +829,10 @@ impl SignerProcessRepository for PostgresRepository {
             .map_err(map_error)?;
         tx.commit().await.map_err(map_error)?;
         Ok(SignerProcess {
-            id: process.id,
-            task_id: process.task_id,
-            owner: process.owner,
-            request: process.request,
+            id: process.id.clone(),
+            task_id: process.task_id.clone(),
+            owner: process.owner.clone(),
+            request: process.request.clone(),
             documents,
             result: None,
             created_at: process.created_at,
@@ -348,75 +842,80 @@ impl SignerProcessRepository for PostgresRepository {
 
     #[tracing::instrument(skip_all, fields(process_id = %id))]
     async fn find(&self, id: &ProcessId, caller: &Caller) -> Result<Option<SignerProcess>, RepositoryError> {
-        let Some(row) = sqlx::query(
+        let mut session = self.session().await?;
+        let Some(row) = self.query(
             "SELECT client_id, task_id, process_type, request, result_status, result_message, created_at, expires_at \
              FROM signer_processes WHERE id = $1 AND (client_id = $2 OR $3)",
         )
         .bind(id.as_str())
         .bind(caller.client_id.as_str())
         .bind(caller.trusted)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *session)
         .await
         .map_err(map_error)?
         else {
             return Ok(None);
         };
-        let documents = sqlx::query(
-            "SELECT pd.document_id, d.media_type, d.size, d.sha256, pd.result_status, pd.result_message \
+        let documents = self
+            .query(
+                "SELECT pd.document_id, d.media_type, d.size, d.sha256, pd.result_status, pd.result_message \
              FROM process_documents pd JOIN documents d ON d.id = pd.document_id \
              WHERE pd.process_id = $1 ORDER BY pd.position",
-        )
-        .bind(id.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_error)?
-        .into_iter()
-        .map(|r| {
-            Ok(ProcessDocument {
-                id: document_id(r.get("document_id"))?,
-                media_type: r.get("media_type"),
-                size: u64::try_from(r.get::<i64, _>("size")).map_err(|_| corrupt("document size"))?,
-                sha256: r.get("sha256"),
-                result: stored_document_result(r.get("result_status"), r.get("result_message"))?,
+            )
+            .bind(id.as_str())
+            .fetch_all(&mut *session)
+            .await
+            .map_err(map_error)?;
+        session.end().await?;
+        let documents = documents
+            .into_iter()
+            .map(|r| {
+                Ok(ProcessDocument {
+                    id: document_id(r.decoded("document_id")?)?,
+                    media_type: r.decoded("media_type")?,
+                    size: u64::try_from(r.decoded::<i64>("size")?).map_err(|_| corrupt("document size"))?,
+                    sha256: r.decoded("sha256")?,
+                    result: stored_document_result(r.decoded("result_status")?, r.decoded("result_message")?)?,
+                })
             })
-        })
-        .collect::<Result<Vec<_>, RepositoryError>>()?;
-        let members: sqlx::types::Json<serde_json::Map<String, serde_json::Value>> = row.get("request");
+            .collect::<Result<Vec<_>, RepositoryError>>()?;
+        let members: sqlx::types::Json<serde_json::Map<String, serde_json::Value>> = row.decoded("request")?;
         Ok(Some(SignerProcess {
             id: id.clone(),
-            task_id: TaskId::parse(row.get("task_id")).map_err(|_| corrupt("task id"))?,
-            owner: ClientId::parse(row.get("client_id")).map_err(|_| corrupt("client id"))?,
+            task_id: TaskId::parse(row.decoded("task_id")?).map_err(|_| corrupt("task id"))?,
+            owner: ClientId::parse(row.decoded("client_id")?).map_err(|_| corrupt("client id"))?,
             request: ProcessRequest::from_stored(
-                ProcessType::parse(row.get("process_type")).map_err(|_| corrupt("process type"))?,
+                ProcessType::parse(row.decoded("process_type")?).map_err(|_| corrupt("process type"))?,
                 members.0,
             ),
             documents,
-            result: stored_process_result(row.get("result_status"), row.get("result_message"))?,
-            created_at: row.get("created_at"),
-            expires_at: row.get("expires_at"),
+            result: stored_process_result(row.decoded("result_status")?, row.decoded("result_message")?)?,
+            created_at: row.decoded("created_at")?,
+            expires_at: row.decoded("expires_at")?,
         }))
     }
 
     #[tracing::instrument(skip_all, fields(process_id = %id))]
     async fn delete(&self, id: &ProcessId, caller: &Caller, audit: &AuditContext) -> Result<bool, RepositoryError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        let Some(row) = sqlx::query(
-            "SELECT p.result_status, \
+        let mut tx = self.begin().await?;
+        let Some(row) = self
+            .query(
+                "SELECT p.result_status, \
                     ARRAY(SELECT pd.document_id FROM process_documents pd WHERE pd.process_id = p.id) AS doc_ids \
              FROM signer_processes p WHERE p.id = $1 AND (p.client_id = $2 OR $3) FOR UPDATE OF p",
-        )
-        .bind(id.as_str())
-        .bind(caller.client_id.as_str())
-        .bind(caller.trusted)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_error)?
+            )
+            .bind(id.as_str())
+            .bind(caller.client_id.as_str())
+            .bind(caller.trusted)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_error)?
         else {
             return Ok(false);
         };
-        let old_status: Option<String> = row.get("result_status");
-        let doc_ids: Vec<String> = row.get("doc_ids");
-        sqlx::query("DELETE FROM signer_processes WHERE id = $1")
+        let old_status: Option<String> = row.decoded("result_status")?;
+        let doc_ids: Vec<String> = row.decoded("doc_ids")?;
+        self.query("DELETE FROM signer_processes WHERE id = $1")
             .bind(id.as_str())
             .execute(&mut *tx)
             .await
@@ -425,14 +924,15 @@ impl SignerProcessRepository for PostgresRepository {
         // process_documents rows are gone by cascade; contents follow by cascade). A process
         // that took one of them while this statement waited for its row lock is caught by the
         // foreign key: then they all stay (in a savepoint, so the deletion itself stands).
-        let mut documents = sqlx::Connection::begin(&mut *tx).await.map_err(map_error)?;
-        let deleted = sqlx::query(
-            "DELETE FROM documents d WHERE d.id = ANY($1) \
+        let mut documents = Connection::begin(&mut *tx).await.map_err(map_error)?;
+        let deleted = self
+            .query(
+                "DELETE FROM documents d WHERE d.id = ANY($1) \
              AND NOT EXISTS (SELECT 1 FROM process_documents pd WHERE pd.document_id = d.id)",
-        )
-        .bind(&doc_ids)
-        .execute(&mut *documents)
-        .await;
+            )
+            .bind(&doc_ids)
+            .execute(&mut *documents)
+            .await;
         match deleted {
             Ok(_) => documents.commit().await.map_err(map_error)?,
             Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
@@ -440,7 +940,7 @@ impl SignerProcessRepository for PostgresRepository {
             }
             Err(e) => return Err(map_error(e)),
         }
-        sqlx::query(INSERT_EVENT)
+        self.query(INSERT_EVENT)
             .bind(id.as_str())
             .bind(EventKind::Deleted.as_str())
             .bind(audit.actor.as_str())
@@ -469,30 +969,36 @@ impl SignerProcessRepository for PostgresRepository {
         // the version read is current: two statements, each its own transaction. Answers that
         // need no write (replay, rule violation, not found) come from the read alone. One
         // connection serves the whole request: sqlx checks a connection with a round trip each
-        // time it goes back to the pool.
-        let mut conn = self.pool.acquire().await.map_err(map_error)?;
-        let (state, version) =
-            read_state(&mut *conn, sql::READ_STATE, id, caller, now).await?.ok_or(EstablishResultError::NotFound)?;
+        // time it goes back to the pool. Behind a pooler in transaction mode the two statements
+        // share one transaction (and the locking path below is a savepoint in it).
+        let persistent = self.persistent();
+        let mut session = self.session().await?;
+        let (state, version) = read_state(&mut *session, persistent, sql::READ_STATE, id, caller, now)
+            .await?
+            .ok_or(EstablishResultError::NotFound)?;
         match machine.establish(&state, requested.clone()).map_err(EstablishResultError::Rule)? {
             Decision::Replay(plan) => return Ok(EstablishOutcome::Replayed(plan.result)),
             Decision::Apply(plan) => {
-                if write_result(&mut *conn, id, &plan, EventKind::Result, audit, Some(version)).await? {
+                if write_result(&mut *session, persistent, id, &plan, EventKind::Result, audit, Some(version)).await? {
+                    session.end().await?;
                     return Ok(EstablishOutcome::Established(plan.result));
                 }
             }
         }
         // Another writer changed the process in between: decide again under the row lock.
-        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(map_error)?;
-        let state = lock_state(&mut tx, id, caller, now).await?.ok_or(EstablishResultError::NotFound)?;
+        let mut tx = Connection::begin(&mut *session).await.map_err(map_error)?;
+        let state = lock_state(&mut tx, persistent, id, caller, now).await?.ok_or(EstablishResultError::NotFound)?;
         let plan = match machine.establish(&state, requested).map_err(EstablishResultError::Rule)? {
             Decision::Replay(plan) => return Ok(EstablishOutcome::Replayed(plan.result)),
             Decision::Apply(plan) => plan,
         };
-        write_result(&mut *tx, id, &plan, EventKind::Result, audit, None).await?;
+        write_result(&mut *tx, persistent, id, &plan, EventKind::Result, audit, None).await?;
         tx.commit().await.map_err(map_error)?;
+        session.end().await?;
         Ok(EstablishOutcome::Established(plan.result))
     }
 
+    #[allow(clippy::too_many_arguments)] // the arguments of the port's operation
     #[tracing::instrument(skip_all, fields(process_id = %process, document_id = %document))]
     async fn set_document_result(
         &self,
@@ -504,14 +1010,16 @@ impl SignerProcessRepository for PostgresRepository {
         now: OffsetDateTime,
         audit: &AuditContext,
     ) -> Result<EstablishOutcome<DocumentResult>, EstablishResultError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        let state = lock_state(&mut tx, process, caller, now).await?.ok_or(EstablishResultError::NotFound)?;
+        let mut tx = self.begin().await?;
+        let state = lock_state(&mut tx, self.persistent(), process, caller, now)
+            .await?
+            .ok_or(EstablishResultError::NotFound)?;
         let index = state.documents.iter().position(|d| &d.id == document).ok_or(EstablishResultError::NotFound)?;
         let result = match machine.set_document_result(&state, index, requested).map_err(EstablishResultError::Rule)? {
             Decision::Replay(r) => return Ok(EstablishOutcome::Replayed(r)),
             Decision::Apply(r) => r,
         };
-        sqlx::query(
+        self.query(
             "WITH d AS (UPDATE process_documents SET result_status = $3, result_message = $4 \
                         WHERE process_id = $1 AND document_id = $2 AND result_status IS NULL), \
                   p AS (UPDATE signer_processes SET version = version + 1 WHERE id = $1) \
@@ -539,26 +1047,27 @@ impl SignerProcessRepository for PostgresRepository {
         limit: u32,
         audit: &AuditContext,
     ) -> Result<u64, RepositoryError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let mut tx = self.begin().await?;
         // Rows another replica (or a PUT) holds are skipped, not waited for.
-        let due: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM signer_processes \
+        let due: Vec<String> = self
+            .query_scalar(
+                "SELECT id FROM signer_processes \
              WHERE result_status IS NULL AND expires_at <= $1 AND ($2::text IS NULL OR id = $2) \
              ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED",
-        )
-        .bind(now)
-        .bind(only.map(ProcessId::as_str))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_error)?;
+            )
+            .bind(now)
+            .bind(only.map(ProcessId::as_str))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_error)?;
         let system = Caller { client_id: audit.actor.clone(), trusted: true };
         let mut expired = 0;
         for id in due {
             let id = ProcessId::parse(&id).map_err(|_| corrupt("process id"))?;
-            let Some(state) = lock_state(&mut tx, &id, &system, now).await? else { continue };
+            let Some(state) = lock_state(&mut tx, self.persistent(), &id, &system, now).await? else { continue };
             if let Some(plan) = expiry_plan(&state) {
-                write_result(&mut *tx, &id, &plan, EventKind::Expired, audit, None).await?;
+                write_result(&mut *tx, self.persistent(), &id, &plan, EventKind::Expired, audit, None).await?;
                 expired += 1;
             }
         }
@@ -567,10 +1076,11 @@ impl SignerProcessRepository for PostgresRepository {
     }
 
     #[tracing::instrument(skip_all, fields(document_id = %document.document.id))]
-    async fn create_document(&self, document: NewStandaloneDocument) -> Result<StoredDocument, RepositoryError> {
-        let doc = document.document;
+    async fn create_document(&self, document: &NewStandaloneDocument) -> Result<StoredDocument, RepositoryError> {
+        let doc = &document.document;
         let size = doc.bytes.len() as u64;
-        sqlx::query(
+        let mut session = self.session().await?;
+        self.query(
             "WITH d AS (INSERT INTO documents (id, client_id, media_type, filename, size, sha256, signers, created_at) \
                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)) \
              INSERT INTO document_contents (document_id, content) VALUES ($1, $9)",
@@ -584,39 +1094,43 @@ impl SignerProcessRepository for PostgresRepository {
         .bind(document.signers.as_ref().map(sqlx::types::Json))
         .bind(document.created_at)
         .bind(&doc.bytes)
-        .execute(&self.pool)
+        .execute(&mut *session)
         .await
         .map_err(map_error)?;
+        session.end().await?;
         Ok(StoredDocument {
-            id: doc.id,
-            media_type: doc.media_type,
+            id: doc.id.clone(),
+            media_type: doc.media_type.clone(),
             size,
-            sha256: doc.sha256,
-            signers: document.signers,
+            sha256: doc.sha256.clone(),
+            signers: document.signers.clone(),
             created_at: document.created_at,
         })
     }
 
     #[tracing::instrument(skip_all, fields(document_id = %id))]
     async fn find_document(&self, id: &DocumentId, caller: &Caller) -> Result<Option<StoredDocument>, RepositoryError> {
-        let row = sqlx::query(
-            "SELECT media_type, size, sha256, signers, created_at FROM documents \
+        let mut session = self.session().await?;
+        let row = self
+            .query(
+                "SELECT media_type, size, sha256, signers, created_at FROM documents \
              WHERE id = $1 AND (client_id = $2 OR $3)",
-        )
-        .bind(id.as_str())
-        .bind(caller.client_id.as_str())
-        .bind(caller.trusted)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_error)?;
+            )
+            .bind(id.as_str())
+            .bind(caller.client_id.as_str())
+            .bind(caller.trusted)
+            .fetch_optional(&mut *session)
+            .await
+            .map_err(map_error)?;
+        session.end().await?;
         row.map(|r| {
             Ok(StoredDocument {
                 id: id.clone(),
-                media_type: r.get("media_type"),
-                size: u64::try_from(r.get::<i64, _>("size")).map_err(|_| corrupt("document size"))?,
-                sha256: r.get("sha256"),
-                signers: r.get::<Option<sqlx::types::Json<serde_json::Value>>, _>("signers").map(|j| j.0),
-                created_at: r.get("created_at"),
+                media_type: r.decoded("media_type")?,
+                size: u64::try_from(r.decoded::<i64>("size")?).map_err(|_| corrupt("document size"))?,
+                sha256: r.decoded("sha256")?,
+                signers: r.decoded::<Option<sqlx::types::Json<serde_json::Value>>>("signers")?.map(|j| j.0),
+                created_at: r.decoded("created_at")?,
             })
         })
         .transpose()
@@ -628,26 +1142,27 @@ impl SignerProcessRepository for PostgresRepository {
         id: &DocumentId,
         caller: &Caller,
     ) -> Result<DeleteDocumentOutcome, RepositoryError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        let row = sqlx::query(
-            "SELECT EXISTS (SELECT 1 FROM process_documents pd WHERE pd.document_id = d.id) AS in_use \
+        let mut tx = self.begin().await?;
+        let row = self
+            .query(
+                "SELECT EXISTS (SELECT 1 FROM process_documents pd WHERE pd.document_id = d.id) AS in_use \
              FROM documents d WHERE d.id = $1 AND (d.client_id = $2 OR $3) FOR UPDATE OF d",
-        )
-        .bind(id.as_str())
-        .bind(caller.client_id.as_str())
-        .bind(caller.trusted)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_error)?;
+            )
+            .bind(id.as_str())
+            .bind(caller.client_id.as_str())
+            .bind(caller.trusted)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_error)?;
         let Some(row) = row else {
             return Ok(DeleteDocumentOutcome::NotFound);
         };
-        if row.get::<bool, _>("in_use") {
+        if row.decoded::<bool>("in_use")? {
             return Ok(DeleteDocumentOutcome::InUse);
         }
         // A process that took the document after this statement's snapshot (a concurrent O1
         // that committed while we waited for the row lock) is caught by the foreign key.
-        match sqlx::query("DELETE FROM documents WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await {
+        match self.query("DELETE FROM documents WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await {
             Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => return Ok(DeleteDocumentOutcome::InUse),
             other => other.map_err(map_error)?,
         };
@@ -661,50 +1176,57 @@ impl SignerProcessRepository for PostgresRepository {
         id: &DocumentId,
         caller: &Caller,
     ) -> Result<Option<DocumentContent>, RepositoryError> {
-        let row = sqlx::query(
-            "SELECT d.media_type, c.content FROM documents d JOIN document_contents c ON c.document_id = d.id \
+        let mut session = self.session().await?;
+        let row = self
+            .query(
+                "SELECT d.media_type, c.content FROM documents d JOIN document_contents c ON c.document_id = d.id \
              WHERE d.id = $1 AND (d.client_id = $2 OR $3)",
-        )
-        .bind(id.as_str())
-        .bind(caller.client_id.as_str())
-        .bind(caller.trusted)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_error)?;
-        Ok(row.map(|r| DocumentContent { media_type: r.get("media_type"), bytes: r.get("content") }))
+            )
+            .bind(id.as_str())
+            .bind(caller.client_id.as_str())
+            .bind(caller.trusted)
+            .fetch_optional(&mut *session)
+            .await
+            .map_err(map_error)?;
+        session.end().await?;
+        row.map(|r| Ok(DocumentContent { media_type: r.decoded("media_type")?, bytes: r.decoded("content")? }))
+            .transpose()
     }
 
     #[tracing::instrument(skip_all, fields(process_id = %id))]
     async fn events(&self, id: &ProcessId, caller: &Caller) -> Result<Option<Vec<AuditEvent>>, RepositoryError> {
-        let owned: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM signer_processes WHERE id = $1 AND (client_id = $2 OR $3)")
-                .bind(id.as_str())
-                .bind(caller.client_id.as_str())
-                .bind(caller.trusted)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(map_error)?;
+        let mut session = self.session().await?;
+        let owned: Option<i32> = self
+            .query_scalar("SELECT 1 FROM signer_processes WHERE id = $1 AND (client_id = $2 OR $3)")
+            .bind(id.as_str())
+            .bind(caller.client_id.as_str())
+            .bind(caller.trusted)
+            .fetch_optional(&mut *session)
+            .await
+            .map_err(map_error)?;
         if owned.is_none() {
             return Ok(None);
         }
-        let rows = sqlx::query(
-            "SELECT kind, at, actor, request_id, document_id, old_status, new_status \
+        let rows = self
+            .query(
+                "SELECT kind, at, actor, request_id, document_id, old_status, new_status \
              FROM process_events WHERE process_id = $1 ORDER BY id",
-        )
-        .bind(id.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_error)?;
+            )
+            .bind(id.as_str())
+            .fetch_all(&mut *session)
+            .await
+            .map_err(map_error)?;
+        session.end().await?;
         rows.into_iter()
             .map(|r| {
                 Ok(AuditEvent {
-                    kind: EventKind::parse(r.get("kind")).ok_or_else(|| corrupt("event kind"))?,
-                    at: r.get("at"),
-                    actor: r.get("actor"),
-                    request_id: r.get("request_id"),
-                    document_id: r.get::<Option<&str>, _>("document_id").map(document_id).transpose()?,
-                    old_status: r.get("old_status"),
-                    new_status: r.get("new_status"),
+                    kind: EventKind::parse(r.decoded("kind")?).ok_or_else(|| corrupt("event kind"))?,
+                    at: r.decoded("at")?,
+                    actor: r.decoded("actor")?,
+                    request_id: r.decoded("request_id")?,
+                    document_id: r.decoded::<Option<&str>>("document_id")?.map(document_id).transpose()?,
+                    old_status: r.decoded("old_status")?,
+                    new_status: r.decoded("new_status")?,
                 })
             })
             .collect::<Result<Vec<_>, _>>()
@@ -712,6 +1234,131 @@ impl SignerProcessRepository for PostgresRepository {
     }
 
     async fn ping(&self) -> Result<(), RepositoryError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_error).map(|_| ())
+        // The simple query protocol: one message, safe behind any pooler.
+        let mut connection = self.unless_down(self.pool.acquire()).await?;
+        sqlx::Executor::execute(&mut *connection, "SELECT 1").await.map_err(map_error).map(|_| ())
+    }
+}
+
+#[async_trait]
+impl SignerProcessRepository for PostgresRepository {
+    async fn create(&self, process: NewSignerProcess, audit: &AuditContext) -> Result<SignerProcess, CreateError> {
+        self.retrying(|| self.statements.create(&process, audit)).await
+    }
+
+    async fn find(&self, id: &ProcessId, caller: &Caller) -> Result<Option<SignerProcess>, RepositoryError> {
+        self.retrying(|| self.statements.find(id, caller)).await
+    }
+
+    async fn delete(&self, id: &ProcessId, caller: &Caller, audit: &AuditContext) -> Result<bool, RepositoryError> {
+        self.retrying(|| self.statements.delete(id, caller, audit)).await
+    }
+
+    async fn establish_result(
+        &self,
+        id: &ProcessId,
+        caller: &Caller,
+        requested: ProcessResult,
+        machine: &ResultStateMachine,
+        now: OffsetDateTime,
+        audit: &AuditContext,
+    ) -> Result<EstablishOutcome, EstablishResultError> {
+        self.retrying(|| self.statements.establish_result(id, caller, requested.clone(), machine, now, audit)).await
+    }
+
+    async fn set_document_result(
+        &self,
+        process: &ProcessId,
+        document: &DocumentId,
+        caller: &Caller,
+        requested: DocumentResult,
+        machine: &ResultStateMachine,
+        now: OffsetDateTime,
+        audit: &AuditContext,
+    ) -> Result<EstablishOutcome<DocumentResult>, EstablishResultError> {
+        self.retrying(|| {
+            self.statements.set_document_result(process, document, caller, requested.clone(), machine, now, audit)
+        })
+        .await
+    }
+
+    async fn expire(
+        &self,
+        now: OffsetDateTime,
+        only: Option<&ProcessId>,
+        limit: u32,
+        audit: &AuditContext,
+    ) -> Result<u64, RepositoryError> {
+        self.retrying(|| self.statements.expire(now, only, limit, audit)).await
+    }
+
+    async fn create_document(&self, document: NewStandaloneDocument) -> Result<StoredDocument, RepositoryError> {
+        self.retrying(|| self.statements.create_document(&document)).await
+    }
+
+    async fn find_document(&self, id: &DocumentId, caller: &Caller) -> Result<Option<StoredDocument>, RepositoryError> {
+        self.retrying(|| self.statements.find_document(id, caller)).await
+    }
+
+    async fn delete_document(
+        &self,
+        id: &DocumentId,
+        caller: &Caller,
+    ) -> Result<DeleteDocumentOutcome, RepositoryError> {
+        self.retrying(|| self.statements.delete_document(id, caller)).await
+    }
+
+    async fn document_content(
+        &self,
+        id: &DocumentId,
+        caller: &Caller,
+    ) -> Result<Option<DocumentContent>, RepositoryError> {
+        self.retrying(|| self.statements.document_content(id, caller)).await
+    }
+
+    async fn events(&self, id: &ProcessId, caller: &Caller) -> Result<Option<Vec<AuditEvent>>, RepositoryError> {
+        self.retrying(|| self.statements.events(id, caller)).await
+    }
+
+    async fn ping(&self) -> Result<(), RepositoryError> {
+        self.retrying(|| self.statements.ping()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_errors_and_crashed_workers_are_unexpected_not_unavailable() {
+        for error in [sqlx::Error::Protocol("unexpected message".into()), sqlx::Error::WorkerCrashed] {
+            let text = error.to_string();
+            assert!(
+                matches!(map_error(error), RepositoryError::Unexpected(_)),
+                "{text}: a 500, retrying would not help"
+            );
+        }
+        let decode = sqlx::Error::ColumnDecode { index: "version".into(), source: "mismatched types".into() };
+        assert!(matches!(map_error(decode), RepositoryError::Unexpected(_)), "a value that does not decode");
+    }
+
+    #[test]
+    fn connection_trouble_is_unavailable_and_starts_the_probe() {
+        let refused = || sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(matches!(map_error(refused()), RepositoryError::Unavailable(_)));
+        assert_eq!(classify(&map_error(refused())), Failure::LostConnection);
+        assert_eq!(classify(&map_error(sqlx::Error::PoolTimedOut)), Failure::LostConnection);
+        assert_eq!(classify(&map_error(sqlx::Error::Protocol("x".into()))), Failure::Other);
+    }
+
+    #[test]
+    fn a_connection_is_retired_only_when_it_was_made_before_the_retirement() {
+        let retirement = Retirement::default();
+        assert!(!retirement.made_before_retirement(Duration::from_secs(3600)), "nothing retired yet");
+        std::thread::sleep(Duration::from_millis(5));
+        retirement.retire_all();
+        assert!(retirement.made_before_retirement(Duration::from_millis(3)), "made before");
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!retirement.made_before_retirement(Duration::from_millis(1)), "made after");
     }
 }

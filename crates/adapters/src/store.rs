@@ -33,7 +33,7 @@ impl Store {
         if url.starts_with("sqlite:") {
             Ok(Self::Sqlite(SqliteRepository::new(sqlite::connect_lazy(url, settings)?)))
         } else if is_supported_url(url) {
-            Ok(Self::Postgres(PostgresRepository::new(postgres::connect_lazy(url, settings)?)))
+            Ok(Self::Postgres(postgres::connect_lazy(url, settings)?))
         } else {
             Err(RepositoryError::Unexpected("database.url must start with postgres:// or sqlite://".into()))
         }
@@ -45,8 +45,22 @@ impl Store {
     /// [`RepositoryError`] when the database is unreachable or a migration fails.
     pub async fn migrate(&self) -> Result<(), RepositoryError> {
         match self {
-            Self::Postgres(r) => postgres::migrate(r.pool()).await,
+            Self::Postgres(r) => postgres::migrate(r).await,
             Self::Sqlite(r) => sqlite::migrate(r.pool()).await,
+        }
+    }
+
+    /// Checks that the database takes esignsp's session as configured (PostgreSQL: the
+    /// start-up options or, behind a pooler, `SET LOCAL` time-outs are in force); nothing for
+    /// SQLite.
+    ///
+    /// # Errors
+    /// [`RepositoryError::Unexpected`] with a cause naming the setting to change;
+    /// [`RepositoryError::Unavailable`] when the database cannot be reached.
+    pub async fn check_session(&self) -> Result<(), RepositoryError> {
+        match self {
+            Self::Postgres(r) => postgres::check_session(r).await,
+            Self::Sqlite(_) => Ok(()),
         }
     }
 

@@ -45,6 +45,7 @@ impl Backend {
                 max_connections: 40,
                 acquire_timeout: std::time::Duration::from_secs(20),
                 statement_timeout: std::time::Duration::from_secs(10),
+                transaction_pooling: false,
             },
         )
         .expect("store");
@@ -569,17 +570,17 @@ async fn every_text_the_boundary_accepts_is_stored_unchanged_and_no_other_reache
 
 async fn an_unreachable_database_is_reported_as_unavailable(b: Backend) {
     drop(b);
-    let pool = esignsp_adapters::postgres::connect_lazy(
+    let repository = esignsp_adapters::postgres::connect_lazy(
         "postgres://postgres@127.0.0.1:1/none",
         &PoolSettings {
             max_connections: 1,
             acquire_timeout: std::time::Duration::from_millis(500),
             statement_timeout: std::time::Duration::from_secs(10),
+            transaction_pooling: false,
         },
     )
     .expect("pool");
-    let err =
-        esignsp_adapters::postgres::PostgresRepository::new(pool).ping().await.expect_err("nothing listens on port 1");
+    let err = repository.ping().await.expect_err("nothing listens on port 1");
     assert!(matches!(err, esignsp_domain::RepositoryError::Unavailable(_)), "{err:?}");
 }
 

@@ -18,17 +18,19 @@ use time::OffsetDateTime;
 
 async fn repository() -> (PostgresRepository, PgPool, String) {
     let url = esignsp_testkit::fresh_database().await;
-    let pool = connect_lazy(
+    let repository = connect_lazy(
         &url,
         &PoolSettings {
             max_connections: 4,
             acquire_timeout: Duration::from_secs(20),
             statement_timeout: Duration::from_secs(10),
+            transaction_pooling: false,
         },
     )
     .expect("pool");
-    migrate(&pool).await.expect("migrate");
-    (PostgresRepository::new(pool.clone()), pool, url)
+    migrate(&repository).await.expect("migrate");
+    let pool = repository.pool().clone();
+    (repository, pool, url)
 }
 
 fn caller() -> Caller {

@@ -108,6 +108,10 @@ pub struct DatabaseSettings {
     /// Longest a PostgreSQL statement or lock wait may take before the request answers 503,
     /// in seconds (10).
     pub statement_timeout_seconds: u64,
+    /// `database.url` leads to a pooler in transaction mode, such as pgbouncer with
+    /// `pool_mode = transaction` (false): statements then live only inside a transaction and
+    /// the time-outs are set with `SET LOCAL`; migrations must run directly against PostgreSQL.
+    pub transaction_pooling: bool,
 }
 
 impl Default for DatabaseSettings {
@@ -118,6 +122,7 @@ impl Default for DatabaseSettings {
             acquire_timeout_seconds: 5,
             migrate_on_start: true,
             statement_timeout_seconds: 10,
+            transaction_pooling: false,
         }
     }
 }

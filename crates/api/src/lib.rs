@@ -10,6 +10,7 @@ pub mod dto;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod panic;
 pub mod request_id;
 pub mod routes;
 pub mod startup;

@@ -48,7 +48,12 @@ pub async fn middleware(
     let path: String = req.path().chars().take(200).collect();
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %path);
     let started = Instant::now();
-    let mut response = next.call(req).instrument(span.clone()).await?;
+    let mut response = match next.call(req).instrument(span.clone()).await {
+        Ok(response) => response,
+        // Answered by the server from the error (a panic caught inside, for one): the id goes
+        // into that answer too.
+        Err(error) => return Err(WithRequestId { id, error }.into()),
+    };
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
@@ -65,6 +70,33 @@ pub async fn middleware(
         );
     });
     Ok(response)
+}
+
+/// An error of the inner services, answered with `X-Request-Id`.
+#[derive(Debug)]
+struct WithRequestId {
+    id: String,
+    error: actix_web::Error,
+}
+
+impl std::fmt::Display for WithRequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl actix_web::ResponseError for WithRequestId {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        self.error.as_response_error().status_code()
+    }
+
+    fn error_response(&self) -> actix_web::HttpResponse {
+        let mut response = self.error.error_response();
+        if let Ok(value) = HeaderValue::from_str(&self.id) {
+            response.headers_mut().insert(X_REQUEST_ID, value);
+        }
+        response
+    }
 }
 
 impl FromRequest for RequestId {

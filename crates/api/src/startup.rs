@@ -14,7 +14,7 @@ use esignsp_adapters::jwt::{self, DevSigningKey, JwtVerifier, VerifierSettings};
 use esignsp_adapters::postgres::PoolSettings;
 use esignsp_adapters::store::Store;
 use esignsp_adapters::system::{OsRandomIds, SystemClock};
-use esignsp_domain::ports::AccessTokenVerifier;
+use esignsp_domain::ports::{AccessTokenVerifier, RepositoryError};
 use esignsp_domain::{ResultStateMachine, SignerProcessService};
 use secrecy::ExposeSecret;
 
@@ -136,6 +136,7 @@ pub fn connect(settings: &Settings) -> Result<Store, ConfigError> {
             max_connections: settings.database.max_connections,
             acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_seconds),
             statement_timeout: Duration::from_secs(settings.database.statement_timeout_seconds),
+            transaction_pooling: settings.database.transaction_pooling,
         },
     )
     .map_err(|e| ConfigError(format!("database.url: {e}")))
@@ -211,6 +212,15 @@ impl Application {
     /// A configuration error naming its key, an unreachable database when migrating, or a
     /// port that cannot be bound.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, |_| {}).await
+    }
+
+    /// [`Application::build`] with `extra_routes` added beside the API's own (tests use it for
+    /// routes that production must not have, such as one that panics).
+    ///
+    /// # Errors
+    /// As [`Application::build`].
+    pub async fn build_with(settings: Settings, extra_routes: fn(&mut web::ServiceConfig)) -> anyhow::Result<Self> {
         ensure_dev_key(&settings)?;
         let jwt_verifier = build_verifier(&settings)?;
         let warming = jwt_verifier.clone();
@@ -226,12 +236,21 @@ impl Application {
             );
         }
         let store = connect(&settings)?;
+        let url = crate::config::redacted_url(settings.database.url.expose_secret());
+        // Bounded: the service starts while the database is down.
+        match tokio::time::timeout(Duration::from_secs(2), store.check_session())
+            .await
+            .unwrap_or_else(|_| Err(RepositoryError::Unavailable("no connection within 2 s".into())))
+        {
+            Ok(()) => {}
+            // The service starts while the database is down, and answers 503 until it is back.
+            Err(RepositoryError::Unavailable(e)) => tracing::warn!(error = %e, "database.url: {url} is unreachable"),
+            Err(RepositoryError::Unexpected(e)) => anyhow::bail!("database.url: {url}: {e}"),
+        }
         if settings.database.migrate_on_start {
             store.migrate().await.map_err(|e| {
-                anyhow::anyhow!(
-                    "database.url: cannot migrate {}: {e}",
-                    crate::config::redacted_url(settings.database.url.expose_secret())
-                )
+                let cause = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
+                anyhow::anyhow!("database.url: cannot migrate {url}: {e}{cause}")
             })?;
         }
         let service = SignerProcessService::new(
@@ -273,8 +292,10 @@ impl Application {
                 .app_data(auth.clone())
                 .app_data(metrics.clone())
                 .configure(crate::routes::configure)
+                .configure(extra_routes)
                 .default_service(web::to(|| async { Err::<HttpResponse, _>(ApiError::NotFound) }))
                 .wrap(NormalizePath::new(TrailingSlash::Trim))
+                .wrap(from_fn(crate::panic::middleware))
                 .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
                 .wrap(from_fn(crate::request_id::middleware))
         })

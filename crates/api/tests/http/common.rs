@@ -74,7 +74,16 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// Starts the application with these settings; the public URL follows the bound port.
 pub async fn start(settings: Settings, database_url: String) -> TestApp {
-    let app = Application::build(settings.clone()).await.expect("application builds");
+    start_with_routes(settings, database_url, |_| {}).await
+}
+
+/// [`start`] with routes added beside the API's own (see `Application::build_with`).
+pub async fn start_with_routes(
+    settings: Settings,
+    database_url: String,
+    extra_routes: fn(&mut actix_web::web::ServiceConfig),
+) -> TestApp {
+    let app = Application::build_with(settings.clone(), extra_routes).await.expect("application builds");
     let port = app.port();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
@@ -84,6 +93,7 @@ pub async fn start(settings: Settings, database_url: String) -> TestApp {
             max_connections: 4,
             acquire_timeout: std::time::Duration::from_secs(20),
             statement_timeout: std::time::Duration::from_secs(10),
+            transaction_pooling: false,
         },
     )
     .expect("test pool");

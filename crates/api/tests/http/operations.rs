@@ -372,6 +372,7 @@ async fn sigterm_lets_in_flight_puts_finish_and_stores_what_was_acknowledged() {
             max_connections: 2,
             acquire_timeout: Duration::from_secs(10),
             statement_timeout: std::time::Duration::from_secs(10),
+            transaction_pooling: false,
         },
     )
     .expect("db");
