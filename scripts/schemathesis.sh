@@ -6,12 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v curl >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }
-python3 -m pip --version >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null; }
-if ! command -v st >/dev/null 2>&1 || ! python3 -c 'import openapi_spec_validator' 2>/dev/null; then
-  python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4,<5' 'openapi-spec-validator>=0.7' \
-    || python3 -m pip install --quiet --break-system-packages 'schemathesis>=4,<5' 'openapi-spec-validator>=0.7'
-fi
-st_bin=$(command -v st || echo "$(python3 -m site --user-base)/bin/st")
+. scripts/venv.sh
+ensure_venv scripts/requirements.txt
+st_bin=$VENV/bin/st
 
 work=$(mktemp -d)
 database=esignsp_test_schemathesis
@@ -30,7 +27,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 curl -fs "http://127.0.0.1:$port/openapi.json" -o "$work/openapi.json"
-python3 -c "import json,sys; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('openapi.json: valid OpenAPI', json.load(open(sys.argv[1]))['openapi'])" "$work/openapi.json"
+"$VENV/bin/python" -c "import json,sys; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('openapi.json: valid OpenAPI', json.load(open(sys.argv[1]))['openapi'])" "$work/openapi.json"
 token=$(target/debug/esignsp token --client-id schemathesis)
 "$st_bin" run "http://127.0.0.1:$port/openapi.json" \
   -H "Authorization: Bearer $token" \

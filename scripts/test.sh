@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
+. scripts/venv.sh
 
 ensure_build_tools || { echo "esignsp: cargo is required" >&2; exit 1; }
 ensure_postgres || exit 1
@@ -34,4 +35,5 @@ cargo test --workspace --locked --no-fail-fast
 ESIGNSP_TEST_DATABASE=sqlite cargo test -p esignsp-api --test http --locked --no-fail-fast
 # The live service against its own OpenAPI document, and the container files.
 bash scripts/schemathesis.sh
-python3 scripts/check_container.py
+ensure_venv scripts/requirements.txt
+"$VENV/bin/python" scripts/check_container.py
