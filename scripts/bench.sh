@@ -20,7 +20,10 @@ SCALES=${SCALES:-"10000 1000000"}
 CONCURRENCY=${CONCURRENCY:-"32 256"}
 PUTS=${PUTS:-10000}
 ROUNDS=${ROUNDS:-3}
-cargo build --release --locked --bin esignsp --bin esignsp-load --bin esignsp-pgbench-script >&2
+# The `profiling` profile: release code with symbols and line tables, so `perf record` on the
+# running service (or the load generator) names functions and lines.
+cargo build --profile profiling --locked --bin esignsp --bin esignsp-load --bin esignsp-pgbench-script >&2
+bin=target/profiling
 
 work=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -54,7 +57,7 @@ export ESIGNSP__SERVER__PORT=$port ESIGNSP__SERVER__DATA_DIR=$work ESIGNSP__DATA
 [ -n "${POOL:-}" ] && export ESIGNSP__DATABASE__MAX_CONNECTIONS=$POOL
 unset ESIGNSP_CONFIG
 start() {
-  target/release/esignsp serve >>"$work/service.log" 2>&1 &
+  $bin/esignsp serve >>"$work/service.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return; sleep 0.1; done
   echo "esignsp did not start" >&2; exit 1
@@ -70,14 +73,14 @@ row() { printf '%-8s %-11s %4s %9s %9s %9s %10s %10s %9s\n' "$@"; }
 
 # The statements of one PUT on the service's optimistic path, taken from the code
 # (esignsp_adapters::postgres::sql), each pgbench client taking pending processes of its own.
-target/release/esignsp-pgbench-script > "$work/put.sql"
+$bin/esignsp-pgbench-script > "$work/put.sql"
 
 # One round's PUTs from the service (ids of $work/ids) and from pgbench (the other half);
 # they alternate which goes first.
 run_service() {
   local t0
   t0=$(service_ticks)
-  load_cpu=$(calc "$load_cpu + $(cpu_of target/release/esignsp-load --base "$base" --operation put-result \
+  load_cpu=$(calc "$load_cpu + $(cpu_of $bin/esignsp-load --base "$base" --operation put-result \
     --concurrency "$c" --requests "$n" --token "$token" --ids "$work/ids")" .3f)
   ticks=$(( ticks + $(service_ticks) - t0 ))
   [ "$(json '["statuses"]')" = "{'200': $n}" ] || { echo "PUT answers: $(cat "$work/out")" >&2; exit 1; }
@@ -97,7 +100,7 @@ row scale operation C "svc rps" "pgb rps" "rps ratio" "svc p99ms" "pgb p99ms" "p
 for scale in $SCALES; do
   psql "$admin_url" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
   psql "$admin_url" -qc "CREATE DATABASE $db" >/dev/null
-  target/release/esignsp migrate >/dev/null
+  $bin/esignsp migrate >/dev/null
   # Bulk load (not through the API): scale pending processes, ids derived from their number.
   psql "$url" -qc "INSERT INTO signer_processes (id, client_id, task_id, process_type, request, created_at, expires_at)
     SELECT substr(md5(n::text) || md5(n::text || 'x'), 1, 32), 'bench', substr(md5(n::text || 't'), 1, 32),
@@ -107,7 +110,7 @@ for scale in $SCALES; do
   n=$(( PUTS < half ? PUTS : half ))
   psql "$url" -Atc "SELECT substr(md5(n::text) || md5(n::text || 'x'), 1, 32) FROM generate_series(1, $n) AS n" > "$work/ids"
   start
-  token=$(target/release/esignsp token --client-id bench --ttl 86400)
+  token=$($bin/esignsp token --client-id bench --ttl 86400)
   for c in $CONCURRENCY; do
     svc_rps=() svc_p99=() pgb_tps=() pgb_p99=() load_cpu=0 pgb_cpu=0 ticks=0
     echo 5 > "/proc/$pid/clear_refs" 2>/dev/null || true   # resets the peak (VmHWM) for the PUT phase
@@ -127,10 +130,10 @@ for scale in $SCALES; do
       echo "cpu_ms_per_put_${scale}_${c}: service $(calc "$ticks * 1000 / $(getconf CLK_TCK) / ($n * $ROUNDS)" .3f)," \
         "load generator $(calc "$load_cpu * 1000 / ($n * $ROUNDS)" .3f), pgbench client $(calc "$pgb_cpu * 1000 / ($n * $ROUNDS)" .3f)"
     } >> "$work/cpu"
-    cpu_of target/release/esignsp-load --base "$base" --operation get-result --concurrency "$c" --requests "$n" \
+    cpu_of $bin/esignsp-load --base "$base" --operation get-result --concurrency "$c" --requests "$n" \
       --token "$token" --ids "$work/ids" >/dev/null
     row "$scale" "GET result" "$c" "$(json '["rps"]' | cut -d. -f1)" - - "$(json '["p99_ms"]')" - -
-    cpu_of target/release/esignsp-load --base "$base" --operation create --concurrency "$c" --requests $(( n / 4 )) \
+    cpu_of $bin/esignsp-load --base "$base" --operation create --concurrency "$c" --requests $(( n / 4 )) \
       --token "$token" --pdf-bytes 102400 >/dev/null
     row "$scale" "O1 100KiB" "$c" "$(json '["rps"]' | cut -d. -f1)" - - "$(json '["p99_ms"]')" - -
   done
