@@ -29,10 +29,29 @@ done
 curl -fs "http://127.0.0.1:$port/openapi.json" -o "$work/openapi.json"
 "$VENV/bin/python" -c "import json,sys; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('openapi.json: valid OpenAPI', json.load(open(sys.argv[1]))['openapi'])" "$work/openapi.json"
 token=$(target/debug/esignsp token --client-id schemathesis)
-"$st_bin" run "http://127.0.0.1:$port/openapi.json" \
+"$st_bin" --config-file scripts/schemathesis.toml run "http://127.0.0.1:$port/openapi.json" \
   -H "Authorization: Bearer $token" \
   --checks not_a_server_error,response_schema_conformance,content_type_conformance \
   --max-examples 25 --request-timeout 20 --seed 1
+# What the generated requests reached, from the service's own metrics: the id-taking operations
+# must see real ids (OpenAPI links from O1's 201 response, followed in the stateful phase), not
+# only 404. 200/409 on PUT …/result means the process existed.
+curl -fs "http://127.0.0.1:$port/metrics" -o "$work/metrics.txt"
+"$VENV/bin/python" - "$work/metrics.txt" <<'PY'
+import collections, re, sys
+counts = collections.defaultdict(collections.Counter)
+for line in open(sys.argv[1]):
+    m = re.match(r'esignsp_http_requests_total\{method="(\w+)",route="([^"]+)",status="(\d+)"\} (\d+)', line)
+    if m:
+        counts[f"{m[1]} {m[2]}"][m[3]] += int(m[4])
+for op in sorted(counts):
+    print(f"  {op}: " + ", ".join(f"{s}×{n}" for s, n in sorted(counts[op].items())))
+put = counts.get("PUT /trustedx-resources/esignsp/v2/signer_processes/{id}/result", collections.Counter())
+existing = put["200"] + put["409"]
+print(f"PUT …/result: {sum(put.values())} requests, {existing} with an existing process id (200/409)")
+if existing == 0:
+    sys.exit("schemathesis never reached PUT …/result with an existing process id")
+PY
 if grep -q '"level":"ERROR"\|ERROR' "$work/service.log" && grep -q 'panicked' "$work/service.log"; then
   echo "esignsp panicked under schemathesis:" >&2; cat "$work/service.log" >&2; exit 1
 fi

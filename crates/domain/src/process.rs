@@ -261,17 +261,52 @@ pub struct StoredDocument {
     pub created_at: OffsetDateTime,
 }
 
-/// Validates the `signers` part of O8: a JSON array of objects whose strings and keys pass
-/// the text rule ([`check_json`]).
+/// Validates the `signers` part of O8: a JSON array of signature definitions, objects whose
+/// well-known members have their type (the OpenAPI `SignatureDefinition`):
+/// `signature_policy_id` a string, `parameters` an object with `type` a string and
+/// `signature_field` an object with `name` a string and `page` a number or a string. Other
+/// members are kept as sent; strings and keys pass the text rule ([`check_json`]).
 ///
 /// # Errors
-/// [`InvalidProcess::MemberType`] or [`InvalidProcess::Text`] naming the path.
+/// [`InvalidProcess::MemberType`] naming the first offending member, or
+/// [`InvalidProcess::Text`] naming the path.
 pub fn validate_signers(value: &Value) -> Result<(), InvalidProcess> {
-    if !value.as_array().is_some_and(|a| a.iter().all(Value::is_object)) {
-        return Err(InvalidProcess::MemberType { member: "signers", expected: "an array of objects" });
+    let Some(definitions) = value.as_array() else {
+        return Err(InvalidProcess::MemberType { member: "signers", expected: "an array of signature definitions" });
+    };
+    for definition in definitions {
+        check_signature_definition(definition)?;
     }
     check_json("signers", TextKind::JsonString, value)?;
     Ok(())
+}
+
+fn check_signature_definition(definition: &Value) -> Result<(), InvalidProcess> {
+    fn invalid(member: &'static str, expected: &'static str) -> InvalidProcess {
+        InvalidProcess::MemberType { member, expected }
+    }
+    fn object<'a>(value: &'a Value, member: &'static str) -> Result<&'a Map<String, Value>, InvalidProcess> {
+        value.as_object().ok_or(invalid(member, "an object"))
+    }
+    fn string(value: Option<&Value>, member: &'static str) -> Result<(), InvalidProcess> {
+        match value {
+            None | Some(Value::String(_)) => Ok(()),
+            Some(_) => Err(invalid(member, "a string")),
+        }
+    }
+    let definition = object(definition, "signers[]")?;
+    string(definition.get("signature_policy_id"), "signers[].signature_policy_id")?;
+    let Some(parameters) = definition.get("parameters") else { return Ok(()) };
+    let parameters = object(parameters, "signers[].parameters")?;
+    string(parameters.get("type"), "signers[].parameters.type")?;
+    let Some(field) = parameters.get("signature_field") else { return Ok(()) };
+    let field = object(field, "signers[].parameters.signature_field")?;
+    string(field.get("name"), "signers[].parameters.signature_field.name")?;
+    match field.get("page") {
+        None | Some(Value::String(_)) => Ok(()),
+        Some(Value::Number(n)) if n.as_u64().is_some() => Ok(()),
+        Some(_) => Err(invalid("signers[].parameters.signature_field.page", "a page number or a string")),
+    }
 }
 
 /// A process to be created (operation O1), ids already minted.
@@ -362,6 +397,48 @@ mod tests {
         assert_eq!(request.process_type(), ProcessType::Esigp);
         assert!(request.members().get("unknown").is_none(), "unknown members are dropped");
         assert_eq!(request.finish_callback_url(), Some("https://app.example/done?x=1"));
+    }
+
+    #[test]
+    fn signature_definitions_are_checked_for_the_types_of_their_well_known_members() {
+        let pdf = "urn:safelayer:eidas:policies:sign:document:pdf";
+        for valid in [
+            json!([]),
+            json!([{"signature_policy_id": pdf, "parameters": {"type": "pades",
+                    "signature_field": {"name": "Sign1", "page": "1"}}, "extra": [1, 2]}]),
+            json!([{"parameters": {"signature_field": {"page": 2}}}, {}]),
+        ] {
+            assert_eq!(validate_signers(&valid), Ok(()), "{valid}");
+        }
+        let wrong = |member, expected| Err(InvalidProcess::MemberType { member, expected });
+        for (value, expected) in [
+            (json!({}), wrong("signers", "an array of signature definitions")),
+            (json!(["x"]), wrong("signers[]", "an object")),
+            (json!([{"signature_policy_id": 5}]), wrong("signers[].signature_policy_id", "a string")),
+            (json!([{"signature_policy_id": null}]), wrong("signers[].signature_policy_id", "a string")),
+            (json!([{"parameters": []}]), wrong("signers[].parameters", "an object")),
+            (json!([{"parameters": {"type": true}}]), wrong("signers[].parameters.type", "a string")),
+            (
+                json!([{"parameters": {"signature_field": "Sign1"}}]),
+                wrong("signers[].parameters.signature_field", "an object"),
+            ),
+            (
+                json!([{"parameters": {"signature_field": {"name": 1}}}]),
+                wrong("signers[].parameters.signature_field.name", "a string"),
+            ),
+            (
+                json!([{"parameters": {"signature_field": {"page": 1.5}}}]),
+                wrong("signers[].parameters.signature_field.page", "a page number or a string"),
+            ),
+            (
+                json!([{"parameters": {"signature_field": {"page": -1}}}]),
+                wrong("signers[].parameters.signature_field.page", "a page number or a string"),
+            ),
+        ] {
+            assert_eq!(validate_signers(&value), expected, "{value}");
+        }
+        let nul = json!([{"note": "a\u{0}b"}]);
+        assert!(matches!(validate_signers(&nul), Err(InvalidProcess::Text(_))), "strings pass the text rule");
     }
 
     #[test]

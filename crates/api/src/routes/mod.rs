@@ -1,5 +1,6 @@
 //! Routes of the eSignSP v2 API (SPEC §3) and the operational endpoints.
 
+pub mod docs;
 pub mod documents;
 pub mod health;
 pub mod processes;
@@ -90,10 +91,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::head().to(health::openapi))
             .default_service(not_allowed("GET, HEAD")),
     )
-    .service(<utoipa_redoc::Redoc<_> as utoipa_redoc::Servable<_>>::with_url(
-        "/docs",
-        <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi(),
-    ))
+    .service(
+        web::resource("/docs")
+            .route(web::get().to(docs::index))
+            .route(web::head().to(docs::index))
+            .default_service(not_allowed("GET, HEAD")),
+    )
+    .service(
+        web::resource("/docs/{file:.+}")
+            .route(web::get().to(docs::asset))
+            .route(web::head().to(docs::asset))
+            .default_service(not_allowed("GET, HEAD")),
+    )
     .service(
         web::resource("/metrics")
             .route(web::get().to(health::metrics))
