@@ -35,5 +35,7 @@ cargo test --workspace --locked --no-fail-fast
 ESIGNSP_TEST_DATABASE=sqlite cargo test -p esignsp-api --test http --locked --no-fail-fast
 # The live service against its own OpenAPI document, and the container files.
 bash scripts/schemathesis.sh
+# /docs in a real browser (Debian's chromium) with the network blocked.
+bash scripts/docs-browser.sh
 ensure_venv scripts/requirements.txt
 "$VENV/bin/python" scripts/check_container.py
