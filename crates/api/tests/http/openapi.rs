@@ -216,3 +216,34 @@ async fn links_from_a_created_process_reach_every_operation_on_it() {
         assert!(!matches!(status, 404 | 410), "{name}: {method} {url} answered {status}");
     }
 }
+
+/// Members the document leaves open (other members of a signature definition, `signer`,
+/// `views`, `timestamp`) come back as sent on both stores, numbers at the ends of the f64 range
+/// included (PostgreSQL jsonb prints -1.7976931348623157e308 as a 309-digit integer, which
+/// failed to parse back, and every read of the resource dropped the connection).
+#[tokio::test]
+async fn open_members_with_extreme_numbers_come_back_as_sent() {
+    let app = spawn_app().await;
+    let extremes = serde_json::json!({"max": -1.7976931348623157e308, "tiny": 5e-324, "big": 1.2345678901234568e29});
+    let signers = serde_json::json!([{"signature_policy_id": "urn:x", "extra": extremes}]);
+    let form = reqwest::multipart::Form::new()
+        .part("document", reqwest::multipart::Part::bytes(PDF.to_vec()).file_name("c.pdf"))
+        .part("signers", reqwest::multipart::Part::text(signers.to_string()));
+    let created = app.client.post(app.url("/documents")).bearer_auth(token("relying-app")).multipart(form).send();
+    let created: Value = created.await.expect("req").json().await.expect("json");
+    let read = app.get("relying-app", &format!("/documents/{}", created["id"].as_str().expect("id"))).await;
+    assert_eq!(read.status(), 200);
+    assert_eq!(read.json::<Value>().await.expect("json")["signers"], signers, "O9");
+
+    let process = serde_json::json!({
+        "process_type": "urn:safelayer:eidas:processes:document:sign",
+        "signer": {"x": extremes}, "views": {"x": extremes}, "timestamp": {"x": extremes}
+    });
+    let created = app.create_process_with_json("relying-app", process).await;
+    let read = app.get("relying-app", &format!("/signer_processes/{}", created["id"].as_str().expect("id"))).await;
+    assert_eq!(read.status(), 200);
+    let read: Value = read.json().await.expect("json");
+    for member in ["signer", "views", "timestamp"] {
+        assert_eq!(read[member]["x"], extremes, "O2 {member}");
+    }
+}
