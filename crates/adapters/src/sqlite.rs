@@ -40,6 +40,22 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// cannot be created.
 pub fn connect_lazy(url: &str, settings: &PoolSettings) -> Result<SqlitePool, RepositoryError> {
     let options = SqliteConnectOptions::from_str(url).map_err(|e| RepositoryError::Unexpected(e.into()))?;
+    connect_lazy_with(options, settings)
+}
+
+/// [`connect_lazy`] with parsed options (extra pragmas, e.g. a `max_page_count` that plays
+/// a full disk in tests); the journal, durability, foreign key and busy settings of this
+/// adapter are applied on top.
+///
+/// A connection goes back to the pool only when no transaction is left open on it: a COMMIT or
+/// ROLLBACK that fails (a full disk, SQLite rolling the transaction back by itself) leaves
+/// sqlx's transaction depth above zero, and every later `BEGIN` on that connection would fail
+/// ("attempted to call begin_with at non-zero transaction depth"); such a connection is closed
+/// instead, and its replacement starts clean.
+///
+/// # Errors
+/// [`RepositoryError::Unexpected`] when the database's directory cannot be created.
+pub fn connect_lazy_with(options: SqliteConnectOptions, settings: &PoolSettings) -> Result<SqlitePool, RepositoryError> {
     if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| RepositoryError::Unexpected(e.into()))?;
     }
@@ -52,7 +68,85 @@ pub fn connect_lazy(url: &str, settings: &PoolSettings) -> Result<SqlitePool, Re
     Ok(SqlitePoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
+        .after_release(|conn, _| Box::pin(async move { left_clean(conn).await }))
         .connect_lazy_with(options))
+}
+
+/// Whether a returned connection has no transaction left open (see [`connect_lazy_with`]).
+async fn left_clean(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    // A dropped transaction queues its ROLLBACK on the connection's worker; commands run in
+    // order, so after this round trip the depth says how that ROLLBACK ended.
+    sqlx::Connection::ping(conn).await?;
+    let depth = <<Sqlite as sqlx::Database>::TransactionManager as sqlx::TransactionManager>::get_transaction_depth(conn);
+    if depth > 0 {
+        tracing::warn!(depth, "closing a SQLite connection whose transaction could not be ended (failed COMMIT or ROLLBACK)");
+    }
+    Ok(depth == 0)
+}
+
+/// Least free space on the database's file system for `/readyz` to report ready: below it,
+/// writes are about to fail with `SQLITE_FULL`.
+pub const MIN_FREE_BYTES: u64 = 1024 * 1024;
+
+/// An unusable database location, with the path it concerns (logged, never sent to clients).
+#[derive(Debug, thiserror::Error)]
+pub enum StorageProblem {
+    /// The directory, the database file or their file system refuses writes.
+    #[error("{} is read-only ({source})", path.display())]
+    ReadOnly {
+        /// The directory or file.
+        path: std::path::PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The file system holding the database has (almost) no space left.
+    #[error("the file system of {} is full: {available} bytes left, fewer than {MIN_FREE_BYTES}", path.display())]
+    Full {
+        /// The database's directory.
+        path: std::path::PathBuf,
+        /// Bytes available to this process.
+        available: u64,
+    },
+}
+
+impl From<StorageProblem> for RepositoryError {
+    fn from(problem: StorageProblem) -> Self {
+        match problem {
+            StorageProblem::ReadOnly { .. } => Self::ReadOnly(problem.into()),
+            StorageProblem::Full { .. } => Self::InsufficientStorage(problem.into()),
+        }
+    }
+}
+
+/// Checks that the database `file` and its directory can be written and that their file
+/// system has at least [`MIN_FREE_BYTES`] free. A directory that does not exist yet is not a
+/// problem (it is created on first connection).
+///
+/// # Errors
+/// The first [`StorageProblem`] found.
+pub fn check_storage(file: &std::path::Path) -> Result<(), StorageProblem> {
+    use rustix::fs::{access, statvfs, Access};
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    if !dir.exists() {
+        return Ok(());
+    }
+    for path in [dir, file] {
+        if path.exists() {
+            access(path, Access::WRITE_OK)
+                .map_err(|e| StorageProblem::ReadOnly { path: path.to_path_buf(), source: e.into() })?;
+        }
+    }
+    if let Ok(fs) = statvfs(dir) {
+        if fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY) {
+            let source = std::io::Error::from_raw_os_error(rustix::io::Errno::ROFS.raw_os_error());
+            return Err(StorageProblem::ReadOnly { path: dir.to_path_buf(), source });
+        }
+        let available = fs.f_bavail.saturating_mul(fs.f_frsize);
+        if available < MIN_FREE_BYTES {
+            return Err(StorageProblem::Full { path: dir.to_path_buf(), available });
+        }
+    }
+    Ok(())
 }
 
 /// Applies pending migrations.
@@ -66,22 +160,31 @@ pub async fn migrate(pool: &SqlitePool) -> Result<(), RepositoryError> {
     })
 }
 
-/// Translates a sqlx error: a busy or locked database and connection trouble are
-/// `Unavailable` (503), everything else `Unexpected` (500).
+/// Translates a sqlx error: `SQLITE_FULL` is `InsufficientStorage` (507), `SQLITE_READONLY`
+/// `ReadOnly` (503); a busy or locked database, a file that cannot be opened, disk I/O errors
+/// and connection trouble are `Unavailable` (503); everything else `Unexpected` (500).
 #[must_use]
 pub fn map_error(error: sqlx::Error) -> RepositoryError {
-    let unavailable = match &error {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
-        // SQLITE_BUSY (5), SQLITE_LOCKED (6) and their extended codes.
-        sqlx::Error::Database(db) => {
-            db.code().and_then(|c| c.parse::<i64>().ok()).is_some_and(|c| matches!(c & 0xff, 5 | 6))
+    // Primary result codes (https://sqlite.org/rescode.html); extended codes keep them in
+    // their low byte.
+    const BUSY: i64 = 5;
+    const LOCKED: i64 = 6;
+    const READONLY: i64 = 8;
+    const IOERR: i64 = 10;
+    const FULL: i64 = 13;
+    const CANTOPEN: i64 = 14;
+    let code = match &error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => {
+            return RepositoryError::Unavailable(error.into());
         }
-        _ => false,
+        sqlx::Error::Database(db) => db.code().and_then(|c| c.parse::<i64>().ok()).map(|c| c & 0xff),
+        _ => None,
     };
-    if unavailable {
-        RepositoryError::Unavailable(error.into())
-    } else {
-        RepositoryError::Unexpected(error.into())
+    match code {
+        Some(FULL) => RepositoryError::InsufficientStorage(error.into()),
+        Some(READONLY) => RepositoryError::ReadOnly(error.into()),
+        Some(BUSY | LOCKED | IOERR | CANTOPEN) => RepositoryError::Unavailable(error.into()),
+        _ => RepositoryError::Unexpected(error.into()),
     }
 }
 
@@ -112,6 +215,15 @@ impl SqliteRepository {
     #[must_use]
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// The database file; `None` for an in-memory database.
+    #[must_use]
+    pub fn file(&self) -> Option<std::path::PathBuf> {
+        let options = self.pool.connect_options();
+        let file = options.get_filename();
+        let name = file.to_string_lossy();
+        (!name.starts_with("file:") && name != ":memory:").then(|| file.to_path_buf())
     }
 
     /// A write transaction that holds the write lock from its first statement.
@@ -652,6 +764,9 @@ impl SignerProcessRepository for SqliteRepository {
     }
 
     async fn ping(&self) -> Result<(), RepositoryError> {
+        if let Some(file) = self.file() {
+            check_storage(&file)?;
+        }
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_error).map(|_| ())
     }
 }

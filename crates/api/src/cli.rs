@@ -1,13 +1,13 @@
 //! The command line (SPEC §7): `serve` (default), `migrate`, `token`, `check-config`, and
 //! `keygen` (writes a development signing key).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use esignsp_adapters::jwt::{DevSigningKey, DevTokenRequest};
 
 use crate::config::Settings;
-use crate::startup::{connect, ensure_dev_key, Application};
+use crate::startup::{connect, Application};
 
 /// esignsp: a server for the eSignSP v2 document signature process API.
 #[derive(Debug, Parser)]
@@ -93,19 +93,12 @@ pub async fn run(cli: Cli) -> i32 {
             }
         }
         Command::Token { client_id, scope, ttl } => {
-            if settings.development && settings.auth.dev_signing_key_file.as_ref().is_some_and(|f| !f.exists()) {
-                eprintln!(
-                    "esignsp: generating a new development key in {}: only a service using this data \
-                     directory accepts the token",
-                    settings.server.data_dir.display()
-                );
-            }
-            if let Err(e) = ensure_dev_key(&settings) {
-                return fail(&e);
-            }
             let Some(file) = &settings.auth.dev_signing_key_file else {
                 return fail(&"auth.dev_signing_key_file: not set; `esignsp token` signs only with a development key");
             };
+            if !file.exists() {
+                return fail(&missing_dev_key(&settings, file));
+            }
             let key = match DevSigningKey::load(file) {
                 Ok(k) => k,
                 Err(e) => return fail(&format!("auth.dev_signing_key_file: {e}")),
@@ -127,13 +120,46 @@ pub async fn run(cli: Cli) -> i32 {
             }
         }
         Command::CheckConfig => {
-            if let Err(e) = crate::startup::build_verifier(&settings) {
+            // A fresh development set-up has no key yet: `serve` generates it on first start,
+            // and checking must not.
+            let mut checked = settings.clone();
+            if settings.development && settings.auth.dev_signing_key_file.as_ref().is_some_and(|f| !f.exists()) {
+                checked.auth.dev_signing_key_file = None;
+                eprintln!(
+                    "esignsp: development set-up: `esignsp serve` will generate the signing key {}",
+                    settings.auth.dev_signing_key_file.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default()
+                );
+            }
+            if let Err(e) = crate::startup::build_verifier(&checked) {
                 return fail(&e);
             }
             print!("{}", settings.to_redacted_toml());
             0
         }
         Command::Keygen { .. } => 0,
+    }
+}
+
+/// The line of `esignsp token` when the key it signs with does not exist: which file it looked
+/// for, and where to run it.
+fn missing_dev_key(settings: &Settings, file: &Path) -> String {
+    let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| ".".to_owned());
+    let absolute = if file.is_absolute() { file.to_path_buf() } else { Path::new(&cwd).join(file) };
+    if settings.development {
+        format!(
+            "auth.dev_signing_key_file: no development key {} (looked for it from {cwd}); `esignsp token` never \
+             generates one. Run it in the directory where `esignsp serve` runs (serve creates the key in its \
+             server.data_dir on first start), or point ESIGNSP__SERVER__DATA_DIR (or ESIGNSP_CONFIG) at that \
+             service's data directory",
+            absolute.display()
+        )
+    } else {
+        format!(
+            "auth.dev_signing_key_file: no such file {} (looked for it from {cwd}); `esignsp token` never \
+             generates a key: create one with `esignsp keygen --out {}` and configure it for the service too",
+            absolute.display(),
+            file.display()
+        )
     }
 }
 

@@ -33,7 +33,9 @@ pub struct Settings {
     /// `[log]`.
     pub log: LogSettings,
     /// True when no authorization is configured at all: a development set-up with a signing
-    /// key generated in `server.data_dir` (never when `auth.issuer` or keys are set).
+    /// key generated in `server.data_dir`. Only when none of `auth.issuer`,
+    /// `auth.public_key_files`, `auth.dev_signing_key_file`, `auth.jwks_url` and
+    /// `auth.introspection_url` is present in any layer, not even with an empty value.
     #[serde(skip)]
     pub development: bool,
 }
@@ -58,8 +60,9 @@ pub struct ServerSettings {
     pub host: String,
     /// Port to bind (`8080`; `0` picks a free port).
     pub port: u16,
-    /// Base of the absolute URLs in representations (`http://127.0.0.1:8080`); empty means
-    /// `http://<host>:<bound port>`.
+    /// Base of the absolute URLs in representations, as clients reach the service (behind a
+    /// reverse proxy: its address). Empty (the default): `http://<host>:<bound port>`, see
+    /// [`ServerSettings::public_base`].
     pub public_url: String,
     /// Largest JSON body, in bytes after content decoding (256 KiB).
     pub max_json_bytes: usize,
@@ -80,7 +83,7 @@ impl Default for ServerSettings {
         Self {
             host: "127.0.0.1".to_owned(),
             port: 8080,
-            public_url: "http://127.0.0.1:8080".to_owned(),
+            public_url: String::new(),
             max_json_bytes: 256 * 1024,
             max_document_bytes: 25 * 1024 * 1024,
             shutdown_timeout_seconds: 30,
@@ -88,6 +91,45 @@ impl Default for ServerSettings {
             workers: 0,
             data_dir: PathBuf::from("esignsp-data"),
         }
+    }
+}
+
+impl ServerSettings {
+    /// The base of absolute URLs: `server.public_url` when set, else `http://<host>:<port>`
+    /// with the port actually bound (an IPv6 host in brackets, RFC 3986 §3.2.2).
+    #[must_use]
+    pub fn public_base(&self, bound_port: u16) -> String {
+        if !self.public_url.is_empty() {
+            return self.public_url.clone();
+        }
+        let host = if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("http://{host}:{bound_port}")
+    }
+
+    /// Why `server.public_url` looks wrong for the port served, if it does: it names another
+    /// port than `bound_port`, either explicitly or, for this host or a loopback host, by its
+    /// scheme's default. A URL of another host without a port (a reverse proxy's address) is
+    /// never questioned.
+    #[must_use]
+    pub fn public_url_mismatch(&self, bound_port: u16) -> Option<String> {
+        let url = url::Url::parse(&self.public_url).ok()?;
+        let port = url.port_or_known_default()?;
+        let local = match url.host()? {
+            url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost") || name == self.host,
+            url::Host::Ipv4(ip) => ip.is_loopback() || ip.to_string() == self.host,
+            url::Host::Ipv6(ip) => ip.is_loopback() || ip.to_string() == self.host.trim_matches(['[', ']']),
+        };
+        (port != bound_port && (url.port().is_some() || local)).then(|| {
+            format!(
+                "server.public_url {} names port {port}, but the service listens on port {bound_port}: links \
+                 in representations point there",
+                self.public_url
+            )
+        })
     }
 }
 
@@ -236,23 +278,70 @@ fn redact_url_password<S: Serializer>(secret: &SecretString, s: S) -> Result<S::
     s.serialize_str(&redacted_url(secret.expose_secret()))
 }
 
-/// The URL with its password, if any, replaced by `[redacted]`; unparsable URLs are
-/// redacted whole.
-#[must_use]
-pub fn redacted_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("[redacted]"));
-            }
-            u.to_string()
-        }
-        Err(_) => "[redacted]".to_owned(),
-    }
+/// What stands in place of a secret in a printed URL.
+const REDACTED: &str = "[redacted]";
+
+/// Whether a URL query parameter carries a secret: `password` and `sslpassword` (libpq and
+/// sqlx connection parameters), and any parameter whose name speaks of a password, secret,
+/// token or credential.
+fn is_secret_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "pwd", "secret", "token", "credential"].iter().any(|word| name.contains(word))
 }
 
-/// Keys whose environment values are comma-separated lists.
+/// The URL with every secret it can carry replaced by `[redacted]`: the password of its user
+/// information and the values of secret query parameters ([`is_secret_parameter`]:
+/// `postgres://svc@host/db?password=…`, `sslpassword=…`). A URL that does not parse is
+/// redacted whole. Use it wherever a URL is printed or logged.
+#[must_use]
+pub fn redacted_url(raw: &str) -> String {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return REDACTED.to_owned();
+    };
+    if url.password().is_some() && url.set_password(Some(REDACTED)).is_err() {
+        return REDACTED.to_owned();
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(name, value)| {
+                let value = if is_secret_parameter(&name) { REDACTED.to_owned() } else { value.into_owned() };
+                (name.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
+}
+
+/// Keys whose environment values are comma-separated lists. Every other environment value is
+/// taken as text: a string key keeps it exactly (`0042` stays `0042`), a number or boolean key
+/// parses it.
 const LIST_KEYS: [&str; 4] = ["auth.audience", "auth.algorithms", "auth.public_key_files", "auth.trusted_clients"];
+
+/// Prefix of the configuration variables: `ESIGNSP__<SECTION>__<KEY>`.
+const ENV_PREFIX: &str = "esignsp__";
+
+/// The keys that configure where accepted tokens come from. The development set-up is on only
+/// when none of them is present in any layer, even with an empty value.
+const AUTH_SOURCE_KEYS: [&str; 5] =
+    ["auth.issuer", "auth.public_key_files", "auth.dev_signing_key_file", "auth.jwks_url", "auth.introspection_url"];
+
+/// The configuration key of an `ESIGNSP__SECTION__KEY` variable (`section.key`), if it is one.
+fn env_key(variable: &str) -> Option<String> {
+    let lower = variable.to_lowercase();
+    lower.strip_prefix(ENV_PREFIX).map(|rest| rest.replace("__", "."))
+}
+
+/// The items of a comma-separated list value, each kept as written; an empty value is an
+/// empty list, a value without a comma a list of one.
+fn list_items(value: &str) -> Vec<String> {
+    if value.is_empty() {
+        Vec::new()
+    } else {
+        value.split(',').map(str::to_owned).collect()
+    }
+}
 
 impl Settings {
     /// Loads the layers: defaults, `DATABASE_URL`, the file (`file`, else `ESIGNSP_CONFIG`),
@@ -287,43 +376,51 @@ impl Settings {
             builder =
                 builder.add_source(config::File::from(path.as_path()).format(config::FileFormat::Toml).required(true));
         }
-        let mut environment = config::Environment::default()
+        // The config crate's own parsing of environment values (`try_parsing`) turns text that
+        // looks like a number or a boolean into one (`0042` → 42, `TRUE` → true) and splits lists
+        // only when the value does not look like a number: so every value goes in as text here,
+        // and list keys are split by us.
+        let (lists, scalars): (Vec<_>, Vec<_>) = env
+            .into_iter()
+            .filter_map(|(variable, value)| env_key(&variable).map(|key| (variable, key, value)))
+            .partition(|(_, key, _)| LIST_KEYS.contains(&key.as_str()));
+        let environment = config::Environment::default()
             .prefix("ESIGNSP")
             .prefix_separator("__")
             .separator("__")
-            .list_separator(",")
-            .try_parsing(true)
-            .source(Some(env.into_iter().collect()));
-        for key in LIST_KEYS {
-            environment = environment.with_list_parse_key(key);
+            .source(Some(scalars.into_iter().map(|(variable, _, value)| (variable, value)).collect()));
+        builder = builder.add_source(environment);
+        for (_, key, value) in lists {
+            builder = builder.set_override(key, list_items(&value)).map_err(|e| ConfigError(e.to_string()))?;
         }
-        let mut settings: Settings = builder
-            .add_source(environment)
-            .build()
-            .and_then(config::Config::try_deserialize)
-            .map_err(|e| ConfigError(e.to_string()))?;
+        let layers = builder.build().map_err(|e| ConfigError(e.to_string()))?;
+        let is_set = |key: &str| layers.get::<config::Value>(key).is_ok();
+        let development = !AUTH_SOURCE_KEYS.iter().any(|key| is_set(key));
+        let issuer_set = is_set("auth.issuer");
+        let mut settings: Settings = layers.try_deserialize().map_err(|e| ConfigError(e.to_string()))?;
+        if issuer_set && settings.auth.issuer.trim().is_empty() {
+            return Err(invalid(
+                "auth.issuer",
+                "is empty: set it to the exact `iss` of accepted tokens (only without any auth.issuer at all \
+                 does the development set-up start)",
+            ));
+        }
+        settings.development = development;
         settings.resolve_defaults();
         settings.validate()?;
         Ok(settings)
     }
 
-    /// Fills what depends on other keys: the embedded database URL, and the development
-    /// set-up when no authorization is configured at all.
+    /// Fills what depends on other keys: the embedded database URL, and, in the development
+    /// set-up ([`Settings::development`]), the development issuer and key.
     pub fn resolve_defaults(&mut self) {
         if self.database.url.expose_secret().is_empty() {
             let path = self.server.data_dir.join(SQLITE_FILE);
             self.database.url = SecretString::from(format!("sqlite://{}", path.display()));
         }
-        let auth = &mut self.auth;
-        let configured = !auth.issuer.is_empty()
-            || !auth.public_key_files.is_empty()
-            || auth.dev_signing_key_file.is_some()
-            || !auth.jwks_url.is_empty()
-            || !auth.introspection_url.is_empty();
-        if !configured {
-            self.development = true;
-            auth.issuer = DEV_ISSUER.to_owned();
-            auth.dev_signing_key_file = Some(self.server.data_dir.join(DEV_KEY_FILE));
+        if self.development {
+            self.auth.issuer = DEV_ISSUER.to_owned();
+            self.auth.dev_signing_key_file = Some(self.server.data_dir.join(DEV_KEY_FILE));
         }
     }
 
@@ -354,7 +451,7 @@ impl Settings {
             return Err(invalid("database.acquire_timeout_seconds", "must be positive"));
         }
         let auth = &self.auth;
-        if auth.issuer.is_empty() {
+        if auth.issuer.trim().is_empty() {
             return Err(invalid("auth.issuer", "must be set to the exact `iss` of accepted tokens"));
         }
         if auth.audience.is_empty() || auth.audience.iter().any(String::is_empty) {

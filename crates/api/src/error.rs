@@ -100,6 +100,15 @@ pub enum ApiError {
     /// 503 with `Retry-After`: database or key source unavailable.
     #[error("service unavailable")]
     Unavailable(#[source] Option<Box<dyn std::error::Error + Send + Sync>>),
+    /// 503 with `Retry-After`: the database is read-only (file, directory or file system).
+    #[error("database read-only")]
+    ReadOnly(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// 507 (RFC 4918 §11.5) with `Retry-After`: no storage space left; nothing was stored.
+    #[error("insufficient storage")]
+    InsufficientStorage(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// 503 from `/readyz`, saying what is missing (fixed text, no internal detail).
+    #[error("not ready: {0}")]
+    NotReady(&'static str, #[source] Option<Box<dyn std::error::Error + Send + Sync>>),
     /// 500: a bug or an unexpected failure; the body says nothing internal.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -109,6 +118,8 @@ impl From<RepositoryError> for ApiError {
     fn from(e: RepositoryError) -> Self {
         match e {
             RepositoryError::Unavailable(source) => Self::Unavailable(Some(source)),
+            RepositoryError::ReadOnly(source) => Self::ReadOnly(source),
+            RepositoryError::InsufficientStorage(source) => Self::InsufficientStorage(source),
             RepositoryError::Unexpected(source) => Self::Internal(source),
         }
     }
@@ -176,6 +187,15 @@ impl ApiError {
             Self::Unavailable(_) => {
                 ("service-unavailable", "Service Unavailable", "The service is temporarily unavailable".to_owned())
             }
+            Self::ReadOnly(_) => {
+                ("database-read-only", "Service Unavailable", "The service's database is read-only".to_owned())
+            }
+            Self::InsufficientStorage(_) => (
+                "insufficient-storage",
+                "Insufficient Storage",
+                "The service has no storage space left for this request; nothing was stored".to_owned(),
+            ),
+            Self::NotReady(what, _) => ("not-ready", "Service Unavailable", format!("Not ready: {what}")),
             Self::Internal(_) => ("internal-error", "Internal Server Error", "An unexpected error occurred".to_owned()),
         }
     }
@@ -193,7 +213,8 @@ impl ResponseError for ApiError {
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Bearer(c) => c.status,
             Self::Conflict(_) | Self::DocumentInUse => StatusCode::CONFLICT,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::ReadOnly(_) | Self::NotReady(..) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -202,7 +223,11 @@ impl ResponseError for ApiError {
         let status = self.status_code();
         match self {
             Self::Internal(source) => tracing::error!(error = %source, cause = ?source, "internal error"),
-            Self::Unavailable(Some(source)) => tracing::warn!(error = %source, "service unavailable"),
+            Self::Unavailable(Some(source)) | Self::NotReady(_, Some(source)) => {
+                tracing::warn!(error = %source, "service unavailable");
+            }
+            Self::ReadOnly(source) => tracing::error!(error = %source, "the database is read-only"),
+            Self::InsufficientStorage(source) => tracing::error!(error = %source, "no storage space left"),
             _ => {}
         }
         let (kind, title, detail) = self.kind_title_detail();
@@ -242,7 +267,7 @@ impl ResponseError for ApiError {
                     response.insert_header((header::WWW_AUTHENTICATE, v));
                 }
             }
-            Self::Unavailable(_) => {
+            Self::Unavailable(_) | Self::ReadOnly(_) | Self::InsufficientStorage(_) | Self::NotReady(..) => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
             }
             _ => {}

@@ -12,6 +12,7 @@ use esignsp_adapters::introspection::{IntrospectionSettings, Introspector};
 use esignsp_adapters::jwks::{JwksLocation, JwksSource};
 use esignsp_adapters::jwt::{self, DevSigningKey, JwtVerifier, VerifierSettings};
 use esignsp_adapters::postgres::PoolSettings;
+use esignsp_adapters::sqlite::StorageProblem;
 use esignsp_adapters::store::Store;
 use esignsp_adapters::system::{OsRandomIds, SystemClock};
 use esignsp_domain::ports::{AccessTokenVerifier, RepositoryError};
@@ -142,6 +143,24 @@ pub fn connect(settings: &Settings) -> Result<Store, ConfigError> {
     .map_err(|e| ConfigError(format!("database.url: {e}")))
 }
 
+/// Logs, at start, a SQLite database that cannot take writes: a read-only data directory or
+/// file, or a full file system. The service starts anyway and answers 503 (read-only) or 507
+/// (full) until the cause is fixed; `/readyz` reports it meanwhile.
+fn report_storage(store: &Store) {
+    let Store::Sqlite(repository) = store else { return };
+    let Some(file) = repository.file() else { return };
+    match esignsp_adapters::sqlite::check_storage(&file) {
+        Ok(()) => {}
+        Err(problem @ StorageProblem::ReadOnly { .. }) => tracing::error!(
+            "server.data_dir: {problem}: the database cannot be written; requests and /readyz answer 503 until it \
+             is writable"
+        ),
+        Err(problem @ StorageProblem::Full { .. }) => tracing::error!(
+            "server.data_dir: {problem}: writes answer 507 and /readyz 503 until space is freed"
+        ),
+    }
+}
+
 /// A built, listening, not yet running server.
 pub struct Application {
     port: u16,
@@ -245,8 +264,13 @@ impl Application {
             Ok(()) => {}
             // The service starts while the database is down, and answers 503 until it is back.
             Err(RepositoryError::Unavailable(e)) => tracing::warn!(error = %e, "database.url: {url} is unreachable"),
+            // A read-only or full database: the service starts and answers 503 or 507 meanwhile.
+            Err(RepositoryError::ReadOnly(e) | RepositoryError::InsufficientStorage(e)) => {
+                tracing::warn!(error = %e, "database.url: {url} cannot take writes");
+            }
             Err(RepositoryError::Unexpected(e)) => anyhow::bail!("database.url: {url}: {e}"),
         }
+        report_storage(&store);
         if settings.database.migrate_on_start {
             store.migrate().await.map_err(|e| {
                 let cause = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
@@ -264,11 +288,10 @@ impl Application {
             anyhow::anyhow!("server.port: cannot bind {}:{}: {e}", settings.server.host, settings.server.port)
         })?;
         let port = listener.local_addr()?.port();
-        let public_url = if settings.server.public_url.is_empty() {
-            format!("http://{}:{port}", settings.server.host)
-        } else {
-            settings.server.public_url.clone()
-        };
+        let public_url = settings.server.public_base(port);
+        if let Some(warning) = settings.server.public_url_mismatch(port) {
+            tracing::warn!(public_url = %public_url, port, "{warning}");
+        }
         let state = web::Data::new(AppState {
             service,
             urls: Urls::new(&public_url),

@@ -17,6 +17,14 @@ pub enum RepositoryError {
     /// `Retry-After`.
     #[error("the database is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The store has no space left for the write (a full disk, SQLite's `SQLITE_FULL`):
+    /// nothing was stored; answer 507 (RFC 4918 §11.5). Writes work again once there is space.
+    #[error("the database has no storage space left")]
+    InsufficientStorage(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The store refuses writes: its file, directory or file system is read-only. Answer 503
+    /// with `Retry-After`; log the cause.
+    #[error("the database is read-only")]
+    ReadOnly(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Anything else: answer 500 without internal detail; log the chain.
     #[error("unexpected database error")]
     Unexpected(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -200,10 +208,12 @@ pub trait SignerProcessRepository: Send + Sync {
     /// [`RepositoryError`]. An unknown or foreign process is `Ok(None)`.
     async fn events(&self, id: &ProcessId, caller: &Caller) -> Result<Option<Vec<AuditEvent>>, RepositoryError>;
 
-    /// Whether the store answers (`/readyz`).
+    /// Whether the store answers and can take writes (`/readyz`).
     ///
     /// # Errors
-    /// [`RepositoryError::Unavailable`] when it does not.
+    /// [`RepositoryError::Unavailable`] when it does not answer,
+    /// [`RepositoryError::ReadOnly`] when it is read-only and
+    /// [`RepositoryError::InsufficientStorage`] when it has no space left for writes.
     async fn ping(&self) -> Result<(), RepositoryError>;
 }
 

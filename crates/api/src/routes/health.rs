@@ -3,6 +3,8 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use esignsp_domain::ports::RepositoryError;
+
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::startup::AppState;
@@ -13,20 +15,28 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// 200 when the database answers and verification keys are loaded, else 503 with
-/// `Retry-After`.
+/// 200 when the database answers and can take writes and verification keys are loaded, else
+/// 503 with `Retry-After` and a problem document saying which is missing (the cause is logged).
 ///
 /// # Errors
-/// [`ApiError::Unavailable`] when either is missing.
+/// [`ApiError::NotReady`] when anything is missing.
 #[utoipa::path(get, path = "/readyz", responses(
     (status = 200, description = "Database reachable and keys loaded", body = crate::openapi::Health),
     (status = 503, description = "Not ready", body = crate::openapi::Problem, content_type = "application/problem+json")
 ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if !state.verifier.ready() {
-        return Err(ApiError::Unavailable(None));
+        return Err(ApiError::NotReady("the verification keys are not loaded", None));
     }
-    state.service.repository().ping().await?;
+    state.service.repository().ping().await.map_err(|e| match e {
+        RepositoryError::ReadOnly(source) => ApiError::NotReady("the database is read-only", Some(source)),
+        RepositoryError::InsufficientStorage(source) => {
+            ApiError::NotReady("the database has no storage space left", Some(source))
+        }
+        RepositoryError::Unavailable(source) | RepositoryError::Unexpected(source) => {
+            ApiError::NotReady("the database is unavailable", Some(source))
+        }
+    })?;
     Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
 }
 
