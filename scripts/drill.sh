@@ -3,18 +3,174 @@
 # and check that every result acknowledged with 200 is stored; then two replicas on one
 # database with conflicting PUTs: exactly one winner per process; then, on a private
 # PostgreSQL cluster (initdb on another port, as scripts/bench.sh makes it), a column type
-# changed under load (`column-type`) and a 30 s outage (`outage`).
-# DRILLS="kill-9 replicas column-type outage" (the default) chooses the drills;
+# changed under load (`column-type`) and a 30 s outage (`outage`); then a full disk under the
+# SQLite store on a tmpfs (`full-disk`; `scripts/drill.sh full-disk` runs only that one).
+# DRILLS="kill-9 replicas column-type outage full-disk" (the default) chooses the drills;
 # ESIGNSP_BIN runs the private-cluster drills with another build of the service (say, an
 # older one, to compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Full-disk drill (issue 12, item 3): the SQLite store on a small tmpfs. Fill the file system
+# under a write load, free it, fill it again; check that a full disk answers 507 (never 500),
+# that /readyz reports it, that writes work again as soon as there is space without a restart,
+# and that every acknowledged write is stored and nothing is half-written. Needs root (mount).
+# Self-contained: `scripts/drill.sh full-disk` runs only this step.
+full_disk_drill() {
+  local bin=${ESIGNSP_BIN:-target/release/esignsp}
+  local fs data port pid token
+  fs=$(mktemp -d /tmp/esignsp-full-disk.XXXXXX)
+  mount -t tmpfs -o size=32m tmpfs "$fs"
+  data=$fs/data
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  # Only this step's own variables: a development set-up with SQLite in the tmpfs.
+  local -a env=(env -u ESIGNSP_CONFIG -u DATABASE_URL -u ESIGNSP__DATABASE__URL
+    ESIGNSP__SERVER__DATA_DIR="$data" ESIGNSP__SERVER__PORT="$port" ESIGNSP__LOG__LEVEL=warn
+    ESIGNSP__PROCESSES__SWEEP_INTERVAL_SECONDS=0)
+  "${env[@]}" "$bin" serve >"$fs.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+  token=$("${env[@]}" "$bin" token --client-id drill --ttl 3600)
+  local status=0
+  python3 - "$port" "$token" "$fs" "$data/esignsp.db" "$pid" <<'PY' || status=$?
+import collections, concurrent.futures, http.client, json, os, sqlite3, subprocess, sys, time
+port, token, fs, db, pid = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+base = "/trustedx-resources/esignsp/v2"
+pdf = b"%PDF-1.7\n" + b"%" * (48 * 1024)
+boundary = "drillboundary"
+form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"process\"\r\nContent-Type: application/json\r\n\r\n"
+        '{"process_type":"urn:safelayer:eidas:processes:document:sign:esigp"}\r\n'
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"document\"; filename=\"d.pdf\"\r\n"
+        "Content-Type: application/pdf\r\n\r\n").encode() + pdf + f"\r\n--{boundary}--\r\n".encode()
+
+def call(method, path, body=None, content_type=None, auth=True):
+    c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
+    headers = {"Authorization": f"Bearer {token}"} if auth else {}
+    if content_type:
+        headers["Content-Type"] = content_type
+    try:
+        c.request(method, path, body=body, headers=headers)
+        r = c.getresponse()
+        data = r.read()
+        return r.status, r.getheader("Content-Type", ""), data
+    except Exception:
+        return 0, "", b""
+    finally:
+        c.close()
+
+def create(_):
+    s, ct, data = call("POST", base + "/signer_processes", form, f"multipart/form-data; boundary={boundary}")
+    return ("create", s, ct, json.loads(data)["id"] if s == 201 else None)
+
+def put(pid_):
+    s, ct, _ = call("PUT", f"{base}/signer_processes/{pid_}/result", b'{"status":"finished"}', "application/json")
+    return ("put", s, ct, pid_ if s == 200 else None)
+
+def readyz():
+    s, _, data = call("GET", "/readyz", auth=False)
+    return s, (json.loads(data).get("detail", "") if data[:1] == b"{" else "")
+
+created, finished, pending = [], [], collections.deque()
+totals = collections.Counter()
+bad_bodies = 0
+
+def phase(name, creates, puts):
+    global bad_bodies
+    codes = collections.Counter()
+    jobs = [("c", i) for i in range(creates)]
+    for _ in range(min(puts, len(pending))):
+        jobs.append(("p", pending.popleft()))
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        for kind, s, ct, acked in pool.map(lambda j: create(j[1]) if j[0] == "c" else put(j[1]), jobs):
+            codes[f"{kind} {s}"] += 1
+            totals[s] += 1
+            if s >= 500 and "application/problem+json" not in ct:
+                bad_bodies += 1
+            if acked and kind == "create":
+                created.append(acked); pending.append(acked)
+            elif acked:
+                finished.append(acked)
+    for kind, pid_ in jobs:
+        if kind == "p" and pid_ not in finished:
+            pending.append(pid_)
+    ready = readyz()
+    print(f"  {name}: {len(jobs)} requests: {dict(sorted(codes.items()))}; /readyz {ready[0]} {ready[1]!r}")
+    return codes, ready
+
+def fill():
+    with open(os.path.join(fs, "filler"), "ab") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536); f.flush()
+        except OSError:
+            pass
+        try:
+            os.fsync(f.fileno())
+        except OSError:
+            pass
+    st = os.statvfs(fs)
+    return st.f_bavail * st.f_frsize
+
+def free():
+    os.remove(os.path.join(fs, "filler"))
+
+ok = True
+print("full-disk drill (SQLite on a 32 MiB tmpfs, 48 KiB documents, 8 concurrent clients):")
+phase("warm-up", 20, 0)
+for round_ in (1, 2):
+    left = fill()
+    print(f"  round {round_}: file system filled ({left} bytes left)")
+    codes, ready = phase(f"round {round_}, full", 60, 20)
+    ok &= ready[0] == 503
+    ok &= not any(k.endswith(" 500") for k in codes)
+    free()
+    time.sleep(0.2)
+    codes, ready = phase(f"round {round_}, space freed", 20, 20)
+    ok &= ready[0] == 200
+    ok &= codes["create 201"] == 20 and codes["put 200"] == sum(v for k, v in codes.items() if k.startswith("put "))
+    ok &= not any(int(k.split()[1]) >= 500 for k in codes)
+subprocess.run(["kill", "-TERM", str(pid)])
+for _ in range(100):
+    if subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode != 0:
+        break
+    time.sleep(0.1)
+con = sqlite3.connect(db)
+stored = {r[0] for r in con.execute("SELECT id FROM signer_processes")}
+results = {r[0] for r in con.execute("SELECT id FROM signer_processes WHERE result_status = 'finished'")}
+lost = [i for i in created if i not in stored] + [i for i in finished if i not in results]
+half = con.execute("""SELECT
+    (SELECT count(*) FROM signer_processes p WHERE NOT EXISTS (SELECT 1 FROM process_documents d WHERE d.process_id = p.id))
+  + (SELECT count(*) FROM signer_processes p WHERE NOT EXISTS (SELECT 1 FROM process_events e WHERE e.process_id = p.id AND e.kind = 'created'))
+  + (SELECT count(*) FROM signer_processes p WHERE result_status IS NOT NULL AND NOT EXISTS (SELECT 1 FROM process_events e WHERE e.process_id = p.id AND e.kind = 'result'))
+  + (SELECT count(*) FROM documents d WHERE NOT EXISTS (SELECT 1 FROM document_contents c WHERE c.document_id = d.id))
+  + (SELECT count(*) FROM documents d WHERE NOT EXISTS (SELECT 1 FROM process_documents p WHERE p.document_id = d.id))""").fetchone()[0]
+integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
+five = {k: v for k, v in sorted(totals.items()) if k >= 500 or k == 0}
+print(f"  total {sum(totals.values())} requests, 5xx by code {five}, 5xx without a problem document {bad_bodies}")
+print(f"  acknowledged: {len(created)} creates, {len(finished)} results; stored: {len(stored)} processes, "
+      f"{len(results)} results; lost {len(lost)}; half-written rows {half}; integrity_check {integrity}")
+ok &= not lost and half == 0 and integrity == "ok" and bad_bodies == 0 and 0 not in totals
+sys.exit(0 if ok else 1)
+PY
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  if grep -q "transaction depth\|panicked" "$fs.log"; then echo "  service log:"; grep -m3 "transaction depth\|panicked" "$fs.log"; status=1; fi
+  umount "$fs" && rmdir "$fs" && rm -f "$fs.log"
+  [ "$status" = 0 ] && echo "full-disk drill passed" || { echo "full-disk drill FAILED"; return 1; }
+}
+
+if [ "${1:-}" = full-disk ]; then
+  cargo build --release --locked --bin esignsp >&2
+  full_disk_drill
+  exit
+fi
+
 . scripts/postgres.sh
 ensure_build_tools && ensure_postgres
 cargo build --release --locked --bin esignsp --bin esignsp-load >&2
 
 work=$(mktemp -d)
-want() { case " ${DRILLS:-kill-9 replicas column-type outage} " in *" $1 "*) return 0 ;; esac; return 1; }
+want() { case " ${DRILLS:-kill-9 replicas column-type outage full-disk} " in *" $1 "*) return 0 ;; esac; return 1; }
 db=esignsp_drill
 psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 psql "$DATABASE_URL" -qc "CREATE DATABASE $db" >/dev/null
@@ -204,4 +360,5 @@ PY
 
 if want column-type; then column_type_drill; fi
 if want outage; then outage_drill; fi
+if want full-disk; then full_disk_drill; fi
 echo "drill passed"

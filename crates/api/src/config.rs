@@ -311,7 +311,8 @@ pub fn redacted_url(raw: &str) -> String {
             .collect();
         url.query_pairs_mut().clear().extend_pairs(pairs);
     }
-    url.to_string()
+    // The url crate percent-encodes the brackets; print the marker as written.
+    url.to_string().replace("%5Bredacted%5D", REDACTED)
 }
 
 /// Keys whose environment values are comma-separated lists. Every other environment value is

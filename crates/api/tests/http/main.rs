@@ -6,6 +6,7 @@ mod bad_input;
 mod browser;
 mod common;
 mod compat;
+mod config;
 mod database;
 mod documents;
 mod expiry;
