@@ -228,7 +228,21 @@ impl SqliteRepository {
 
     /// A write transaction that holds the write lock from its first statement.
     async fn write(&self) -> Result<Transaction<'static, Sqlite>, RepositoryError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_error)
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(|e| self.with_storage_cause(map_error(e)))
+    }
+
+    /// `error`, or the storage problem behind it: a connection that cannot be opened or a
+    /// write that fails in a read-only directory is [`RepositoryError::ReadOnly`].
+    fn with_storage_cause(&self, error: RepositoryError) -> RepositoryError {
+        match error {
+            RepositoryError::Unavailable(_) | RepositoryError::Unexpected(_) => {
+                match self.file().map(|file| check_storage(&file)) {
+                    Some(Err(problem @ StorageProblem::ReadOnly { .. })) => problem.into(),
+                    _ => error,
+                }
+            }
+            other => other,
+        }
     }
 }
 

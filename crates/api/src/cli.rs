@@ -89,7 +89,10 @@ pub async fn run(cli: Cli) -> i32 {
                     println!("migrations applied");
                     0
                 }
-                Err(e) => fail(&format!("database.url: {e}: {}", source_text(&e))),
+                Err(e) => match crate::startup::storage_problem(&store) {
+                    Some(problem) => fail(&format!("server.data_dir: {problem}: {e}")),
+                    None => fail(&format!("database.url: {e}: {}", source_text(&e))),
+                },
             }
         }
         Command::Token { client_id, scope, ttl } => {

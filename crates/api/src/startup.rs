@@ -143,21 +143,25 @@ pub fn connect(settings: &Settings) -> Result<Store, ConfigError> {
     .map_err(|e| ConfigError(format!("database.url: {e}")))
 }
 
-/// Logs, at start, a SQLite database that cannot take writes: a read-only data directory or
-/// file, or a full file system. The service starts anyway and answers 503 (read-only) or 507
-/// (full) until the cause is fixed; `/readyz` reports it meanwhile.
-fn report_storage(store: &Store) {
-    let Store::Sqlite(repository) = store else { return };
-    let Some(file) = repository.file() else { return };
-    match esignsp_adapters::sqlite::check_storage(&file) {
-        Ok(()) => {}
-        Err(problem @ StorageProblem::ReadOnly { .. }) => tracing::error!(
+/// Why the SQLite database of `store` cannot take writes, if it cannot: a read-only data
+/// directory or file, or a full file system (PostgreSQL: never).
+#[must_use]
+pub fn storage_problem(store: &Store) -> Option<StorageProblem> {
+    let Store::Sqlite(repository) = store else { return None };
+    esignsp_adapters::sqlite::check_storage(&repository.file()?).err()
+}
+
+/// Logs, at start, a SQLite database that cannot take writes. The service starts anyway and
+/// answers 503 (read-only) or 507 (full) until the cause is fixed; `/readyz` reports it.
+fn report_storage(problem: &StorageProblem) {
+    match problem {
+        StorageProblem::ReadOnly { .. } => tracing::error!(
             "server.data_dir: {problem}: the database cannot be written; requests and /readyz answer 503 until it \
              is writable"
         ),
-        Err(problem @ StorageProblem::Full { .. }) => tracing::error!(
-            "server.data_dir: {problem}: writes answer 507 and /readyz 503 until space is freed"
-        ),
+        StorageProblem::Full { .. } => {
+            tracing::error!("server.data_dir: {problem}: writes answer 507 and /readyz 503 until space is freed");
+        }
     }
 }
 
@@ -270,12 +274,22 @@ impl Application {
             }
             Err(RepositoryError::Unexpected(e)) => anyhow::bail!("database.url: {url}: {e}"),
         }
-        report_storage(&store);
+        let storage = storage_problem(&store);
+        if let Some(problem) = &storage {
+            report_storage(problem);
+        }
         if settings.database.migrate_on_start {
-            store.migrate().await.map_err(|e| {
-                let cause = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
-                anyhow::anyhow!("database.url: cannot migrate {url}: {e}{cause}")
-            })?;
+            match (store.migrate().await, &storage) {
+                (Ok(()), _) => {}
+                // Serve (503) rather than stop: the service recovers once the directory is writable.
+                (Err(e), Some(StorageProblem::ReadOnly { .. })) => {
+                    tracing::error!(error = %e, "migrations not run: the database is read-only");
+                }
+                (Err(e), _) => {
+                    let cause = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
+                    return Err(anyhow::anyhow!("database.url: cannot migrate {url}: {e}{cause}"));
+                }
+            }
         }
         let service = SignerProcessService::new(
             store.repository(),
