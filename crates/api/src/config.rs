@@ -63,6 +63,7 @@ pub struct ServerSettings {
     /// Base of the absolute URLs in representations, as clients reach the service (behind a
     /// reverse proxy: its address). Empty (the default): `http://<host>:<bound port>`, see
     /// [`ServerSettings::public_base`].
+    #[serde(serialize_with = "redact_url_text")]
     pub public_url: String,
     /// Largest JSON body, in bytes after content decoding (256 KiB).
     pub max_json_bytes: usize,
@@ -185,12 +186,14 @@ pub struct AuthSettings {
     pub public_key_files: Vec<PathBuf>,
     /// The issuer's JWK Set URL; empty: discovered from the issuer's metadata when no other
     /// key source is configured.
+    #[serde(serialize_with = "redact_url_text")]
     pub jwks_url: String,
     /// Least interval between two JWKS fetches, in seconds.
     pub jwks_min_refresh_seconds: u64,
     /// Allowed clock skew, in seconds.
     pub leeway_seconds: u64,
     /// RFC 7662 introspection endpoint for opaque tokens (empty: none).
+    #[serde(serialize_with = "redact_url_text")]
     pub introspection_url: String,
     /// Client id for introspection.
     pub introspection_client_id: String,
@@ -251,6 +254,7 @@ impl Default for ProcessSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct UiSettings {
     /// The external signing application that O12 redirects to while a process is pending.
+    #[serde(serialize_with = "redact_url_text")]
     pub signing_app_url: String,
 }
 
@@ -276,6 +280,11 @@ fn redact_secret<S: Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S:
 
 fn redact_url_password<S: Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&redacted_url(secret.expose_secret()))
+}
+
+/// An optional URL key (empty: unset), printed without its secrets.
+fn redact_url_text<S: Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&if url.is_empty() { String::new() } else { redacted_url(url) })
 }
 
 /// What stands in place of a secret in a printed URL.
@@ -612,6 +621,42 @@ mod tests {
             .expect("write");
         let s = Settings::load_from(Some(&file), env(&[("ESIGNSP__SERVER__PORT", "7001")])).expect("valid");
         assert_eq!((s.server.port, s.server.host.as_str(), s.processes.ttl_seconds), (7001, "0.0.0.0", 5));
+    }
+
+    #[test]
+    fn every_secret_a_url_can_carry_is_redacted() {
+        for (raw, shown) in [
+            ("postgres://svc:pw@h/db", "postgres://svc:[redacted]@h/db"),
+            ("postgres://svc@h/db?password=pw", "postgres://svc@h/db?password=[redacted]"),
+            ("postgres://svc@h/db?sslpassword=pw&sslmode=require", "postgres://svc@h/db?sslpassword=[redacted]&sslmode=require"),
+            ("postgres://h/db?PassWord=pw&user=svc", "postgres://h/db?PassWord=[redacted]&user=svc"),
+            ("https://as.example/jwks?access_token=t", "https://as.example/jwks?access_token=[redacted]"),
+            ("sqlite://esignsp-data/esignsp.db", "sqlite://esignsp-data/esignsp.db"),
+            ("not a url with pw", "[redacted]"),
+        ] {
+            assert_eq!(redacted_url(raw), shown, "{raw}");
+        }
+    }
+
+    #[test]
+    fn the_public_url_follows_the_port_and_a_mismatch_is_named() {
+        let mut server = ServerSettings { port: 9000, ..ServerSettings::default() };
+        assert_eq!(server.public_base(9000), "http://127.0.0.1:9000");
+        server.host = "::1".to_owned();
+        assert_eq!(server.public_base(9000), "http://[::1]:9000", "RFC 3986 brackets");
+        server.host = "127.0.0.1".to_owned();
+        for (public_url, port, warned) in [
+            ("http://127.0.0.1:8080", 9000, true),
+            ("http://127.0.0.1:9000/", 9000, false),
+            ("http://localhost", 9000, true),
+            ("https://esignsp.example:8443", 9000, true),
+            ("https://esignsp.example", 9000, false),
+            ("http://127.0.0.1", 80, false),
+        ] {
+            server.public_url = public_url.to_owned();
+            assert_eq!(server.public_url_mismatch(port).is_some(), warned, "{public_url} served on {port}");
+            assert_eq!(server.public_base(port), public_url, "a configured public URL is used as it is");
+        }
     }
 
     #[test]

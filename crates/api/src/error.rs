@@ -195,7 +195,7 @@ impl ApiError {
                 "Insufficient Storage",
                 "The service has no storage space left for this request; nothing was stored".to_owned(),
             ),
-            Self::NotReady(what, _) => ("not-ready", "Service Unavailable", format!("Not ready: {what}")),
+            Self::NotReady(what, _) => ("service-unavailable", "Service Unavailable", format!("Not ready: {what}")),
             Self::Internal(_) => ("internal-error", "Internal Server Error", "An unexpected error occurred".to_owned()),
         }
     }

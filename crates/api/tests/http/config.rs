@@ -35,6 +35,24 @@ fn run(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     esignsp(cwd, env).args(args).output().expect("run esignsp")
 }
 
+/// [`run`] for a command that should exit at once: one still running after 15 s (a `serve`
+/// that started when it should have refused) is killed, and its output returned with the
+/// exit status of a killed process.
+fn run_briefly(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut child = esignsp(cwd, env)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run esignsp");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while child.try_wait().expect("wait").is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    child.wait_with_output().expect("output")
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -248,7 +266,7 @@ fn an_empty_or_blank_issuer_stops_start_up_and_only_an_absent_one_means_developm
         ("empty variable, check-config", vec![("ESIGNSP__AUTH__ISSUER", "")], vec!["check-config"]),
         ("empty variable, token", vec![("ESIGNSP__AUTH__ISSUER", "")], vec!["token", "--client-id", "app"]),
     ] {
-        let output = run(&dir, &env, &args);
+        let output = run_briefly(&dir, &env, &args);
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{what}: refused at start ({stderr})");
         assert!(stderr.contains("auth.issuer"), "{what}: the line names the key: {stderr}");
@@ -280,8 +298,11 @@ fn a_password_anywhere_in_the_database_url_is_never_printed() {
         "postgresql://svc:secret-four@127.0.0.1:1/db?password=secret-five&sslmode=disable",
     ];
     for url in urls {
+        let keys = key_files_list();
         let env = [
             ("DATABASE_URL", url),
+            ("ESIGNSP__AUTH__ISSUER", esignsp_testkit::ISSUER),
+            ("ESIGNSP__AUTH__PUBLIC_KEY_FILES", &keys),
             ("ESIGNSP__DATABASE__ACQUIRE_TIMEOUT_SECONDS", "1"),
             ("ESIGNSP__LOG__LEVEL", "trace"),
             ("ESIGNSP__SERVER__PORT", "0"),
@@ -290,8 +311,8 @@ fn a_password_anywhere_in_the_database_url_is_never_printed() {
         let printed = printed_settings(&check);
         let shown = printed.get("database.url").and_then(Value::as_str).expect("database.url printed").to_owned();
         assert!(shown.contains("redacted") && shown.contains("127.0.0.1:1/db"), "{url} → {shown}");
-        let migrate = run(&dir, &env, &["migrate"]);
-        let serve = run(&dir, &env, &["serve"]);
+        let migrate = run_briefly(&dir, &env, &["migrate"]);
+        let serve = run_briefly(&dir, &env, &["serve"]);
         assert_eq!(migrate.status.code(), Some(2), "migrate fails: {}", text(&migrate.stderr));
         assert_eq!(serve.status.code(), Some(2), "serve fails: {}", text(&serve.stderr));
         let everything = [&check.stdout, &check.stderr, &migrate.stdout, &migrate.stderr, &serve.stdout, &serve.stderr]
