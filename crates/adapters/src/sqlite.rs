@@ -55,7 +55,10 @@ pub fn connect_lazy(url: &str, settings: &PoolSettings) -> Result<SqlitePool, Re
 ///
 /// # Errors
 /// [`RepositoryError::Unexpected`] when the database's directory cannot be created.
-pub fn connect_lazy_with(options: SqliteConnectOptions, settings: &PoolSettings) -> Result<SqlitePool, RepositoryError> {
+pub fn connect_lazy_with(
+    options: SqliteConnectOptions,
+    settings: &PoolSettings,
+) -> Result<SqlitePool, RepositoryError> {
     if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| RepositoryError::Unexpected(e.into()))?;
     }
@@ -77,9 +80,13 @@ async fn left_clean(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Err
     // A dropped transaction queues its ROLLBACK on the connection's worker; commands run in
     // order, so after this round trip the depth says how that ROLLBACK ended.
     sqlx::Connection::ping(conn).await?;
-    let depth = <<Sqlite as sqlx::Database>::TransactionManager as sqlx::TransactionManager>::get_transaction_depth(conn);
+    let depth =
+        <<Sqlite as sqlx::Database>::TransactionManager as sqlx::TransactionManager>::get_transaction_depth(conn);
     if depth > 0 {
-        tracing::warn!(depth, "closing a SQLite connection whose transaction could not be ended (failed COMMIT or ROLLBACK)");
+        tracing::warn!(
+            depth,
+            "closing a SQLite connection whose transaction could not be ended (failed COMMIT or ROLLBACK)"
+        );
     }
     Ok(depth == 0)
 }

@@ -70,7 +70,11 @@ async fn after_the_database_was_full_writes_work_again_once_there_is_space_and_n
     let full = full.expect("the database fills up");
     assert!(matches!(full, RepositoryError::InsufficientStorage(_)), "a full database is 507, not 500: {full:?}");
     assert!(stored.len() >= 2, "some documents fit first: {}", stored.len());
-    assert_eq!(count(&repo, "SELECT count(*) FROM documents").await, stored.len() as i64, "the failed write left no row");
+    assert_eq!(
+        count(&repo, "SELECT count(*) FROM documents").await,
+        stored.len() as i64,
+        "the failed write left no row"
+    );
     assert_eq!(count(&repo, "SELECT count(*) FROM document_contents").await, stored.len() as i64, "nor bytes");
 
     // The same connection, still full: the same clear answer, not a connection stuck in a

@@ -130,7 +130,13 @@ pub async fn run(cli: Cli) -> i32 {
                 checked.auth.dev_signing_key_file = None;
                 eprintln!(
                     "esignsp: development set-up: `esignsp serve` will generate the signing key {}",
-                    settings.auth.dev_signing_key_file.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default()
+                    settings
+                        .auth
+                        .dev_signing_key_file
+                        .as_deref()
+                        .map(Path::display)
+                        .map(|d| d.to_string())
+                        .unwrap_or_default()
                 );
             }
             if let Err(e) = crate::startup::build_verifier(&checked) {

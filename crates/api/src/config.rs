@@ -628,7 +628,10 @@ mod tests {
         for (raw, shown) in [
             ("postgres://svc:pw@h/db", "postgres://svc:[redacted]@h/db"),
             ("postgres://svc@h/db?password=pw", "postgres://svc@h/db?password=[redacted]"),
-            ("postgres://svc@h/db?sslpassword=pw&sslmode=require", "postgres://svc@h/db?sslpassword=[redacted]&sslmode=require"),
+            (
+                "postgres://svc@h/db?sslpassword=pw&sslmode=require",
+                "postgres://svc@h/db?sslpassword=[redacted]&sslmode=require",
+            ),
             ("postgres://h/db?PassWord=pw&user=svc", "postgres://h/db?PassWord=[redacted]&user=svc"),
             ("https://as.example/jwks?access_token=t", "https://as.example/jwks?access_token=[redacted]"),
             ("sqlite://esignsp-data/esignsp.db", "sqlite://esignsp-data/esignsp.db"),

@@ -39,12 +39,8 @@ fn run(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
 /// that started when it should have refused) is killed, and its output returned with the
 /// exit status of a killed process.
 fn run_briefly(cwd: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut child = esignsp(cwd, env)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run esignsp");
+    let mut child =
+        esignsp(cwd, env).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run esignsp");
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while child.try_wait().expect("wait").is_none() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -207,8 +203,10 @@ async fn recording_server(answer: &'static str) -> (u16, tokio::task::JoinHandle
             }
             request.extend_from_slice(&buf[..n]);
         }
-        let response =
-            format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}", answer.len());
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+            answer.len()
+        );
         let _ = stream.write_all(response.as_bytes()).await;
         String::from_utf8_lossy(&request).into_owned()
     });
@@ -450,7 +448,10 @@ async fn a_read_only_data_directory_answers_503_with_its_cause_and_says_so_at_st
     assert_eq!(ready_status, 503, "/readyz: {ready_body}");
     assert_eq!(ready_type.as_deref(), Some("application/problem+json"));
     assert_eq!(ready_body["detail"], "Not ready: the database is read-only", "{ready_body}");
-    assert!(read_status == 200 || read_status == 503, "a read answers from the file or 503, never 500: {read_status} {read_body}");
+    assert!(
+        read_status == 200 || read_status == 503,
+        "a read answers from the file or 503, never 500: {read_status} {read_body}"
+    );
     assert_eq!(write_status, 503, "a write: {write_body}");
     assert!(write_retry, "with Retry-After");
     assert_eq!(write_body["type"], "urn:esignsp:problem:database-read-only", "{write_body}");
