@@ -478,7 +478,12 @@ impl PostgresRepository {
 
 fn source_of(error: Option<&RepositoryError>) -> String {
     match error {
-        Some(RepositoryError::Unavailable(e) | RepositoryError::Unexpected(e)) => e.to_string(),
+        Some(
+            RepositoryError::Unavailable(e)
+            | RepositoryError::Unexpected(e)
+            | RepositoryError::ReadOnly(e)
+            | RepositoryError::InsufficientStorage(e),
+        ) => e.to_string(),
         None => String::new(),
     }
 }
@@ -525,7 +530,10 @@ enum Failure {
 
 fn classify(error: &RepositoryError) -> Failure {
     let source = match error {
-        RepositoryError::Unavailable(e) | RepositoryError::Unexpected(e) => e,
+        RepositoryError::Unavailable(e)
+        | RepositoryError::Unexpected(e)
+        | RepositoryError::ReadOnly(e)
+        | RepositoryError::InsufficientStorage(e) => e,
     };
     let Some(error) = source.downcast_ref::<sqlx::Error>() else {
         return Failure::Other;
