@@ -19,6 +19,7 @@ fn settings() -> PoolSettings {
         max_connections: 1,
         acquire_timeout: Duration::from_secs(10),
         statement_timeout: Duration::from_secs(10),
+        transaction_pooling: false,
     }
 }
 
