@@ -334,6 +334,7 @@ impl Application {
                 .wrap(NormalizePath::new(TrailingSlash::Trim))
                 .wrap(from_fn(crate::panic::middleware))
                 .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+                .wrap(from_fn(crate::framing::middleware))
                 .wrap(from_fn(crate::request_id::middleware))
         })
         .shutdown_timeout(settings.server.shutdown_timeout_seconds)

@@ -10,6 +10,7 @@ mod config;
 mod database;
 mod documents;
 mod expiry;
+mod framing;
 mod oidc;
 mod openapi;
 mod operations;
