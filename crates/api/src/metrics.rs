@@ -1,8 +1,30 @@
 //! Prometheus metrics (`GET /metrics`, text exposition format 0.0.4): requests and latency by
 //! route and status, pool connections, results established by status, token rejections by
-//! reason.
+//! reason, and connections closed on client errors before any handler ran, by kind.
+
+use std::sync::LazyLock;
 
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+/// `esignsp_http_client_errors_total{kind}`: connections actix-http closed on a client's
+/// mistake before any handler ran (a malformed request head answered 400 or 431, a reset,
+/// a request head not sent in time), by kind (see [`crate::telemetry::classify`]). Counted
+/// by [`crate::telemetry::ClientErrors`] from actix-http's log events, so process-wide; every
+/// [`Metrics`] registry shows it.
+pub static CLIENT_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let counter = IntCounterVec::new(
+        Opts::new(
+            "esignsp_http_client_errors_total",
+            "Connections closed on a client error before any handler ran (malformed request head, reset), by kind",
+        ),
+        &["kind"],
+    )
+    .expect("valid metric");
+    for kind in crate::telemetry::CLIENT_ERROR_KINDS {
+        counter.with_label_values(&[kind]);
+    }
+    counter
+});
 
 /// The service's metrics, registered in their own registry.
 #[derive(Clone)]
@@ -71,6 +93,7 @@ impl Metrics {
         }
         registry.register(Box::new(latency.clone())).expect("registered once");
         registry.register(Box::new(pool.clone())).expect("registered once");
+        registry.register(Box::new(CLIENT_ERRORS.clone())).expect("registered once");
         Self { registry, requests, latency, pool, results, token_rejections }
     }
 

@@ -112,3 +112,51 @@ async fn routes_that_do_not_upgrade_answer_normally_whatever_upgrade_says() {
     assert!(answer.starts_with("HTTP/1.1 200"), "chunked with Upgrade: {answer}");
     assert!(answer.ends_with(body), "{answer}");
 }
+
+#[tokio::test]
+async fn malformed_request_heads_are_counted_and_logged_as_client_errors_not_server_errors() {
+    let database = fresh_database_url().await;
+    let bin = crate::operations::spawn_binary(&database, &[]).await;
+    let within = Duration::from_secs(8);
+    let big = format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(300 * 1024));
+    let cases: [(&[u8], &str, &str); 6] = [
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", "HTTP/1.1 400", "header"),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", "HTTP/1.1 400", "header"),
+        (b"GET /he<l>thz HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400", "uri"),
+        (b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", "HTTP/1.1 400", "version"),
+        // httparse refuses a method with a non-token character as a malformed head.
+        (b"G@T /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400", "header"),
+        (big.as_bytes(), "HTTP/1.1 431", "head_too_large"),
+    ];
+    for (request, expected, kind) in cases {
+        let answer = exchange(bin.port, request, within).await;
+        assert!(answer.starts_with(expected), "{kind}: {answer}");
+    }
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", bin.port))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let count = |kind: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("esignsp_http_client_errors_total{{kind=\"{kind}\"}} ")))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    assert_eq!(count("header"), Some(3), "{metrics}");
+    for kind in ["uri", "version", "head_too_large"] {
+        assert_eq!(count(kind), Some(1), "{kind}: {metrics}");
+    }
+    assert_eq!(count("slow_request"), Some(0), "every kind shows from the start");
+    bin.signal("TERM");
+    let (_, logs) = bin.logs_after_exit();
+    let lines: Vec<serde_json::Value> = logs.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let errors: Vec<_> = lines.iter().filter(|l| l["level"] == "ERROR").collect();
+    assert!(errors.is_empty(), "client mistakes are not server errors: {errors:?}");
+    let warned = |kind: &str| lines.iter().filter(|l| l["level"] == "WARN" && l["kind"] == kind).count();
+    assert_eq!(warned("header"), 1, "header errors within the interval are counted, logged once");
+    for kind in ["uri", "version", "head_too_large"] {
+        assert_eq!(warned(kind), 1, "{kind} is logged once at WARN");
+    }
+}

@@ -186,9 +186,9 @@ async fn killed_database_connections_never_produce_a_500() {
 }
 
 /// The real binary, with its logs captured (read as they come, so the pipe never fills).
-struct Binary {
+pub(crate) struct Binary {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     logs: std::thread::JoinHandle<String>,
 }
 
@@ -196,7 +196,7 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-async fn spawn_binary(database_url: &str, extra: &[(&str, &str)]) -> Binary {
+pub(crate) async fn spawn_binary(database_url: &str, extra: &[(&str, &str)]) -> Binary {
     let port = free_port();
     let keys: Vec<String> = key_files().iter().map(|p| p.display().to_string()).collect();
     let mut command = Command::new(env!("CARGO_BIN_EXE_esignsp"));
@@ -241,13 +241,13 @@ impl Binary {
         format!("http://127.0.0.1:{}/trustedx-resources/esignsp/v2", self.port)
     }
 
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let status =
             Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status().expect("kill");
         assert!(status.success());
     }
 
-    fn logs_after_exit(mut self) -> (std::process::ExitStatus, String) {
+    pub(crate) fn logs_after_exit(mut self) -> (std::process::ExitStatus, String) {
         let status = self.child.wait().expect("wait");
         (status, self.logs.join().expect("log reader"))
     }
