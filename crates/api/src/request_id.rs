@@ -23,7 +23,8 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct RequestId(pub String);
 
 /// Accepts a client's id when it is 1 to 128 characters of `[A-Za-z0-9._:-]`.
-fn sane(value: &HeaderValue) -> Option<String> {
+#[must_use]
+pub fn sane(value: &HeaderValue) -> Option<String> {
     let s = value.to_str().ok()?;
     let ok = (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
     ok.then(|| s.to_owned())

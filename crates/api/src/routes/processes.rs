@@ -24,12 +24,18 @@ use crate::startup::AppState;
 
 /// The `{id}` path segment as a process id; anything that cannot be one of ours is
 /// [`ApiError::NotFound`] without a database query (SPEC §2).
-fn process_id(req: &HttpRequest) -> Result<ProcessId, ApiError> {
+///
+/// # Errors
+/// [`ApiError::NotFound`] for a missing or malformed id.
+pub fn process_id(req: &HttpRequest) -> Result<ProcessId, ApiError> {
     req.match_info().get("id").and_then(|s| ProcessId::parse(s).ok()).ok_or(ApiError::NotFound)
 }
 
 /// The `{document_id}` path segment; like [`process_id`], never a 400.
-pub(crate) fn document_id(req: &HttpRequest, name: &str) -> Result<DocumentId, ApiError> {
+///
+/// # Errors
+/// [`ApiError::NotFound`] for a missing or malformed id.
+pub fn document_id(req: &HttpRequest, name: &str) -> Result<DocumentId, ApiError> {
     req.match_info().get(name).and_then(|s| DocumentId::parse(s).ok()).ok_or(ApiError::NotFound)
 }
 
@@ -38,7 +44,11 @@ pub(crate) fn audit(caller: &Caller, request_id: RequestId) -> AuditContext {
 }
 
 /// The documents of the JSON form of O1: `[{"id": …} | {"url": "…/documents/{id}"}, …]`.
-fn referenced_documents(value: Option<serde_json::Value>) -> Result<Vec<DocumentInput>, ApiError> {
+///
+/// # Errors
+/// [`ApiError::InvalidBody`] when `value` is not such an array, or an entry names no id that
+/// can be one of ours.
+pub fn referenced_documents(value: Option<serde_json::Value>) -> Result<Vec<DocumentInput>, ApiError> {
     let invalid = |d: &str| ApiError::InvalidBody(format!("documents: {d}"));
     let Some(serde_json::Value::Array(entries)) = value else {
         return Err(invalid("must be an array of {\"id\"} or {\"url\"} objects"));

@@ -63,6 +63,14 @@ fn with_query(url: &str, params: &[(&str, &str)]) -> Option<String> {
     Some(url.to_string())
 }
 
+/// The process id of O12's query (`signerProcessId`, form-urlencoded; the first one counts);
+/// `None` when it is absent or cannot be one of ours (answered with the 404 page).
+#[must_use]
+pub fn signer_process_id(query: &str) -> Option<ProcessId> {
+    let raw = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "signerProcessId")?.1;
+    ProcessId::parse(&raw).ok()
+}
+
 /// O12: while the process is pending, 302 to `ui.signing_app_url` with `signerProcessId`
 /// added (or a page saying it waits); once it has a result, 302 to its
 /// `finish_callback_url` with `status` and `signer_process_id` added (or a result page).
@@ -88,14 +96,10 @@ pub async fn browser(
     request_id: RequestId,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let raw = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .find(|(k, _)| k == "signerProcessId")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
     let not_found = || {
         page(StatusCode::NOT_FOUND, "Signature process not found", &["There is no such signature process.".to_owned()])
     };
-    let Ok(id) = ProcessId::parse(&raw) else {
+    let Some(id) = signer_process_id(req.query_string()) else {
         return Ok(not_found());
     };
     let audit = AuditContext {
