@@ -125,7 +125,10 @@ pub fn content_disposition(data: &[u8]) {
     let Ok(value) = HeaderValue::from_bytes(data) else {
         return; // Not a field value (RFC 9110 §5.5): actix-http answers 400 before any handler.
     };
-    let parsed = ContentDisposition::from_raw(&value).ok();
+    // A field value has no leading or trailing white space (RFC 9110 §5.5): the part's header
+    // parser drops it, so the value parsed here drops it too.
+    let trimmed = HeaderValue::from_bytes(value.as_bytes().trim_ascii()).expect("a part of a field value");
+    let parsed = ContentDisposition::from_raw(&trimmed).ok();
     let mut body = format!("--{BOUNDARY}\r\nContent-Disposition: ").into_bytes();
     body.extend_from_slice(data);
     body.extend_from_slice(format!("\r\n\r\n%PDF-1.7 x\r\n--{BOUNDARY}--\r\n").as_bytes());

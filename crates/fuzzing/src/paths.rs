@@ -11,13 +11,14 @@ use esignsp_api::routes::processes::{document_id, process_id};
 use crate::assert_client_error;
 
 /// The routes with ids, below [`API_BASE`], with the helper that reads each id.
-const ROUTES: [&str; 6] = [
+const ROUTES: [&str; 7] = [
     "/signer_processes/{id}",
     "/signer_processes/{id}/result",
     "/signer_processes/{id}/events",
     "/signer_processes/{id}/documents",
     "/signer_processes/{id}/documents/{document_id}/result",
     "/documents/{id}",
+    "/documents/{id}/content",
 ];
 
 fn assert_minted_shape(id: &str) {

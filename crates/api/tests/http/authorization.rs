@@ -86,6 +86,8 @@ async fn invalid_tokens_answer_401_invalid_token_with_a_fixed_description() {
         (k.sign(Signer::Untrusted, &claims("relying-app")), "unknown key / bad signature"),
         (k.sign(Signer::Rs256, &with(claims("relying-app"), "exp", json!(now - 600))), "expired"),
         (k.sign(Signer::Rs256, &with(claims("relying-app"), "nbf", json!(now + 600))), "not yet valid"),
+        (k.sign(Signer::Rs256, &with(claims("relying-app"), "nbf", json!(1.767e39))), "nbf beyond u64 (fuzz finding)"),
+        (k.sign(Signer::Rs256, &with(claims("relying-app"), "iss", json!([esignsp_testkit::ISSUER]))), "iss array"),
         (k.sign(Signer::Rs256, &with(claims("relying-app"), "iss", json!("https://evil.example"))), "wrong issuer"),
         (k.sign(Signer::Rs256, &with(claims("relying-app"), "aud", json!("someone-else"))), "wrong audience"),
         (TestKeys::unsigned("none", &claims("relying-app")), "alg none"),
