@@ -1,6 +1,8 @@
 //! Ids in paths (SPEC §2): routed by actix's router, percent-decoded, then parsed by the
 //! handlers' helpers; anything that cannot be one of ours answers 404, never 400 or 500.
 
+use std::sync::OnceLock;
+
 use actix_web::dev::{Path, ResourceDef, Url};
 use actix_web::http::Uri;
 use actix_web::test::TestRequest;
@@ -34,9 +36,18 @@ pub fn path_id(data: &[u8]) {
     let Ok(uri) = text.parse::<Uri>() else {
         return; // actix-http answers 400 before routing.
     };
-    for route in ROUTES {
-        let pattern = format!("{API_BASE}{route}");
-        let resource = ResourceDef::new(pattern.as_str());
+    static RESOURCES: OnceLock<Vec<(&str, String, ResourceDef)>> = OnceLock::new();
+    let resources = RESOURCES.get_or_init(|| {
+        ROUTES
+            .iter()
+            .map(|route| {
+                let pattern = format!("{API_BASE}{route}");
+                let resource = ResourceDef::new(pattern.as_str());
+                (*route, pattern, resource)
+            })
+            .collect()
+    });
+    for (route, pattern, resource) in resources {
         let mut path = Path::new(Url::new(uri.clone()));
         if !resource.capture_match_info(&mut path) {
             continue;
