@@ -131,15 +131,14 @@ fn every_claim_rejection_has_its_reason() {
         ),
         ("nbf in the future", with(good_claims(), "nbf", json!(now() + 600)), invalid(R::NotYetValid)),
         ("iat in the future", with(good_claims(), "iat", json!(now() + 600)), invalid(R::NotYetValid)),
-        // Found by the jwt fuzz target: jsonwebtoken skips an nbf that is not a u64.
-        ("nbf beyond u64", with(good_claims(), "nbf", json!(1.767e39)), invalid(R::NotYetValid)),
+        // Found by the jwt fuzz target: jsonwebtoken 9 skipped an nbf that is not a u64 (10 refuses it).
+        ("nbf beyond u64", with(good_claims(), "nbf", json!(1.767e39)), invalid(R::Malformed)),
         (
             "nbf fractional, in the future",
             with(good_claims(), "nbf", json!(now() as f64 + 600.5)),
             invalid(R::NotYetValid),
         ),
         ("nbf not a number", with(good_claims(), "nbf", json!("0")), invalid(R::Malformed)),
-        ("iss an array holding ours", with(good_claims(), "iss", json!([ISSUER])), invalid(R::WrongIssuer)),
         ("missing exp", with(good_claims(), "exp", Value::Null), invalid(R::MissingClaim)),
         ("wrong aud", with(good_claims(), "aud", json!("other")), invalid(R::WrongAudience)),
         ("empty aud", with(good_claims(), "aud", json!([])), invalid(R::WrongAudience)),
