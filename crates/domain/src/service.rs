@@ -111,6 +111,18 @@ impl DocumentUpload {
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
+
+    /// The part's declared `Content-Type`, if any.
+    #[must_use]
+    pub fn declared_type(&self) -> Option<&str> {
+        self.declared_type.as_deref()
+    }
+
+    /// Lowercase hex SHA-256 of the bytes.
+    #[must_use]
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
 }
 
 /// A document of a process being created (O1).

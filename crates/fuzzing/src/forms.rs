@@ -1,12 +1,13 @@
 //! Multipart bodies of O1 and O8 (RFC 7578), their part headers and the `Content-Disposition`
 //! parameters `name`, `filename` and `filename*` (RFC 7578 §4.2, RFC 5987 / RFC 8187).
 
-use actix_web::http::header::{ContentDisposition, HeaderValue, CONTENT_TYPE};
+use actix_web::http::header::{Charset, ContentDisposition, HeaderValue, CONTENT_TYPE};
 use actix_web::test::TestRequest;
 use actix_web::web::{self, Bytes};
 use actix_web::FromRequest;
 use esignsp_api::body::{read_creation_form, CreationForm, FormLimits, MAX_DOCUMENTS};
 use esignsp_api::error::ApiError;
+use esignsp_domain::text::TextKind;
 use sha2::{Digest, Sha256};
 
 use crate::{assert_client_error, block_on, hex};
@@ -50,7 +51,7 @@ fn encode(form: &CreationForm) -> (Bytes, String) {
         .iter()
         .chain(form.signers.iter())
         .map(|b| &b[..])
-        .chain(form.documents.iter().map(|d| &d.bytes[..]))
+        .chain(form.documents.iter().map(|d| d.bytes()))
         .collect();
     let boundary = (0u32..)
         .map(|n| format!("roundtrip-{n}"))
@@ -69,14 +70,14 @@ fn encode(form: &CreationForm) -> (Bytes, String) {
     }
     for document in &form.documents {
         let mut headers = String::from("Content-Disposition: form-data; name=\"document\"");
-        if let Some(filename) = &document.filename {
+        if let Some(filename) = document.filename() {
             headers.push_str(&format!("; filename*={}", ext_value(filename)));
         }
         headers.push_str("\r\n");
-        if let Some(declared) = &document.declared_type {
+        if let Some(declared) = document.declared_type() {
             headers.push_str(&format!("Content-Type: {declared}\r\n"));
         }
-        part(headers, &document.bytes);
+        part(headers, document.bytes());
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (Bytes::from(body), boundary)
@@ -85,11 +86,30 @@ fn encode(form: &CreationForm) -> (Bytes, String) {
 /// What an accepted form must be, within [`LIMITS`].
 fn assert_form(form: &CreationForm) {
     assert!(form.documents.len() <= MAX_DOCUMENTS, "at most {MAX_DOCUMENTS} documents");
-    let total: usize = form.documents.iter().map(|d| d.bytes.len()).sum();
+    let total: usize = form.documents.iter().map(|d| d.bytes().len()).sum();
     assert!(total <= LIMITS.max_document_bytes, "document bytes within the limit");
     for document in &form.documents {
-        assert!(!document.bytes.is_empty(), "no empty document");
-        assert_eq!(document.sha256, hex(&Sha256::digest(&document.bytes)), "sha256 of the bytes");
+        assert!(!document.bytes().is_empty(), "no empty document");
+        assert_eq!(document.sha256(), hex(&Sha256::digest(document.bytes())), "sha256 of the bytes");
+        // The one text rule of every stored text (SPEC §2): no NUL, within its kind's limit.
+        for (text, kind) in [(document.filename(), TextKind::FileName), (document.declared_type(), TextKind::MediaType)]
+        {
+            if let Some(text) = text {
+                assert!(!text.contains('\0'), "a stored text has no NUL: {text:?}");
+                assert!(text.chars().count() <= kind.max_chars(), "a stored text is within its limit");
+            }
+        }
+        if !document.bytes().starts_with(b"%PDF-") {
+            let essence = |t: &str| t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+            assert!(
+                document.declared_type().is_none_or(|t| essence(t) != "application/pdf"),
+                "a document declared application/pdf starts with %PDF-"
+            );
+            assert!(
+                document.filename().is_none_or(|n| !n.to_ascii_lowercase().ends_with(".pdf") || n.len() <= 4),
+                "a document named *.pdf starts with %PDF-"
+            );
+        }
     }
     for part in [&form.process, &form.signers].into_iter().flatten() {
         assert!(part.len() <= LIMITS.max_json_bytes, "JSON parts within the limit");
@@ -118,9 +138,9 @@ pub fn multipart_form(data: &[u8]) {
 }
 
 /// One `Content-Disposition` value of a `document` part, as actix parses it and as the O1/O8
-/// form reader uses it: the reader's file name is the parsed `filename`, else the
-/// `filename*` value; an accepted file name round-trips through `filename*`
-/// (UTF-8, RFC 8187); a refused part is a 400 or 413 problem.
+/// form reader uses it: the stored file name is the parsed `filename*` (RFC 6266 §4.3; its
+/// bytes ISO-8859-1 when it says so, else UTF-8), else `filename`; an accepted file name
+/// round-trips through `filename*` (UTF-8, RFC 8187); a refused part is a 400 or 413 problem.
 pub fn content_disposition(data: &[u8]) {
     let Ok(value) = HeaderValue::from_bytes(data) else {
         return; // Not a field value (RFC 9110 §5.5): actix-http answers 400 before any handler.
@@ -140,11 +160,15 @@ pub fn content_disposition(data: &[u8]) {
     let Some(document) = form.documents.first() else { return };
     let parsed = parsed.expect("a document part has a Content-Disposition actix can parse");
     assert_eq!(parsed.get_name(), Some("document"));
+    // RFC 6266 §4.3: `filename*` wins; its bytes are ISO-8859-1 when it says so, else UTF-8.
     let expected = parsed
-        .get_filename()
-        .map(str::to_owned)
-        .or_else(|| parsed.get_filename_ext().map(|ext| String::from_utf8_lossy(&ext.value).into_owned()));
-    assert_eq!(document.filename, expected, "the file name is the parsed one");
+        .get_filename_ext()
+        .map(|ext| match ext.charset {
+            Charset::Iso_8859_1 => ext.value.iter().map(|&b| char::from(b)).collect(),
+            _ => String::from_utf8(ext.value.clone()).expect("an accepted filename* is UTF-8"),
+        })
+        .or_else(|| parsed.get_filename().map(str::to_owned));
+    assert_eq!(document.filename(), expected.as_deref(), "the file name is the parsed one");
     let (body, boundary) = encode(&form);
     let again = read_form(body, &boundary).expect("the canonical form of an accepted part is accepted");
     assert_same_form(&form, &again);
@@ -163,7 +187,7 @@ mod tests {
         );
         let form = read_form(Bytes::from(body), BOUNDARY).expect("accepted");
         assert_eq!(form.process.as_deref(), Some(&b"{}"[..]));
-        assert_eq!(form.documents[0].filename.as_deref(), Some("a.pdf"), "filename wins over filename*");
+        assert_eq!(form.documents[0].filename(), Some("ä\".pdf"), "filename* wins over filename (RFC 6266 §4.3)");
         let (canonical, boundary) = encode(&form);
         assert_same_form(&form, &read_form(canonical, &boundary).expect("accepted"));
         multipart_form(b"garbage");
