@@ -572,6 +572,15 @@ pub fn map_error(error: sqlx::Error) -> RepositoryError {
             );
         }
     }
+    if let sqlx::Error::Database(db) = &error {
+        // Class 53: 53100 disk full, 53200 out of memory (a full disk under the WAL shows as
+        // either); 25006: a read-only transaction (a standby, or default_transaction_read_only).
+        match db.code().as_deref() {
+            Some("53100") => return RepositoryError::InsufficientStorage(error.into()),
+            Some("25006") => return RepositoryError::ReadOnly(error.into()),
+            _ => {}
+        }
+    }
     let unavailable = match &error {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {

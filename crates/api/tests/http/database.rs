@@ -13,6 +13,7 @@ use sqlx::Connection;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::common::*;
+use serde_json::Value;
 
 fn on_postgres() -> bool {
     !std::env::var("ESIGNSP_TEST_DATABASE").is_ok_and(|v| v == "sqlite")
@@ -454,4 +455,63 @@ async fn behind_pgbouncer_a_configuration_that_cannot_work_is_named_at_start_up(
     settings.database.url = SecretString::from(via_port(&unmigrated, strict.port));
     let error = start_up_error(settings).await;
     assert!(error.contains("esignsp migrate") && error.contains("pending"), "{error}");
+}
+
+#[tokio::test]
+async fn a_read_only_postgresql_database_answers_503_database_read_only_and_writes_work_again_after() {
+    if !on_postgres() {
+        return; // SQLite's read-only data directory is a test of its own (config.rs).
+    }
+    let app = spawn_app().await;
+    let id = app.create_process("relying-app", 1).await["id"].as_str().expect("id").to_owned();
+    let database = url::Url::parse(&app.database_url).expect("database URL").path().trim_start_matches('/').to_owned();
+    let mut admin = sqlx::PgConnection::connect(&app.database_url).await.expect("connect");
+    // What a standby or an operator's default_transaction_read_only gives: SQLSTATE 25006.
+    sqlx::query(&format!("ALTER DATABASE \"{database}\" SET default_transaction_read_only = on"))
+        .execute(&mut admin)
+        .await
+        .expect("read-only");
+    // Connections made before keep their session setting: end them, as a failover would.
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&database)
+    .execute(&mut admin)
+    .await
+    .expect("terminate");
+    // The terminated connections answer 503 service-unavailable until the outage probe has
+    // connected again; then every write meets the read-only database.
+    let mut last = Value::Null;
+    for _ in 0..40 {
+        let r = app.put_result("relying-app", &id, r#"{"status":"finished"}"#).await;
+        assert_eq!(r.status(), 503, "a read-only database cannot have stored the result");
+        assert!(r.headers().contains_key("retry-after"), "503 carries Retry-After");
+        last = r.json().await.expect("problem body");
+        if last["type"] == "urn:esignsp:problem:database-read-only" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(last["type"], "urn:esignsp:problem:database-read-only", "a read-only PostgreSQL database: {last}");
+    assert_eq!(app.get("relying-app", &format!("/signer_processes/{id}/result")).await.status(), 404, "nothing stored");
+    sqlx::query(&format!("ALTER DATABASE \"{database}\" RESET default_transaction_read_only"))
+        .execute(&mut admin)
+        .await
+        .expect("writable");
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&database)
+    .execute(&mut admin)
+    .await
+    .expect("terminate");
+    let mut status = 0;
+    for _ in 0..40 {
+        status = app.put_result("relying-app", &id, r#"{"status":"finished"}"#).await.status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(status, 200, "writes work again once the database is writable, without a restart");
 }
