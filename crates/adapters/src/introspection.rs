@@ -118,7 +118,7 @@ impl Introspector {
             .send()
             .await
             .map_err(|e| {
-                tracing::warn!(error = %e, "introspection endpoint unreachable");
+                tracing::warn!(error = %e.without_url(), "introspection endpoint unreachable");
                 TokenRejection::Unavailable
             })?;
         if !response.status().is_success() {

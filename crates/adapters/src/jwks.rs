@@ -18,6 +18,7 @@ use serde_json::Value;
 use tokio::sync::{Mutex, RwLock};
 
 use crate::jwt::{keys_from_jwk_json, VerificationKey};
+use crate::redact::redacted_url;
 
 /// Cache lifetime when the answer gives none.
 pub const DEFAULT_CACHE: Duration = Duration::from_secs(300);
@@ -45,7 +46,7 @@ pub fn http_client() -> reqwest::Client {
 /// Reads a response body of at most `limit` bytes.
 pub(crate) async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading the answer: {e}"))? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading the answer: {}", e.without_url()))? {
         if body.len() + chunk.len() > limit {
             return Err(format!("the answer exceeds {limit} bytes"));
         }
@@ -191,15 +192,20 @@ impl JwksSource {
                 (url.clone(), Some(url))
             }
         };
-        let response = self.client.get(&url).send().await.map_err(|e| format!("GET {url}: {e}"))?;
+        let response = self
+            .client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("GET {}: {}", redacted_url(&url), e.without_url()))?;
         if !response.status().is_success() {
-            return Err(format!("GET {url}: status {}", response.status()));
+            return Err(format!("GET {}: status {}", redacted_url(&url), response.status()));
         }
         let cache = max_age(response.headers());
         let body = read_bounded(response, MAX_DOCUMENT_BYTES).await?;
         let keys = keys_from_jwk_json(&body, &self.allow_list)?;
         if keys.is_empty() {
-            return Err(format!("{url}: no usable signing key"));
+            return Err(format!("{}: no usable signing key", redacted_url(&url)));
         }
         Ok((keys, discovered, cache))
     }
@@ -230,20 +236,24 @@ async fn discover_jwks_uri(client: &reqwest::Client, issuer: &str) -> Result<Str
         let response = match client.get(&url).send().await {
             Ok(r) if r.status().is_success() => r,
             Ok(r) => {
-                last_error = format!("GET {url}: status {}", r.status());
+                last_error = format!("GET {}: status {}", redacted_url(&url), r.status());
                 continue;
             }
             Err(e) => {
-                last_error = format!("GET {url}: {e}");
+                last_error = format!("GET {}: {}", redacted_url(&url), e.without_url());
                 continue;
             }
         };
         let body = read_bounded(response, MAX_DOCUMENT_BYTES).await?;
-        let metadata: Value = serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))?;
+        let metadata: Value =
+            serde_json::from_slice(&body).map_err(|e| format!("{}: not JSON: {e}", redacted_url(&url)))?;
         if metadata["issuer"].as_str() != Some(issuer) {
-            return Err(format!("{url}: the metadata's issuer is not exactly auth.issuer"));
+            return Err(format!("{}: the metadata's issuer is not exactly auth.issuer", redacted_url(&url)));
         }
-        return metadata["jwks_uri"].as_str().map(str::to_owned).ok_or_else(|| format!("{url}: no jwks_uri"));
+        return metadata["jwks_uri"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{}: no jwks_uri", redacted_url(&url)));
     }
     Err(last_error)
 }

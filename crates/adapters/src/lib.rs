@@ -6,6 +6,7 @@ pub mod introspection;
 pub mod jwks;
 pub mod jwt;
 pub mod postgres;
+pub mod redact;
 pub mod sqlite;
 pub mod store;
 mod stored;

@@ -322,6 +322,39 @@ fn a_password_anywhere_in_the_database_url_is_never_printed() {
     }
 }
 
+#[tokio::test]
+async fn a_secret_in_the_url_of_the_issuers_keys_or_metadata_is_never_logged() {
+    // Nothing listens on port 1: every fetch fails, and its failure is logged with the URL.
+    for (key, url) in [
+        ("ESIGNSP__AUTH__JWKS_URL", "http://127.0.0.1:1/jwks?access_token=secret-jwks"),
+        ("ESIGNSP__AUTH__INTROSPECTION_URL", "http://svc:secret-intro@127.0.0.1:1/introspect?client_secret=secret-q"),
+    ] {
+        let dir = fresh_dir("config-fetch-secret");
+        let data = dir.display().to_string();
+        let port = free_port().to_string();
+        let keys = key_files_list();
+        let mut env = service_env(&data, &port, &keys);
+        env.retain(|(k, _)| *k != "ESIGNSP__AUTH__PUBLIC_KEY_FILES");
+        env.push((key, url));
+        env.push(("ESIGNSP__AUTH__INTROSPECTION_CLIENT_ID", "esignsp"));
+        env.push(("ESIGNSP__AUTH__INTROSPECTION_CLIENT_SECRET", "secret-client"));
+        env.push(("ESIGNSP__LOG__LEVEL", "trace"));
+        let served = Served::start(esignsp(&dir, &env), port.parse().expect("port")).ready().await;
+        // An opaque token goes to introspection, a JWT to the key set: both fetches fail.
+        let client = reqwest::Client::new();
+        for token in ["opaque-token", "eyJhbGciOiJFZERTQSIsImtpZCI6IngifQ.e30.c2ln"] {
+            let r = client.get(served.api("/documents/x")).bearer_auth(token).send().await.expect("answer");
+            // 503 where the failed fetch was needed, 401 for the token that source cannot judge.
+            assert!(matches!(r.status().as_u16(), 401 | 503), "{key}: {}", r.status());
+        }
+        let logs = served.stop();
+        assert!(logs.contains("127.0.0.1:1"), "{key}: the failed fetch is logged with its (redacted) URL:\n{logs}");
+        for secret in ["secret-jwks", "secret-intro", "secret-q", "secret-client"] {
+            assert!(!logs.contains(secret), "{key}: {secret} logged:\n{logs}");
+        }
+    }
+}
+
 #[test]
 fn token_never_generates_a_key_and_names_the_file_it_expected() {
     let dir = fresh_dir("config-token");
