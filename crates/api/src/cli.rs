@@ -86,7 +86,8 @@ pub async fn run(cli: Cli) -> i32 {
             };
             match store.migrate().await {
                 Ok(()) => {
-                    println!("migrations applied");
+                    // Behind a transaction pooler nothing is applied, only checked (see `Store::migrate`).
+                    println!("the database schema is up to date");
                     0
                 }
                 Err(e) => match crate::startup::storage_problem(&store) {
