@@ -81,7 +81,17 @@ fn key_files_list() -> String {
 struct Served {
     child: Child,
     port: u16,
-    stderr: std::thread::JoinHandle<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+/// A service whose test failed before it was stopped is killed, never left running.
+impl Drop for Served {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Served {
@@ -94,7 +104,7 @@ impl Served {
             let _ = std::io::Read::read_to_string(&mut stderr, &mut logs);
             logs
         });
-        Self { child, port, stderr }
+        Self { child, port, stderr: Some(stderr) }
     }
 
     /// Waits until `/healthz` answers.
@@ -105,7 +115,7 @@ impl Served {
                 return self;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("esignsp exited with {status}: {}", self.stderr.join().unwrap_or_default());
+                panic!("esignsp exited with {status}: {}", self.logs());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -124,7 +134,12 @@ impl Served {
     fn stop(mut self) -> String {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let _ = self.child.wait();
-        self.stderr.join().unwrap_or_default()
+        self.logs()
+    }
+
+    /// What it wrote to standard error, once it has exited.
+    fn logs(&mut self) -> String {
+        self.stderr.take().and_then(|s| s.join().ok()).unwrap_or_default()
     }
 }
 

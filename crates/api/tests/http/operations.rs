@@ -189,7 +189,17 @@ async fn killed_database_connections_never_produce_a_500() {
 pub(crate) struct Binary {
     child: Child,
     pub(crate) port: u16,
-    logs: std::thread::JoinHandle<String>,
+    logs: Option<std::thread::JoinHandle<String>>,
+}
+
+/// A binary whose test failed before it was stopped is killed, never left running.
+impl Drop for Binary {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 fn free_port() -> u16 {
@@ -227,7 +237,7 @@ pub(crate) async fn spawn_binary(database_url: &str, extra: &[(&str, &str)]) -> 
     let client = reqwest::Client::new();
     for _ in 0..100 {
         if client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok() {
-            return Binary { child, port, logs };
+            return Binary { child, port, logs: Some(logs) };
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -249,7 +259,7 @@ impl Binary {
 
     pub(crate) fn logs_after_exit(mut self) -> (std::process::ExitStatus, String) {
         let status = self.child.wait().expect("wait");
-        (status, self.logs.join().expect("log reader"))
+        (status, self.logs.take().map(|l| l.join().expect("log reader")).unwrap_or_default())
     }
 }
 
