@@ -1,12 +1,9 @@
 //! PostgreSQL implementation of [`SignerProcessRepository`] (SPEC §8), with sqlx.
 //!
-//! Establishing a result (SPEC §8's conditional write) first reads the state the rules need
-//! without a lock, lets the state machine decide, and writes the result, the derived document
-//! results and the audit event in one statement that applies only while the process's
-//! `version` is still the one read: two statements, no BEGIN/COMMIT. When another writer got
-//! there first, it decides again in a transaction whose first statement locks the process row
-//! (`SELECT … FOR UPDATE`, filtered by tenant). Every other write of a result or a document
-//! result increments `version`.
+//! The transition protocol of SPEC §8 is the domain's; this adapter only loads snapshots
+//! ([`sql::LOAD`], without a lock) and writes transitions ([`sql::WRITE`], one statement that
+//! applies only while the process's `version` is still the one loaded): the common
+//! `PUT …/result` is two statements on one connection, no BEGIN/COMMIT.
 
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
@@ -14,19 +11,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::stored::{corrupt, document_id, stored_document_result, stored_process_result};
+use crate::stored::{corrupt, document_id, stored_document_result, stored_process_result, StoredTransition};
 use async_trait::async_trait;
 use esignsp_domain::events::{AuditContext, AuditEvent, EventKind};
 use esignsp_domain::ports::{
-    CreateError, DeleteDocumentOutcome, EstablishOutcome, EstablishResultError, RepositoryError,
-    SignerProcessRepository,
+    CreateError, DeleteDocumentOutcome, RepositoryError, SignerProcessRepository, Transition, TransitionStore,
+    WriteOutcome,
 };
 use esignsp_domain::process::{
     DocumentContent, NewSignerProcess, NewStandaloneDocument, ProcessDocument, ProcessDocumentSource, ProcessRequest,
     ProcessType, SignerProcess, StoredDocument,
 };
-use esignsp_domain::rules::{expiry_plan, Decision, DocumentState, ProcessState, ResultPlan, ResultStateMachine};
-use esignsp_domain::{Caller, ClientId, DocumentId, DocumentResult, ProcessId, ProcessResult, ResultMessage, TaskId};
+use esignsp_domain::rules::{DocumentState, ProcessSnapshot, Version};
+use esignsp_domain::{Caller, ClientId, DocumentId, ProcessId, TaskId};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
@@ -499,15 +496,6 @@ impl HasRepositoryError for RepositoryError {
     }
 }
 
-impl HasRepositoryError for EstablishResultError {
-    fn repository_error(&self) -> Option<&RepositoryError> {
-        match self {
-            Self::Repository(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
 impl HasRepositoryError for CreateError {
     fn repository_error(&self) -> Option<&RepositoryError> {
         match self {
@@ -618,73 +606,63 @@ const INSERT_EVENT: &str =
     "INSERT INTO process_events (process_id, kind, actor, request_id, document_id, old_status, new_status) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-/// The statements of `PUT …/signer_processes/{id}/result` (eSignSP O4), public so that
+/// The statements of the transition protocol (SPEC §8) on PostgreSQL, public so that
 /// `scripts/bench.sh` runs exactly these in pgbench beside the service.
 pub mod sql {
-    /// Expands to the state query of the rules, for this tenant's process; `$suffix` is
-    /// appended (the locking variant adds `FOR UPDATE OF p`).
-    macro_rules! state_query {
-        ($suffix:literal) => {
-            concat!(
-                "SELECT p.result_status, p.result_message, p.expires_at, p.version, ",
-                "ARRAY(SELECT pd.document_id FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_ids, ",
-                "ARRAY(SELECT pd.result_status FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_statuses, ",
-                "ARRAY(SELECT pd.result_message FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_messages ",
-                "FROM signer_processes p WHERE p.id = $1 AND (p.client_id = $2 OR $3)",
-                $suffix
-            )
-        };
-    }
+    /// Loads, without a lock, a process's versioned snapshot: its result, `expires_at`,
+    /// `version`, and its documents' ids and results in order. Parameters: `$1` process id,
+    /// `$2` caller's client id, `$3` caller is trusted (sees every tenant). No row for an
+    /// unknown or foreign process.
+    pub const LOAD: &str = "SELECT p.result_status, p.result_message, p.expires_at, p.version, \
+        ARRAY(SELECT pd.document_id FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_ids, \
+        ARRAY(SELECT pd.result_status FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_statuses, \
+        ARRAY(SELECT pd.result_message FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_messages \
+        FROM signer_processes p WHERE p.id = $1 AND (p.client_id = $2 OR $3)";
 
-    /// Reads, without a lock, the state the rules need and the process's `version`.
-    /// Parameters: `$1` process id, `$2` caller's client id, `$3` caller is trusted (sees every
-    /// tenant). No row for an unknown or foreign process.
-    pub const READ_STATE: &str = state_query!("");
-
-    /// [`READ_STATE`] that also locks the process row until the transaction ends (SPEC §8).
-    pub const LOCK_STATE: &str = state_query!(" FOR UPDATE OF p");
-
-    /// Writes a decided process result, the derived document results and the audit event in
-    /// one statement, and increments `version`. With `$10` set it writes only while the
-    /// process's `version` is still `$10` (compare-and-set); with `$10` NULL the caller holds
-    /// the row lock. Answers one row: the number of processes written (0 or 1).
-    /// Parameters: `$1` id, `$2`/`$3` status/message, `$4`/`$5`/`$6` document ids, statuses
-    /// and messages (arrays of equal length), `$7` actor, `$8` request id, `$9` event kind,
-    /// `$10` expected version or NULL.
-    pub const WRITE_RESULT: &str = "WITH p AS (UPDATE signer_processes \
-                    SET result_status = $2, result_message = $3, result_at = now(), version = version + 1 \
-                    WHERE id = $1 AND ($10::bigint IS NULL OR version = $10) RETURNING id), \
+    /// Writes a whole transition in one statement, only while the process's `version` is
+    /// still `$10` (compare-and-set), and advances it: the process result when `$2` is not
+    /// NULL, the document results of the arrays (only where a document has none), and the
+    /// audit event. Answers one row: the number of processes written (0: stale, or gone).
+    /// Parameters: `$1` id, `$2`/`$3` status/message or NULL, `$4`/`$5`/`$6` document ids,
+    /// statuses and messages (arrays of equal length), `$7` actor, `$8` request id, `$9` event
+    /// kind, `$10` expected version, `$11` event document id or NULL, `$12` event new status.
+    pub const WRITE: &str = "WITH p AS (UPDATE signer_processes \
+                    SET result_status = COALESCE($2, result_status), \
+                        result_message = CASE WHEN $2::text IS NULL THEN result_message ELSE $3 END, \
+                        result_at = CASE WHEN $2::text IS NULL THEN result_at ELSE now() END, \
+                        version = version + 1 \
+                    WHERE id = $1 AND version = $10 RETURNING id), \
               d AS (UPDATE process_documents pd SET result_status = u.status, result_message = u.message \
                     FROM p, unnest($4::text[], $5::text[], $6::text[]) AS u(document_id, status, message) \
                     WHERE pd.process_id = p.id AND pd.document_id = u.document_id AND pd.result_status IS NULL), \
-              e AS (INSERT INTO process_events (process_id, kind, actor, request_id, old_status, new_status) \
-                    SELECT p.id, $9, $7, $8, NULL, $2 FROM p) \
+              e AS (INSERT INTO process_events (process_id, kind, actor, request_id, document_id, old_status, new_status) \
+                    SELECT p.id, $9, $7, $8, $11, NULL, $12 FROM p) \
          SELECT count(*) FROM p";
+
+    /// The pending processes due to expire: `$1` the time, `$2` at most this many, soonest
+    /// first.
+    pub const DUE_EXPIRIES: &str = "SELECT id FROM signer_processes \
+        WHERE result_status IS NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2";
 }
 
-/// Reads the state the rules need with `statement` ([`sql::READ_STATE`] or
-/// [`sql::LOCK_STATE`]), and the process's version. `None` for an unknown or foreign process.
-async fn read_state<'e>(
-    executor: impl sqlx::PgExecutor<'e>,
+/// Loads a versioned snapshot with [`sql::LOAD`]. `None` for an unknown or foreign process.
+async fn load(
+    connection: &mut PgConnection,
     persistent: bool,
-    statement: &'static str,
     id: &ProcessId,
     caller: &Caller,
-    now: OffsetDateTime,
-) -> Result<Option<(ProcessState, i64)>, RepositoryError> {
-    let Some(row) = sqlx::query(statement)
+) -> Result<Option<ProcessSnapshot>, RepositoryError> {
+    let Some(row) = sqlx::query(sql::LOAD)
         .persistent(persistent)
         .bind(id.as_str())
         .bind(caller.client_id.as_str())
         .bind(caller.trusted)
-        .fetch_optional(executor)
+        .fetch_optional(connection)
         .await
         .map_err(map_error)?
     else {
         return Ok(None);
     };
-    let result = stored_process_result(row.decoded("result_status")?, row.decoded("result_message")?)?;
-    let expires_at: OffsetDateTime = row.decoded("expires_at")?;
     let ids: Vec<String> = row.decoded("doc_ids")?;
     let statuses: Vec<Option<String>> = row.decoded("doc_statuses")?;
     let messages: Vec<Option<String>> = row.decoded("doc_messages")?;
@@ -696,55 +674,116 @@ async fn read_state<'e>(
             Ok(DocumentState { id: document_id(id)?, result: stored_document_result(status, message)? })
         })
         .collect::<Result<Vec<_>, RepositoryError>>()?;
-    let state = ProcessState { expired: result.is_none() && expires_at <= now, result, documents };
-    Ok(Some((state, row.decoded("version")?)))
+    Ok(Some(ProcessSnapshot {
+        version: Version(row.decoded("version")?),
+        result: stored_process_result(row.decoded("result_status")?, row.decoded("result_message")?)?,
+        documents,
+        expires_at: row.decoded("expires_at")?,
+    }))
 }
 
-/// The conditional write of SPEC §8: locks this tenant's process row (`FOR UPDATE`) and reads
-/// the state the rules need, in one statement. `None` for an unknown or foreign process.
-async fn lock_state(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+/// Writes a transition with [`sql::WRITE`].
+async fn write(
+    connection: &mut PgConnection,
     persistent: bool,
-    id: &ProcessId,
-    caller: &Caller,
-    now: OffsetDateTime,
-) -> Result<Option<ProcessState>, RepositoryError> {
-    Ok(read_state(&mut **tx, persistent, sql::LOCK_STATE, id, caller, now).await?.map(|(state, _)| state))
-}
-
-/// Writes a decided process result with its derived document results and its audit event
-/// ([`sql::WRITE_RESULT`]). With `expected_version`, only while the process's version is still
-/// that one; `Ok(false)` when it is not (or the process is gone) and nothing was written.
-async fn write_result<'e>(
-    executor: impl sqlx::PgExecutor<'e>,
-    persistent: bool,
-    id: &ProcessId,
-    plan: &ResultPlan,
-    kind: EventKind,
-    audit: &AuditContext,
-    expected_version: Option<i64>,
-) -> Result<bool, RepositoryError> {
-    let (doc_ids, (doc_statuses, doc_messages)): (Vec<&str>, (Vec<&str>, Vec<Option<&str>>)) = plan
-        .derived_document_results
-        .iter()
-        .map(|(id, r)| (id.as_str(), (r.status.as_str(), r.message.as_ref().map(ResultMessage::as_str))))
-        .unzip();
-    let written: i64 = sqlx::query_scalar(sql::WRITE_RESULT)
+    transition: &Transition,
+) -> Result<WriteOutcome, RepositoryError> {
+    let StoredTransition { result, documents, event } = StoredTransition::of(transition);
+    let written: i64 = sqlx::query_scalar(sql::WRITE)
         .persistent(persistent)
-        .bind(id.as_str())
-        .bind(plan.result.status.as_str())
-        .bind(plan.result.message.as_ref().map(ResultMessage::as_str))
-        .bind(&doc_ids)
-        .bind(&doc_statuses)
-        .bind(&doc_messages)
-        .bind(audit.actor.as_str())
-        .bind(&audit.request_id)
-        .bind(kind.as_str())
-        .bind(expected_version)
-        .fetch_one(executor)
+        .bind(transition.process.as_str())
+        .bind(result.map(|r| r.0))
+        .bind(result.and_then(|r| r.1))
+        .bind(&documents.ids)
+        .bind(&documents.statuses)
+        .bind(&documents.messages)
+        .bind(event.actor)
+        .bind(event.request_id)
+        .bind(event.kind)
+        .bind(transition.expected.0)
+        .bind(event.document_id)
+        .bind(event.new_status)
+        .fetch_one(connection)
         .await
         .map_err(map_error)?;
-    Ok(written == 1)
+    Ok(if written == 1 { WriteOutcome::Written } else { WriteOutcome::Stale })
+}
+
+/// The unit of work of the transition protocol on PostgreSQL: one pooled connection for
+/// every statement of a request (sqlx checks a connection with a round trip each time it goes
+/// back to the pool), or, behind a pooler in transaction mode, one transaction from a load to
+/// the write that commits it. A statement that the schema outdated is retried once on a new
+/// connection; a lost connection starts the outage probe.
+struct PgTransitions<'r> {
+    statements: &'r Statements,
+    session: Option<Session>,
+    retried: bool,
+}
+
+impl PgTransitions<'_> {
+    async fn session(&mut self) -> Result<&mut Session, RepositoryError> {
+        if self.session.is_none() {
+            self.session = Some(self.statements.session().await?);
+        }
+        Ok(self.session.as_mut().unwrap_or_else(|| unreachable!("set above")))
+    }
+
+    /// `Some(outcome)` to answer, `None` to run the statement again on a new connection.
+    fn settle<T>(&mut self, outcome: Result<T, RepositoryError>) -> Option<Result<T, RepositoryError>> {
+        let Err(error) = &outcome else { return Some(outcome) };
+        match classify(error) {
+            Failure::StaleStatement if !self.retried => {
+                tracing::warn!(error = %source_of(Some(error)), "a statement no longer matches the schema: reconnecting and retrying once");
+                self.statements.health.retired.retire_all();
+                self.session = None;
+                self.retried = true;
+                None
+            }
+            Failure::LostConnection => {
+                self.statements.health.suspect();
+                self.session = None;
+                Some(outcome)
+            }
+            _ => {
+                self.session = None;
+                Some(outcome)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl TransitionStore for PgTransitions<'_> {
+    #[tracing::instrument(skip_all, fields(process_id = %id))]
+    async fn load(&mut self, id: &ProcessId, caller: &Caller) -> Result<Option<ProcessSnapshot>, RepositoryError> {
+        let persistent = self.statements.persistent();
+        loop {
+            let outcome = match self.session().await {
+                Ok(session) => load(session, persistent, id, caller).await,
+                Err(e) => Err(e),
+            };
+            if let Some(outcome) = self.settle(outcome) {
+                return outcome;
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(process_id = %transition.process, kind = transition.event.kind.as_str()))]
+    async fn write(&mut self, transition: &Transition) -> Result<WriteOutcome, RepositoryError> {
+        let persistent = self.statements.persistent();
+        loop {
+            let outcome = match self.session().await {
+                Ok(session) => write(session, persistent, transition).await,
+                Err(e) => Err(e),
+            };
+            let Some(outcome) = self.settle(outcome) else { continue };
+            // Behind a pooler the load and the write share a transaction: it ends here.
+            if let Some(session) = self.session.take_if(|s| matches!(s, Session::Pooled(_))) {
+                session.end().await?;
+            }
+            return outcome;
+        }
+    }
 }
 
 /// Each operation once; `persistent` below is `!transaction_pooling`.
@@ -972,124 +1011,18 @@ impl Statements {
         Ok(true)
     }
 
-    #[tracing::instrument(skip_all, fields(process_id = %id, status = %requested.status))]
-    async fn establish_result(
-        &self,
-        id: &ProcessId,
-        caller: &Caller,
-        requested: ProcessResult,
-        machine: &ResultStateMachine,
-        now: OffsetDateTime,
-        audit: &AuditContext,
-    ) -> Result<EstablishOutcome, EstablishResultError> {
-        // Optimistic path, the common case: read without a lock, decide, and write only while
-        // the version read is current: two statements, each its own transaction. Answers that
-        // need no write (replay, rule violation, not found) come from the read alone. One
-        // connection serves the whole request: sqlx checks a connection with a round trip each
-        // time it goes back to the pool. Behind a pooler in transaction mode the two statements
-        // share one transaction (and the locking path below is a savepoint in it).
-        let persistent = self.persistent();
-        let mut session = self.session().await?;
-        let (state, version) = read_state(&mut *session, persistent, sql::READ_STATE, id, caller, now)
-            .await?
-            .ok_or(EstablishResultError::NotFound)?;
-        match machine.establish(&state, requested.clone()).map_err(EstablishResultError::Rule)? {
-            Decision::Replay(plan) => return Ok(EstablishOutcome::Replayed(plan.result)),
-            Decision::Apply(plan) => {
-                if write_result(&mut *session, persistent, id, &plan, EventKind::Result, audit, Some(version)).await? {
-                    session.end().await?;
-                    return Ok(EstablishOutcome::Established(plan.result));
-                }
-            }
-        }
-        // Another writer changed the process in between: decide again under the row lock.
-        let mut tx = Connection::begin(&mut *session).await.map_err(map_error)?;
-        let state = lock_state(&mut tx, persistent, id, caller, now).await?.ok_or(EstablishResultError::NotFound)?;
-        let plan = match machine.establish(&state, requested).map_err(EstablishResultError::Rule)? {
-            Decision::Replay(plan) => return Ok(EstablishOutcome::Replayed(plan.result)),
-            Decision::Apply(plan) => plan,
-        };
-        write_result(&mut *tx, persistent, id, &plan, EventKind::Result, audit, None).await?;
-        tx.commit().await.map_err(map_error)?;
-        session.end().await?;
-        Ok(EstablishOutcome::Established(plan.result))
-    }
-
-    #[allow(clippy::too_many_arguments)] // the arguments of the port's operation
-    #[tracing::instrument(skip_all, fields(process_id = %process, document_id = %document))]
-    async fn set_document_result(
-        &self,
-        process: &ProcessId,
-        document: &DocumentId,
-        caller: &Caller,
-        requested: DocumentResult,
-        machine: &ResultStateMachine,
-        now: OffsetDateTime,
-        audit: &AuditContext,
-    ) -> Result<EstablishOutcome<DocumentResult>, EstablishResultError> {
-        let mut tx = self.begin().await?;
-        let state = lock_state(&mut tx, self.persistent(), process, caller, now)
-            .await?
-            .ok_or(EstablishResultError::NotFound)?;
-        let index = state.documents.iter().position(|d| &d.id == document).ok_or(EstablishResultError::NotFound)?;
-        let result = match machine.set_document_result(&state, index, requested).map_err(EstablishResultError::Rule)? {
-            Decision::Replay(r) => return Ok(EstablishOutcome::Replayed(r)),
-            Decision::Apply(r) => r,
-        };
-        self.query(
-            "WITH d AS (UPDATE process_documents SET result_status = $3, result_message = $4 \
-                        WHERE process_id = $1 AND document_id = $2 AND result_status IS NULL), \
-                  p AS (UPDATE signer_processes SET version = version + 1 WHERE id = $1) \
-             INSERT INTO process_events (process_id, kind, actor, request_id, document_id, old_status, new_status) \
-             VALUES ($1, 'document_result', $5, $6, $2, NULL, $3)",
-        )
-        .bind(process.as_str())
-        .bind(document.as_str())
-        .bind(result.status.as_str())
-        .bind(result.message.as_ref().map(ResultMessage::as_str))
-        .bind(audit.actor.as_str())
-        .bind(&audit.request_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(EstablishOutcome::Established(result))
-    }
-
     #[tracing::instrument(skip_all)]
-    async fn expire(
-        &self,
-        now: OffsetDateTime,
-        only: Option<&ProcessId>,
-        limit: u32,
-        audit: &AuditContext,
-    ) -> Result<u64, RepositoryError> {
-        let mut tx = self.begin().await?;
-        // Rows another replica (or a PUT) holds are skipped, not waited for.
+    async fn due_expiries(&self, at: OffsetDateTime, limit: u32) -> Result<Vec<ProcessId>, RepositoryError> {
+        let mut session = self.session().await?;
         let due: Vec<String> = self
-            .query_scalar(
-                "SELECT id FROM signer_processes \
-             WHERE result_status IS NULL AND expires_at <= $1 AND ($2::text IS NULL OR id = $2) \
-             ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED",
-            )
-            .bind(now)
-            .bind(only.map(ProcessId::as_str))
+            .query_scalar(sql::DUE_EXPIRIES)
+            .bind(at)
             .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *session)
             .await
             .map_err(map_error)?;
-        let system = Caller { client_id: audit.actor.clone(), trusted: true };
-        let mut expired = 0;
-        for id in due {
-            let id = ProcessId::parse(&id).map_err(|_| corrupt("process id"))?;
-            let Some(state) = lock_state(&mut tx, self.persistent(), &id, &system, now).await? else { continue };
-            if let Some(plan) = expiry_plan(&state) {
-                write_result(&mut *tx, self.persistent(), &id, &plan, EventKind::Expired, audit, None).await?;
-                expired += 1;
-            }
-        }
-        tx.commit().await.map_err(map_error)?;
-        Ok(expired)
+        session.end().await?;
+        due.iter().map(|id| ProcessId::parse(id).map_err(|_| corrupt("process id"))).collect()
     }
 
     #[tracing::instrument(skip_all, fields(document_id = %document.document.id))]
@@ -1271,42 +1204,12 @@ impl SignerProcessRepository for PostgresRepository {
         self.retrying(|| self.statements.delete(id, caller, audit)).await
     }
 
-    async fn establish_result(
-        &self,
-        id: &ProcessId,
-        caller: &Caller,
-        requested: ProcessResult,
-        machine: &ResultStateMachine,
-        now: OffsetDateTime,
-        audit: &AuditContext,
-    ) -> Result<EstablishOutcome, EstablishResultError> {
-        self.retrying(|| self.statements.establish_result(id, caller, requested.clone(), machine, now, audit)).await
+    async fn transitions(&self) -> Result<Box<dyn TransitionStore + '_>, RepositoryError> {
+        Ok(Box::new(PgTransitions { statements: &self.statements, session: None, retried: false }))
     }
 
-    async fn set_document_result(
-        &self,
-        process: &ProcessId,
-        document: &DocumentId,
-        caller: &Caller,
-        requested: DocumentResult,
-        machine: &ResultStateMachine,
-        now: OffsetDateTime,
-        audit: &AuditContext,
-    ) -> Result<EstablishOutcome<DocumentResult>, EstablishResultError> {
-        self.retrying(|| {
-            self.statements.set_document_result(process, document, caller, requested.clone(), machine, now, audit)
-        })
-        .await
-    }
-
-    async fn expire(
-        &self,
-        now: OffsetDateTime,
-        only: Option<&ProcessId>,
-        limit: u32,
-        audit: &AuditContext,
-    ) -> Result<u64, RepositoryError> {
-        self.retrying(|| self.statements.expire(now, only, limit, audit)).await
+    async fn due_expiries(&self, at: OffsetDateTime, limit: u32) -> Result<Vec<ProcessId>, RepositoryError> {
+        self.retrying(|| self.statements.due_expiries(at, limit)).await
     }
 
     async fn create_document(&self, document: NewStandaloneDocument) -> Result<StoredDocument, RepositoryError> {

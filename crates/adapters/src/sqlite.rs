@@ -11,21 +11,21 @@ use std::time::Duration;
 use async_trait::async_trait;
 use esignsp_domain::events::{AuditContext, AuditEvent, EventKind};
 use esignsp_domain::ports::{
-    CreateError, DeleteDocumentOutcome, EstablishOutcome, EstablishResultError, RepositoryError,
-    SignerProcessRepository,
+    CreateError, DeleteDocumentOutcome, RepositoryError, SignerProcessRepository, Transition, TransitionStore,
+    WriteOutcome,
 };
 use esignsp_domain::process::{
     DocumentContent, NewDocument, NewSignerProcess, NewStandaloneDocument, ProcessDocument, ProcessDocumentSource,
     ProcessRequest, ProcessType, SignerProcess, StoredDocument,
 };
-use esignsp_domain::rules::{expiry_plan, Decision, DocumentState, ProcessState, ResultPlan, ResultStateMachine};
-use esignsp_domain::{Caller, ClientId, DocumentId, DocumentResult, ProcessId, ProcessResult, ResultMessage, TaskId};
+use esignsp_domain::rules::{DocumentState, ProcessSnapshot, Version};
+use esignsp_domain::{Caller, ClientId, DocumentId, ProcessId, TaskId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use time::OffsetDateTime;
 
 use crate::postgres::PoolSettings;
-use crate::stored::{corrupt, document_id, stored_document_result, stored_process_result};
+use crate::stored::{corrupt, document_id, stored_document_result, stored_process_result, StoredTransition};
 
 /// The schema migrations of `migrations-sqlite/`, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations-sqlite");
@@ -279,77 +279,101 @@ async fn insert_event(
     Ok(())
 }
 
-/// Reads the state the rules need inside a write transaction (which already holds the
-/// write lock). `None` for an unknown or foreign process.
-async fn read_state(
-    tx: &mut Transaction<'_, Sqlite>,
-    id: &ProcessId,
-    caller: &Caller,
-    now: OffsetDateTime,
-) -> Result<Option<ProcessState>, RepositoryError> {
-    let Some(row) = sqlx::query(
-        "SELECT result_status, result_message, expires_at FROM signer_processes WHERE id = ? AND (client_id = ? OR ?)",
+/// Loads a versioned snapshot in one statement (a consistent read without a lock). `None`
+/// for an unknown or foreign process.
+async fn load(pool: &SqlitePool, id: &ProcessId, caller: &Caller) -> Result<Option<ProcessSnapshot>, RepositoryError> {
+    let rows = sqlx::query(
+        "SELECT p.result_status, p.result_message, p.expires_at, p.version, \
+                pd.document_id, pd.result_status AS document_status, pd.result_message AS document_message \
+         FROM signer_processes p LEFT JOIN process_documents pd ON pd.process_id = p.id \
+         WHERE p.id = ? AND (p.client_id = ? OR ?) ORDER BY pd.position",
     )
     .bind(id.as_str())
     .bind(caller.client_id.as_str())
     .bind(caller.trusted)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(map_error)?
-    else {
-        return Ok(None);
-    };
-    let result = stored_process_result(row.get("result_status"), row.get("result_message"))?;
-    let expires_at = from_micros(row.get("expires_at"))?;
-    let documents = sqlx::query(
-        "SELECT document_id, result_status, result_message FROM process_documents WHERE process_id = ? ORDER BY position",
-    )
-    .bind(id.as_str())
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(map_error)?
-    .into_iter()
-    .map(|r| {
-        Ok(DocumentState {
-            id: document_id(r.get("document_id"))?,
-            result: stored_document_result(r.get("result_status"), r.get("result_message"))?,
-        })
-    })
-    .collect::<Result<Vec<_>, RepositoryError>>()?;
-    Ok(Some(ProcessState { expired: result.is_none() && expires_at <= now, result, documents }))
-}
-
-async fn write_result(
-    tx: &mut Transaction<'_, Sqlite>,
-    id: &ProcessId,
-    plan: &ResultPlan,
-    kind: EventKind,
-    audit: &AuditContext,
-) -> Result<(), RepositoryError> {
-    sqlx::query(&format!(
-        "UPDATE signer_processes SET result_status = ?, result_message = ?, result_at = {NOW_MICROS} \
-         WHERE id = ? AND result_status IS NULL"
-    ))
-    .bind(plan.result.status.as_str())
-    .bind(plan.result.message.as_ref().map(ResultMessage::as_str))
-    .bind(id.as_str())
-    .execute(&mut **tx)
+    .fetch_all(pool)
     .await
     .map_err(map_error)?;
-    for (document, result) in &plan.derived_document_results {
+    let Some(first) = rows.first() else { return Ok(None) };
+    let documents = rows
+        .iter()
+        .filter_map(|r| r.get::<Option<&str>, _>("document_id").map(|id| (id, r)))
+        .map(|(id, r)| {
+            Ok(DocumentState {
+                id: document_id(id)?,
+                result: stored_document_result(r.get("document_status"), r.get("document_message"))?,
+            })
+        })
+        .collect::<Result<Vec<_>, RepositoryError>>()?;
+    Ok(Some(ProcessSnapshot {
+        version: Version(first.get("version")),
+        result: stored_process_result(first.get("result_status"), first.get("result_message"))?,
+        documents,
+        expires_at: from_micros(first.get("expires_at"))?,
+    }))
+}
+
+/// Writes a transition in one `BEGIN IMMEDIATE` transaction, only while the process's
+/// version is the expected one.
+async fn write(repository: &SqliteRepository, transition: &Transition) -> Result<WriteOutcome, RepositoryError> {
+    let StoredTransition { result, documents, event } = StoredTransition::of(transition);
+    let id = transition.process.as_str();
+    let mut tx = repository.write().await?;
+    let advanced = match result {
+        Some((status, message)) => sqlx::query(
+            "UPDATE signer_processes SET result_status = ?, result_message = ?, \
+             result_at = CAST(unixepoch('subsec') * 1000000 AS INTEGER), version = version + 1 \
+             WHERE id = ? AND version = ?",
+        )
+        .bind(status)
+        .bind(message),
+        None => sqlx::query("UPDATE signer_processes SET version = version + 1 WHERE id = ? AND version = ?"),
+    }
+    .bind(id)
+    .bind(transition.expected.0)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_error)?;
+    if advanced.rows_affected() == 0 {
+        return Ok(WriteOutcome::Stale);
+    }
+    for ((document, status), message) in documents.ids.iter().zip(&documents.statuses).zip(&documents.messages) {
         sqlx::query(
             "UPDATE process_documents SET result_status = ?, result_message = ? \
              WHERE process_id = ? AND document_id = ? AND result_status IS NULL",
         )
-        .bind(result.status.as_str())
-        .bind(result.message.as_ref().map(ResultMessage::as_str))
-        .bind(id.as_str())
-        .bind(document.as_str())
-        .execute(&mut **tx)
+        .bind(status)
+        .bind(message)
+        .bind(id)
+        .bind(document)
+        .execute(&mut *tx)
         .await
         .map_err(map_error)?;
     }
-    insert_event(tx, id.as_str(), kind, audit, None, None, Some(plan.result.status.as_str())).await
+    let kind = EventKind::parse(event.kind).unwrap_or(EventKind::Result);
+    let audit = AuditContext { actor: transition.event.actor.clone(), request_id: event.request_id.to_owned() };
+    insert_event(&mut tx, id, kind, &audit, event.document_id, None, Some(event.new_status)).await?;
+    tx.commit().await.map_err(map_error)?;
+    Ok(WriteOutcome::Written)
+}
+
+/// The unit of work of the transition protocol on SQLite: each load and write takes its own
+/// connection (a write is one `BEGIN IMMEDIATE` transaction).
+struct SqliteTransitions<'r> {
+    repository: &'r SqliteRepository,
+}
+
+#[async_trait]
+impl TransitionStore for SqliteTransitions<'_> {
+    #[tracing::instrument(skip_all, fields(process_id = %id))]
+    async fn load(&mut self, id: &ProcessId, caller: &Caller) -> Result<Option<ProcessSnapshot>, RepositoryError> {
+        load(&self.repository.pool, id, caller).await
+    }
+
+    #[tracing::instrument(skip_all, fields(process_id = %transition.process, kind = transition.event.kind.as_str()))]
+    async fn write(&mut self, transition: &Transition) -> Result<WriteOutcome, RepositoryError> {
+        write(self.repository, transition).await
+    }
 }
 
 /// Stores a document row and, apart, its bytes; returns its size in bytes.
@@ -553,102 +577,21 @@ impl SignerProcessRepository for SqliteRepository {
         Ok(true)
     }
 
-    #[tracing::instrument(skip_all, fields(process_id = %id, status = %requested.status))]
-    async fn establish_result(
-        &self,
-        id: &ProcessId,
-        caller: &Caller,
-        requested: ProcessResult,
-        machine: &ResultStateMachine,
-        now: OffsetDateTime,
-        audit: &AuditContext,
-    ) -> Result<EstablishOutcome, EstablishResultError> {
-        let mut tx = self.write().await?;
-        let state = read_state(&mut tx, id, caller, now).await?.ok_or(EstablishResultError::NotFound)?;
-        let plan = match machine.establish(&state, requested).map_err(EstablishResultError::Rule)? {
-            Decision::Replay(plan) => return Ok(EstablishOutcome::Replayed(plan.result)),
-            Decision::Apply(plan) => plan,
-        };
-        write_result(&mut tx, id, &plan, EventKind::Result, audit).await?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(EstablishOutcome::Established(plan.result))
-    }
-
-    #[tracing::instrument(skip_all, fields(process_id = %process, document_id = %document))]
-    async fn set_document_result(
-        &self,
-        process: &ProcessId,
-        document: &DocumentId,
-        caller: &Caller,
-        requested: DocumentResult,
-        machine: &ResultStateMachine,
-        now: OffsetDateTime,
-        audit: &AuditContext,
-    ) -> Result<EstablishOutcome<DocumentResult>, EstablishResultError> {
-        let mut tx = self.write().await?;
-        let state = read_state(&mut tx, process, caller, now).await?.ok_or(EstablishResultError::NotFound)?;
-        let index = state.documents.iter().position(|d| &d.id == document).ok_or(EstablishResultError::NotFound)?;
-        let result = match machine.set_document_result(&state, index, requested).map_err(EstablishResultError::Rule)? {
-            Decision::Replay(r) => return Ok(EstablishOutcome::Replayed(r)),
-            Decision::Apply(r) => r,
-        };
-        sqlx::query(
-            "UPDATE process_documents SET result_status = ?, result_message = ? \
-             WHERE process_id = ? AND document_id = ? AND result_status IS NULL",
-        )
-        .bind(result.status.as_str())
-        .bind(result.message.as_ref().map(ResultMessage::as_str))
-        .bind(process.as_str())
-        .bind(document.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        insert_event(
-            &mut tx,
-            process.as_str(),
-            EventKind::DocumentResult,
-            audit,
-            Some(document.as_str()),
-            None,
-            Some(result.status.as_str()),
-        )
-        .await?;
-        tx.commit().await.map_err(map_error)?;
-        Ok(EstablishOutcome::Established(result))
+    async fn transitions(&self) -> Result<Box<dyn TransitionStore + '_>, RepositoryError> {
+        Ok(Box::new(SqliteTransitions { repository: self }))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn expire(
-        &self,
-        now: OffsetDateTime,
-        only: Option<&ProcessId>,
-        limit: u32,
-        audit: &AuditContext,
-    ) -> Result<u64, RepositoryError> {
-        let mut tx = self.write().await?;
+    async fn due_expiries(&self, at: OffsetDateTime, limit: u32) -> Result<Vec<ProcessId>, RepositoryError> {
         let due: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM signer_processes WHERE result_status IS NULL AND expires_at <= ? AND (? IS NULL OR id = ?) \
-             ORDER BY expires_at LIMIT ?",
+            "SELECT id FROM signer_processes WHERE result_status IS NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?",
         )
-        .bind(micros(now))
-        .bind(only.map(ProcessId::as_str))
-        .bind(only.map(ProcessId::as_str))
+        .bind(micros(at))
         .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await
         .map_err(map_error)?;
-        let system = Caller { client_id: audit.actor.clone(), trusted: true };
-        let mut expired = 0;
-        for id in due {
-            let id = ProcessId::parse(&id).map_err(|_| corrupt("process id"))?;
-            let Some(state) = read_state(&mut tx, &id, &system, now).await? else { continue };
-            if let Some(plan) = expiry_plan(&state) {
-                write_result(&mut tx, &id, &plan, EventKind::Expired, audit).await?;
-                expired += 1;
-            }
-        }
-        tx.commit().await.map_err(map_error)?;
-        Ok(expired)
+        due.iter().map(|id| ProcessId::parse(id).map_err(|_| corrupt("process id"))).collect()
     }
 
     #[tracing::instrument(skip_all, fields(document_id = %document.document.id))]

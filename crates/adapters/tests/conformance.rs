@@ -6,18 +6,24 @@ use std::sync::Arc;
 
 use esignsp_adapters::postgres::PoolSettings;
 use esignsp_adapters::store::Store;
+use esignsp_adapters::system::OsRandomIds;
 use esignsp_domain::events::{AuditContext, EventKind};
-use esignsp_domain::ports::{DeleteDocumentOutcome, EstablishOutcome, EstablishResultError, SignerProcessRepository};
+use esignsp_domain::ports::{
+    Clock, DeleteDocumentOutcome, EstablishResultError, SignerProcessRepository, Transition, TransitionEvent,
+    WriteOutcome,
+};
 use esignsp_domain::process::{
     validate_signers, InvalidProcess, NewDocument, NewSignerProcess, NewStandaloneDocument, ProcessDocumentSource,
     ProcessRequest,
 };
 use esignsp_domain::rules::{expiry_document_result, CurrentResult};
+use esignsp_domain::rules::{Change, Version};
 use esignsp_domain::text::{Text, TextDefect, TextKind};
 use esignsp_domain::{
     Caller, ClientId, DocumentId, DocumentResult, DocumentResultStatus, ProcessId, ProcessResult, ResultMessage,
     ResultStateMachine, ResultStatus, TaskId,
 };
+use esignsp_domain::{Outcome, SignerProcessService};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -25,6 +31,25 @@ use time::OffsetDateTime;
 struct Backend {
     store: Store,
     repo: Arc<dyn SignerProcessRepository>,
+    /// The domain service over `repo` with the default rules, on `clock`.
+    service: SignerProcessService,
+    clock: Arc<TestClock>,
+}
+
+/// The system clock, or a time a test sets.
+#[derive(Debug, Default)]
+struct TestClock(std::sync::Mutex<Option<OffsetDateTime>>);
+
+impl TestClock {
+    fn set(&self, at: OffsetDateTime) {
+        *self.0.lock().expect("clock") = Some(at);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> OffsetDateTime {
+        self.0.lock().expect("clock").unwrap_or_else(OffsetDateTime::now_utc)
+    }
 }
 
 impl Backend {
@@ -51,7 +76,15 @@ impl Backend {
         .expect("store");
         store.migrate().await.expect("migrate");
         let repo = store.repository();
-        Self { store, repo }
+        let clock = Arc::new(TestClock::default());
+        let service = SignerProcessService::new(
+            repo.clone(),
+            Arc::new(OsRandomIds),
+            clock.clone(),
+            Arc::new(ResultStateMachine::default()),
+            time::Duration::hours(1),
+        );
+        Self { store, repo, service, clock }
     }
 
     /// Runs one statement of standard SQL; the error text when the database refuses it.
@@ -118,14 +151,6 @@ fn result(status: ResultStatus, message: Option<&str>) -> ProcessResult {
     ProcessResult { status, message: message.map(|m| ResultMessage::new(m).expect("message")) }
 }
 
-fn machine() -> ResultStateMachine {
-    ResultStateMachine::with_default_rules()
-}
-
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
-}
-
 async fn events(b: &Backend, id: &ProcessId) -> i64 {
     b.count(&format!("SELECT count(*) FROM process_events WHERE process_id = '{id}'")).await
 }
@@ -148,18 +173,11 @@ async fn a_created_process_reads_back_as_stored(b: Backend) {
 async fn establishing_a_result_writes_result_derived_documents_and_one_event_together(b: Backend) {
     let created = b.repo.create(new_process("app", 2), &audit("app")).await.expect("create");
     let outcome = b
-        .repo
-        .establish_result(
-            &created.id,
-            &caller("app"),
-            result(ResultStatus::Finished, Some("ok")),
-            &machine(),
-            now(),
-            &audit("app"),
-        )
+        .service
+        .establish_result(&caller("app"), &created.id, result(ResultStatus::Finished, Some("ok")), &audit("app"))
         .await
         .expect("establish");
-    assert_eq!(outcome, EstablishOutcome::Established(result(ResultStatus::Finished, Some("ok"))));
+    assert_eq!(outcome, Outcome::Established(result(ResultStatus::Finished, Some("ok"))));
     let stored = b.repo.find(&created.id, &caller("app")).await.expect("find").expect("exists");
     assert_eq!(stored.result, Some(result(ResultStatus::Finished, Some("ok"))));
     assert!(
@@ -171,33 +189,19 @@ async fn establishing_a_result_writes_result_derived_documents_and_one_event_tog
     assert_eq!((trail[1].actor.as_str(), trail[1].new_status.as_deref()), ("app", Some("finished")));
 
     let replay = b
-        .repo
-        .establish_result(
-            &created.id,
-            &caller("app"),
-            result(ResultStatus::Finished, Some("ok")),
-            &machine(),
-            now(),
-            &audit("app"),
-        )
+        .service
+        .establish_result(&caller("app"), &created.id, result(ResultStatus::Finished, Some("ok")), &audit("app"))
         .await
         .expect("replay");
-    assert!(matches!(replay, EstablishOutcome::Replayed(_)));
+    assert!(matches!(replay, Outcome::Replayed(_)));
     assert_eq!(events(&b, &created.id).await, 2, "a replay writes nothing");
 }
 
 async fn a_refused_transition_writes_nothing(b: Backend) {
     let created = b.repo.create(new_process("app", 1), &audit("app")).await.expect("create");
     let err = b
-        .repo
-        .establish_result(
-            &created.id,
-            &caller("app"),
-            result(ResultStatus::FailedDocuments, None),
-            &machine(),
-            now(),
-            &audit("app"),
-        )
+        .service
+        .establish_result(&caller("app"), &created.id, result(ResultStatus::FailedDocuments, None), &audit("app"))
         .await
         .expect_err("one document cannot be failed_documents");
     assert!(matches!(err, EstablishResultError::Rule(ref v) if v.rule == "failed_documents"), "{err:?}");
@@ -218,15 +222,12 @@ async fn a_refused_transition_writes_nothing(b: Backend) {
 
 async fn concurrent_conflicting_results_have_exactly_one_winner(b: Backend) {
     let created = b.repo.create(new_process("app", 2), &audit("app")).await.expect("create");
-    let machine = Arc::new(machine());
     let tasks: Vec<_> = (0..24)
         .map(|i| {
-            let (repo, machine, id) = (b.repo.clone(), machine.clone(), created.id.clone());
+            let (service, id) = (b.service.clone(), created.id.clone());
             tokio::spawn(async move {
                 let requested = result(ResultStatus::ALL[i % 4], Some(&format!("attempt {i}")));
-                repo.establish_result(&id, &caller("app"), requested.clone(), &machine, now(), &audit("app"))
-                    .await
-                    .map(|_| requested)
+                service.establish_result(&caller("app"), &id, requested.clone(), &audit("app")).await.map(|_| requested)
             })
         })
         .collect();
@@ -252,49 +253,28 @@ async fn document_results_follow_the_rules_and_are_audited(b: Backend) {
     let created = b.repo.create(new_process("app", 2), &audit("app")).await.expect("create");
     let (first, second) = (created.documents[0].id.clone(), created.documents[1].id.clone());
     let set = |doc: DocumentId, status| {
-        let (repo, id) = (b.repo.clone(), created.id.clone());
+        let (service, id) = (b.service.clone(), created.id.clone());
         async move {
-            repo.set_document_result(
-                &id,
-                &doc,
-                &caller("app"),
-                DocumentResult { status, message: None },
-                &machine(),
-                now(),
-                &audit("app"),
-            )
-            .await
+            service
+                .set_document_result(&caller("app"), &id, &doc, DocumentResult { status, message: None }, &audit("app"))
+                .await
         }
     };
-    assert!(matches!(set(first.clone(), DocumentResultStatus::Finished).await, Ok(EstablishOutcome::Established(_))));
-    assert!(matches!(set(first.clone(), DocumentResultStatus::Finished).await, Ok(EstablishOutcome::Replayed(_))));
+    assert!(matches!(set(first.clone(), DocumentResultStatus::Finished).await, Ok(Outcome::Established(_))));
+    assert!(matches!(set(first.clone(), DocumentResultStatus::Finished).await, Ok(Outcome::Replayed(_))));
     assert!(
         matches!(set(first.clone(), DocumentResultStatus::Failed).await, Err(EstablishResultError::Rule(ref v)) if v.rule == "terminal")
     );
     let unknown = DocumentId::from_random([7; 20]);
     assert!(matches!(set(unknown, DocumentResultStatus::Failed).await, Err(EstablishResultError::NotFound)));
     let err = b
-        .repo
-        .establish_result(
-            &created.id,
-            &caller("app"),
-            result(ResultStatus::Canceled, None),
-            &machine(),
-            now(),
-            &audit("app"),
-        )
+        .service
+        .establish_result(&caller("app"), &created.id, result(ResultStatus::Canceled, None), &audit("app"))
         .await
         .expect_err("a finished document forbids canceled");
     assert!(matches!(err, EstablishResultError::Rule(ref v) if v.rule == "failed/canceled"));
-    b.repo
-        .establish_result(
-            &created.id,
-            &caller("app"),
-            result(ResultStatus::FailedDocuments, None),
-            &machine(),
-            now(),
-            &audit("app"),
-        )
+    b.service
+        .establish_result(&caller("app"), &created.id, result(ResultStatus::FailedDocuments, None), &audit("app"))
         .await
         .expect("failed_documents");
     assert!(
@@ -315,15 +295,8 @@ async fn another_clients_process_is_invisible_and_untouchable(b: Backend) {
     assert!(b.repo.events(&created.id, &intruder).await.expect("events").is_none());
     assert!(b.repo.document_content(&created.documents[0].id, &intruder).await.expect("content").is_none());
     let err = b
-        .repo
-        .establish_result(
-            &created.id,
-            &intruder,
-            result(ResultStatus::Canceled, None),
-            &machine(),
-            now(),
-            &audit("intruder"),
-        )
+        .service
+        .establish_result(&intruder, &created.id, result(ResultStatus::Canceled, None), &audit("intruder"))
         .await
         .expect_err("foreign");
     assert!(matches!(err, EstablishResultError::NotFound));
@@ -360,38 +333,26 @@ async fn expiry_refuses_late_results_and_materialises_once(b: Backend) {
     process.expires_at = process.created_at + time::Duration::seconds(1);
     let created = b.repo.create(process, &audit("app")).await.expect("create");
     let later = created.expires_at + time::Duration::seconds(1);
+    b.clock.set(later);
     let err = b
-        .repo
-        .establish_result(
-            &created.id,
-            &caller("app"),
-            result(ResultStatus::Finished, None),
-            &machine(),
-            later,
-            &audit("app"),
-        )
+        .service
+        .establish_result(&caller("app"), &created.id, result(ResultStatus::Finished, None), &audit("app"))
         .await
         .expect_err("expired");
     assert!(matches!(err, EstablishResultError::Rule(ref v) if v.rule == "expiry"), "{err:?}");
     let expired = Some(CurrentResult::Process(result(ResultStatus::Canceled, Some("expired"))));
     assert!(matches!(err, EstablishResultError::Rule(ref v) if v.current_result == expired), "{err:?}");
-    assert_eq!(b.repo.expire(created.created_at, None, 10, &audit("esignsp")).await.expect("not yet"), 0);
-    let system = audit("esignsp");
-    let (a, c) = tokio::join!(b.repo.expire(later, None, 10, &system), b.repo.expire(later, None, 10, &system));
+    b.clock.set(created.created_at);
+    assert_eq!(b.service.expire_overdue(10).await.expect("not yet"), 0);
+    b.clock.set(later);
+    let (a, c) = tokio::join!(b.service.expire_overdue(10), b.service.expire_overdue(10));
     assert_eq!(a.expect("sweep") + c.expect("sweep"), 1, "two concurrent sweeps expire it once");
     let stored = b.repo.find(&created.id, &caller("app")).await.expect("find").expect("exists");
     assert_eq!(stored.result, Some(result(ResultStatus::Canceled, Some("expired"))));
     assert!(stored.documents.iter().all(|d| d.result == Some(expiry_document_result())), "{stored:?}");
     let err = b
-        .repo
-        .establish_result(
-            &created.id,
-            &caller("app"),
-            result(ResultStatus::Finished, None),
-            &machine(),
-            later,
-            &audit("app"),
-        )
+        .service
+        .establish_result(&caller("app"), &created.id, result(ResultStatus::Finished, None), &audit("app"))
         .await
         .expect_err("materialised");
     assert!(matches!(err, EstablishResultError::Rule(ref v) if v.current_result == expired), "{err:?}");
@@ -440,15 +401,8 @@ async fn document_resources_are_owned_shared_and_guarded(b: Backend) {
         DeleteDocumentOutcome::NotFound
     );
     assert_eq!(b.repo.delete_document(&stored.id, &caller("app")).await.expect("delete"), DeleteDocumentOutcome::InUse);
-    b.repo
-        .establish_result(
-            &process.id,
-            &caller("app"),
-            result(ResultStatus::Finished, None),
-            &machine(),
-            now(),
-            &audit("app"),
-        )
+    b.service
+        .establish_result(&caller("app"), &process.id, result(ResultStatus::Finished, None), &audit("app"))
         .await
         .expect("finish");
     assert_eq!(
@@ -545,15 +499,8 @@ async fn every_text_the_boundary_accepts_is_stored_unchanged_and_no_other_reache
                 match ResultMessage::new(s.clone()) {
                     Ok(message) => {
                         let requested = ProcessResult { status: ResultStatus::Canceled, message: Some(message) };
-                        b.repo
-                            .establish_result(
-                                &created.id,
-                                &caller("app"),
-                                requested.clone(),
-                                &machine(),
-                                now(),
-                                &audit("app"),
-                            )
+                        b.service
+                            .establish_result(&caller("app"), &created.id, requested.clone(), &audit("app"))
                             .await
                             .unwrap_or_else(|e| panic!("{why}: {e:?}"));
                         let read = b.repo.find(&created.id, &caller("app")).await.expect("find").expect("exists");
@@ -585,6 +532,78 @@ async fn an_unreachable_database_is_reported_as_unavailable(b: Backend) {
 }
 
 /// Instantiates every test of the suite for one back end.
+fn finished_transition(id: &ProcessId, expected: Version, document: &DocumentId) -> Transition {
+    let signed = DocumentResult { status: DocumentResultStatus::Finished, message: None };
+    Transition {
+        process: id.clone(),
+        expected,
+        change: Change {
+            result: Some(result(ResultStatus::Finished, Some("ok"))),
+            document_results: vec![(document.clone(), signed)],
+        },
+        event: TransitionEvent {
+            kind: EventKind::Result,
+            actor: ClientId::parse("app").expect("client id"),
+            request_id: "req-cas".to_owned(),
+            document_id: None,
+            new_status: "finished",
+        },
+    }
+}
+
+async fn a_transition_is_written_whole_and_only_on_the_version_it_was_decided_on(b: Backend) {
+    let created = b.repo.create(new_process("app", 2), &audit("app")).await.expect("create");
+    let mut store = b.repo.transitions().await.expect("unit of work");
+    assert_eq!(store.load(&created.id, &caller("other")).await.expect("load"), None, "another tenant's is unknown");
+    let snapshot = store.load(&created.id, &caller("app")).await.expect("load").expect("exists");
+    assert_eq!(snapshot.result, None);
+    assert_eq!(snapshot.expires_at, created.expires_at);
+    assert_eq!(
+        snapshot.documents.iter().map(|d| (&d.id, &d.result)).collect::<Vec<_>>(),
+        created.documents.iter().map(|d| (&d.id, &None)).collect::<Vec<_>>()
+    );
+    let transition = finished_transition(&created.id, snapshot.version, &created.documents[0].id);
+    assert_eq!(store.write(&transition).await.expect("write"), WriteOutcome::Written);
+    assert_eq!(store.write(&transition).await.expect("write"), WriteOutcome::Stale, "the version moved on");
+    assert_eq!(events(&b, &created.id).await, 2, "a stale write appends no event");
+    let after = store.load(&created.id, &caller("app")).await.expect("load").expect("exists");
+    assert!(after.version > snapshot.version, "a written transition advances the version");
+    assert_eq!(after.result, Some(result(ResultStatus::Finished, Some("ok"))));
+    let statuses: Vec<_> = after.documents.iter().map(|d| d.result.as_ref().map(|r| r.status)).collect();
+    assert_eq!(statuses, [Some(DocumentResultStatus::Finished), None], "only the listed document result");
+    let trail = b.repo.events(&created.id, &caller("app")).await.expect("events").expect("exists");
+    assert_eq!((trail[1].kind, trail[1].request_id.as_str()), (EventKind::Result, "req-cas"));
+    let gone = finished_transition(&ProcessId::from_random([9; 20]), Version(0), &created.documents[0].id);
+    assert_eq!(store.write(&gone).await.expect("write"), WriteOutcome::Stale, "an unknown process is stale");
+}
+
+async fn many_document_results_at_once_on_one_process_are_all_written(b: Backend) {
+    let created = b.repo.create(new_process("app", 6), &audit("app")).await.expect("create");
+    let tasks: Vec<_> = created
+        .documents
+        .iter()
+        .map(|d| {
+            let (service, id, doc) = (b.service.clone(), created.id.clone(), d.id.clone());
+            tokio::spawn(async move {
+                let failed = DocumentResult { status: DocumentResultStatus::Failed, message: None };
+                service.set_document_result(&caller("app"), &id, &doc, failed, &audit("app")).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        let outcome = task.await.expect("task").expect("each document result is written");
+        assert!(matches!(outcome, Outcome::Established(_)), "{outcome:?}");
+    }
+    let id = &created.id;
+    assert_eq!(
+        b.count(&format!(
+            "SELECT count(*) FROM process_documents WHERE process_id = '{id}' AND result_status = 'failed'"
+        ))
+        .await,
+        6
+    );
+}
+
 macro_rules! conformance {
     ($backend:ident: $($test:ident),+ $(,)?) => {
         mod $backend {
@@ -613,6 +632,8 @@ macro_rules! suite {
                 expiry_refuses_late_results_and_materialises_once,
                 document_resources_are_owned_shared_and_guarded,
                 every_text_the_boundary_accepts_is_stored_unchanged_and_no_other_reaches_the_store,
+                a_transition_is_written_whole_and_only_on_the_version_it_was_decided_on,
+                many_document_results_at_once_on_one_process_are_all_written,
             );
         )+
     };

@@ -1,17 +1,32 @@
-//! PostgreSQL's optimistic PUT …/result (crates/adapters/src/postgres.rs): a writer that
-//! changes the process between the service's unlocked read and its compare-and-set write sends
-//! the request to the locking path, which decides again on what that writer left.
+//! The transition protocol (SPEC §8) on PostgreSQL: a writer that changes the process between
+//! the service's unlocked load and its compare-and-set write makes that write stale, and the
+//! domain service decides again on what that writer left.
 
 use std::time::Duration;
 
 use esignsp_adapters::postgres::{connect_lazy, migrate, PoolSettings, PostgresRepository};
 use esignsp_domain::events::AuditContext;
-use esignsp_domain::ports::{EstablishOutcome, EstablishResultError, SignerProcessRepository};
+use std::sync::Arc;
+
+use esignsp_adapters::system::{OsRandomIds, SystemClock};
+use esignsp_domain::ports::{EstablishResultError, SignerProcessRepository};
 use esignsp_domain::process::{NewDocument, NewSignerProcess, ProcessDocumentSource, ProcessRequest};
 use esignsp_domain::{
     Caller, ClientId, DocumentId, DocumentResult, DocumentResultStatus, ProcessId, ProcessResult, ResultMessage,
     ResultStateMachine, ResultStatus, TaskId,
 };
+use esignsp_domain::{Outcome, SignerProcessService};
+
+/// The domain service over `repo`, with the default rules.
+fn service(repo: &PostgresRepository) -> SignerProcessService {
+    SignerProcessService::new(
+        Arc::new(repo.clone()),
+        Arc::new(OsRandomIds),
+        Arc::new(SystemClock),
+        Arc::new(ResultStateMachine::default()),
+        time::Duration::hours(1),
+    )
+}
 use serde_json::json;
 use sqlx::{Connection, PgConnection, PgPool};
 use time::OffsetDateTime;
@@ -93,7 +108,7 @@ async fn document_statuses(pool: &PgPool, id: &ProcessId) -> Vec<Option<String>>
 async fn put_racing_another_writer(
     status: &str,
     message: &str,
-) -> (Result<EstablishOutcome, EstablishResultError>, PgPool, ProcessId) {
+) -> (Result<Outcome<ProcessResult>, EstablishResultError>, PgPool, ProcessId) {
     let (repo, pool, url) = repository().await;
     let process = pending_process(&repo, 0).await;
     let mut other = PgConnection::connect(&url).await.expect("connect");
@@ -104,18 +119,8 @@ async fn put_racing_another_writer(
         .await
         .expect("lock");
     let put = tokio::spawn({
-        let (repo, id) = (repo.clone(), process.id.clone());
-        async move {
-            repo.establish_result(
-                &id,
-                &caller(),
-                finished(),
-                &ResultStateMachine::with_default_rules(),
-                OffsetDateTime::now_utc(),
-                &audit(),
-            )
-            .await
-        }
+        let (service, id) = (service(&repo), process.id.clone());
+        async move { service.establish_result(&caller(), &id, finished(), &audit()).await }
     });
     let mut waited = Duration::ZERO;
     loop {
@@ -170,27 +175,22 @@ async fn a_different_result_committed_between_read_and_write_is_a_conflict() {
 #[tokio::test]
 async fn the_same_result_committed_between_read_and_write_is_a_replay() {
     let (outcome, pool, id) = put_racing_another_writer("finished", "done").await;
-    assert!(matches!(outcome, Ok(EstablishOutcome::Replayed(ref r)) if *r == finished()), "{outcome:?}");
+    assert!(matches!(outcome, Ok(Outcome::Replayed(ref r)) if *r == finished()), "{outcome:?}");
     assert_eq!(version(&pool, &id).await, 1, "a replay writes nothing");
 }
 
 #[tokio::test]
 async fn every_result_write_advances_the_version() {
     let (repo, pool, _) = repository().await;
-    let machine = ResultStateMachine::with_default_rules();
+    let service = service(&repo);
     let process = pending_process(&repo, 2).await;
     assert_eq!(version(&pool, &process.id).await, 0);
     let ProcessDocumentSource::Upload(first) = &process.documents[0] else { panic!("upload") };
     let signed = DocumentResult { status: DocumentResultStatus::Finished, message: None };
-    repo.set_document_result(&process.id, &first.id, &caller(), signed, &machine, OffsetDateTime::now_utc(), &audit())
-        .await
-        .expect("document result");
+    service.set_document_result(&caller(), &process.id, &first.id, signed, &audit()).await.expect("document result");
     assert_eq!(version(&pool, &process.id).await, 1, "a document result advances the process's version");
-    let outcome = repo
-        .establish_result(&process.id, &caller(), finished(), &machine, OffsetDateTime::now_utc(), &audit())
-        .await
-        .expect("result");
-    assert!(matches!(outcome, EstablishOutcome::Established(_)));
+    let outcome = service.establish_result(&caller(), &process.id, finished(), &audit()).await.expect("result");
+    assert!(matches!(outcome, Outcome::Established(_)));
     assert_eq!(version(&pool, &process.id).await, 2);
     let documents = document_statuses(&pool, &process.id).await;
     assert_eq!(
@@ -203,15 +203,15 @@ async fn every_result_write_advances_the_version() {
 #[tokio::test]
 async fn a_document_result_racing_a_process_result_leaves_one_consistent_winner() {
     let (repo, pool, _) = repository().await;
-    let machine = ResultStateMachine::with_default_rules();
+    let service = service(&repo);
     let (who, trail) = (caller(), audit());
     for _ in 0..40 {
         let process = pending_process(&repo, 2).await;
         let ProcessDocumentSource::Upload(first) = &process.documents[0] else { panic!("upload") };
         let failed = DocumentResult { status: DocumentResultStatus::Failed, message: None };
         let (document, whole) = tokio::join!(
-            repo.set_document_result(&process.id, &first.id, &who, failed, &machine, OffsetDateTime::now_utc(), &trail),
-            repo.establish_result(&process.id, &who, finished(), &machine, OffsetDateTime::now_utc(), &trail),
+            service.set_document_result(&who, &process.id, &first.id, failed, &trail),
+            service.establish_result(&who, &process.id, finished(), &trail),
         );
         let stored: Option<String> = sqlx::query_scalar("SELECT result_status FROM signer_processes WHERE id = $1")
             .bind(process.id.as_str())
@@ -220,11 +220,11 @@ async fn a_document_result_racing_a_process_result_leaves_one_consistent_winner(
             .expect("process");
         let documents = document_statuses(&pool, &process.id).await;
         match (&document, &whole) {
-            (Ok(EstablishOutcome::Established(_)), Err(EstablishResultError::Rule(_))) => {
+            (Ok(Outcome::Established(_)), Err(EstablishResultError::Rule(_))) => {
                 assert_eq!(stored, None);
                 assert_eq!(documents, [Some("failed".to_owned()), None]);
             }
-            (Err(EstablishResultError::Rule(_)), Ok(EstablishOutcome::Established(_))) => {
+            (Err(EstablishResultError::Rule(_)), Ok(Outcome::Established(_))) => {
                 assert_eq!(stored.as_deref(), Some("finished"));
                 assert_eq!(documents, [Some("finished".to_owned()), Some("finished".to_owned())]);
             }

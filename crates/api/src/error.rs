@@ -5,7 +5,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use esignsp_domain::ports::{CreateError, EstablishResultError, RepositoryError};
-use esignsp_domain::rules::{CurrentResult, RuleViolation};
+use esignsp_domain::rules::{ConflictKind, CurrentResult, RuleViolation};
 use esignsp_domain::service::CreateProcessError;
 use serde_json::{json, Map, Value};
 
@@ -233,7 +233,7 @@ impl ResponseError for ApiError {
         let (kind, title, detail) = self.kind_title_detail();
         let mut body = Map::new();
         let problem_type = match self {
-            Self::Conflict(v) => v.problem_type.to_owned(),
+            Self::Conflict(v) => conflict_type(v.kind).to_owned(),
             _ => format!("urn:esignsp:problem:{kind}"),
         };
         body.insert("type".into(), Value::String(problem_type));
@@ -273,5 +273,15 @@ impl ResponseError for ApiError {
             _ => {}
         }
         response.body(Value::Object(body).to_string())
+    }
+}
+
+/// The problem type URI of a refused transition (SPEC §4).
+#[must_use]
+pub const fn conflict_type(kind: ConflictKind) -> &'static str {
+    match kind {
+        ConflictKind::AlreadyEstablished => "urn:esignsp:problem:result-already-established",
+        ConflictKind::ConflictsWithDocuments => "urn:esignsp:problem:result-conflicts-with-documents",
+        ConflictKind::DocumentsFrozen => "urn:esignsp:problem:documents-frozen",
     }
 }

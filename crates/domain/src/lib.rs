@@ -18,14 +18,14 @@ pub use auth::{Caller, InvalidTokenReason, TokenRejection};
 pub use events::{AuditContext, AuditEvent, EventKind};
 pub use ids::{ClientId, DocumentId, MalformedId, ProcessId, TaskId};
 pub use ports::{
-    AccessTokenVerifier, Clock, CreateError, DeleteDocumentOutcome, EstablishOutcome, EstablishResultError,
-    IdGenerator, RepositoryError, SignerProcessRepository,
+    AccessTokenVerifier, Clock, CreateError, DeleteDocumentOutcome, EstablishResultError, IdGenerator, RepositoryError,
+    SignerProcessRepository, Transition, TransitionEvent, TransitionStore, WriteOutcome,
 };
 pub use process::{
     DocumentContent, InvalidProcess, NewDocument, NewSignerProcess, NewStandaloneDocument, ProcessDocument,
     ProcessDocumentSource, ProcessRequest, ProcessType, SignerProcess, StoredDocument,
 };
 pub use result::{DocumentResult, DocumentResultStatus, ProcessResult, ResultMessage, ResultStatus};
-pub use rules::{ResultStateMachine, RuleViolation};
+pub use rules::{Outcome, ProcessSnapshot, ResultStateMachine, RuleViolation, Version};
 pub use service::SignerProcessService;
 pub use text::{InvalidText, Text, TextDefect, TextKind};

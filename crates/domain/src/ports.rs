@@ -4,11 +4,11 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::auth::{Caller, TokenRejection};
+use crate::events::EventKind;
 use crate::events::{AuditContext, AuditEvent};
-use crate::ids::{DocumentId, ProcessId};
+use crate::ids::{ClientId, DocumentId, ProcessId};
 use crate::process::{DocumentContent, NewSignerProcess, NewStandaloneDocument, SignerProcess, StoredDocument};
-use crate::result::{DocumentResult, ProcessResult};
-use crate::rules::{ResultStateMachine, RuleViolation};
+use crate::rules::{Change, ProcessSnapshot, RuleViolation, Version};
 
 /// A storage failure, in the terms the API needs to answer it.
 #[derive(Debug, thiserror::Error)]
@@ -55,37 +55,82 @@ pub enum DeleteDocumentOutcome {
     InUse,
 }
 
-/// Why a result could not be established (operation O5).
+/// Why a result could not be established (a process result, O5, or a document result, O7).
 #[derive(Debug, thiserror::Error)]
 pub enum EstablishResultError {
-    /// No such process for this caller (404).
+    /// No such process for this caller, or no such document in it (404).
     #[error("no such process")]
     NotFound,
     /// The state machine refused the transition (409).
     #[error("{}", .0.detail)]
     Rule(RuleViolation),
-    /// Storage failed.
+    /// Storage failed, or the process kept changing under every attempt.
     #[error(transparent)]
     Repository(#[from] RepositoryError),
 }
 
-/// How an accepted result request ended (a process result, or a document result for O7).
+/// The audit event a transition appends (SPEC §4), in the same transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EstablishOutcome<T = ProcessResult> {
-    /// The result was stored now, with its derived document results and one audit event.
-    Established(T),
-    /// The same result was already stored: nothing was written.
-    Replayed(T),
+pub struct TransitionEvent {
+    /// What happened: [`EventKind::Result`], [`EventKind::DocumentResult`] or
+    /// [`EventKind::Expired`].
+    pub kind: EventKind,
+    /// Who caused it.
+    pub actor: ClientId,
+    /// In which request.
+    pub request_id: String,
+    /// The document, for a document result.
+    pub document_id: Option<DocumentId>,
+    /// The status after (the process's, or the document's for a document result).
+    pub new_status: &'static str,
 }
 
-impl<T> EstablishOutcome<T> {
-    /// The result to answer with, whichever way it ended.
-    #[must_use]
-    pub fn result(&self) -> &T {
-        match self {
-            Self::Established(r) | Self::Replayed(r) => r,
-        }
-    }
+/// A decided transition of one process, to be written whole or not at all (SPEC §8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The process.
+    pub process: ProcessId,
+    /// The version of the snapshot it was decided on: it is written only while the process
+    /// still has it, and advances it.
+    pub expected: Version,
+    /// The result and document results to write (document results only where none is set).
+    pub change: Change,
+    /// Its audit event.
+    pub event: TransitionEvent,
+}
+
+/// How writing a [`Transition`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum WriteOutcome {
+    /// Written, in one transaction; the version advanced.
+    Written,
+    /// The process no longer has the expected version (another transition committed first),
+    /// or is gone: nothing was written.
+    Stale,
+}
+
+/// A unit of work of the transition protocol (SPEC §8): loads snapshots and writes
+/// transitions, on one database connection where the store has them, so that the common
+/// `load` → `write` of a request costs two statements and nothing more. Pure persistence:
+/// it never decides.
+#[async_trait]
+pub trait TransitionStore: Send {
+    /// Loads the versioned snapshot of a process the caller may act on
+    /// ([`Caller::may_act_on`]), without locking it.
+    ///
+    /// # Errors
+    /// [`RepositoryError`]. An unknown or foreign process is `Ok(None)`.
+    async fn load(&mut self, id: &ProcessId, caller: &Caller) -> Result<Option<ProcessSnapshot>, RepositoryError>;
+
+    /// Writes `transition` — process result, document results (each only where the document
+    /// has none), the audit event, the version advanced — in one transaction, only while the
+    /// process's version is [`Transition::expected`] (compare-and-set).
+    ///
+    /// # Errors
+    /// [`RepositoryError`]; nothing is written then. A version that moved on is
+    /// `Ok(WriteOutcome::Stale)`, not an error.
+    async fn write(&mut self, transition: &Transition) -> Result<WriteOutcome, RepositoryError>;
 }
 
 /// Persistence of signature processes, their documents and their audit trail.
@@ -116,59 +161,19 @@ pub trait SignerProcessRepository: Send + Sync {
     /// [`RepositoryError`]; nothing is deleted then.
     async fn delete(&self, id: &ProcessId, caller: &Caller, audit: &AuditContext) -> Result<bool, RepositoryError>;
 
-    /// Establishes a process result (O5) in one transaction: the first statement locks the
-    /// process row conditionally (SPEC §8); `machine` decides on the state read under that
-    /// lock; on [`crate::rules::Decision::Apply`] the result, the derived document results and
-    /// a `result` audit event are written before commit; on a replay nothing is written.
+    /// A unit of work for the transition protocol ([`TransitionStore`]).
     ///
     /// # Errors
-    /// [`EstablishResultError::NotFound`] for an unknown or foreign process,
-    /// [`EstablishResultError::Rule`] when the machine refuses, else
-    /// [`EstablishResultError::Repository`]. Nothing is written on any error.
-    async fn establish_result(
-        &self,
-        id: &ProcessId,
-        caller: &Caller,
-        requested: ProcessResult,
-        machine: &ResultStateMachine,
-        now: OffsetDateTime,
-        audit: &AuditContext,
-    ) -> Result<EstablishOutcome, EstablishResultError>;
+    /// [`RepositoryError`] when no connection can be had.
+    async fn transitions(&self) -> Result<Box<dyn TransitionStore + '_>, RepositoryError>;
 
-    /// Sets one document's result (O7) in one transaction that locks the process row first;
-    /// `machine` decides on the state read under that lock; on apply the document result
-    /// and a `document_result` audit event are written before commit.
+    /// The pending processes whose `expires_at` is not after `at`, soonest first, at most
+    /// `limit` (the expiry sweeper's batch, SPEC §4). Not locked: several replicas may read the
+    /// same ones, and the compare-and-set of [`TransitionStore::write`] lets one expire each.
     ///
     /// # Errors
-    /// [`EstablishResultError::NotFound`] when the process is unknown or foreign or does not
-    /// hold the document; [`EstablishResultError::Rule`] when the machine refuses; storage
-    /// errors. Nothing is written on any error.
-    #[allow(clippy::too_many_arguments)]
-    async fn set_document_result(
-        &self,
-        process: &ProcessId,
-        document: &DocumentId,
-        caller: &Caller,
-        requested: DocumentResult,
-        machine: &ResultStateMachine,
-        now: OffsetDateTime,
-        audit: &AuditContext,
-    ) -> Result<EstablishOutcome<DocumentResult>, EstablishResultError>;
-
-    /// Materialises expiry (SPEC §4): every pending process whose `expires_at` is not after
-    /// `now` (only `only`, when given; at most `limit`) becomes `canceled` with message
-    /// `expired`, its documents without result `canceled`, with an `expired` audit event —
-    /// each in one statement that skips rows another replica holds. Returns how many.
-    ///
-    /// # Errors
-    /// [`RepositoryError`]; nothing is written then.
-    async fn expire(
-        &self,
-        now: OffsetDateTime,
-        only: Option<&ProcessId>,
-        limit: u32,
-        audit: &AuditContext,
-    ) -> Result<u64, RepositoryError>;
+    /// [`RepositoryError`].
+    async fn due_expiries(&self, at: OffsetDateTime, limit: u32) -> Result<Vec<ProcessId>, RepositoryError>;
 
     /// Stores a document resource (O8) with its bytes apart.
     ///

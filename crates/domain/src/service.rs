@@ -8,18 +8,19 @@ use time::Duration;
 use serde_json::Value;
 
 use crate::auth::Caller;
+use crate::events::EventKind;
 use crate::events::{AuditContext, AuditEvent};
 use crate::ids::{ClientId, DocumentId, ProcessId, TaskId};
 use crate::ports::{
-    Clock, CreateError, DeleteDocumentOutcome, EstablishOutcome, EstablishResultError, IdGenerator, RepositoryError,
-    SignerProcessRepository,
+    Clock, CreateError, DeleteDocumentOutcome, EstablishResultError, IdGenerator, RepositoryError,
+    SignerProcessRepository, Transition, TransitionEvent, WriteOutcome,
 };
 use crate::process::{
     sniff_media_type, DocumentContent, NewDocument, NewSignerProcess, NewStandaloneDocument, ProcessDocumentSource,
     ProcessRequest, SignerProcess, StoredDocument,
 };
 use crate::result::{DocumentResult, ProcessResult};
-use crate::rules::ResultStateMachine;
+use crate::rules::{expiry_result, Change, Outcome, ProcessSnapshot, Request, ResultStateMachine};
 use crate::text::Text;
 
 /// A document file as received from a client (multipart part `document` of O1 or O8),
@@ -155,6 +156,50 @@ fn system_audit(request_id: &str) -> AuditContext {
     }
 }
 
+/// How many times the transition protocol loads, decides and tries to write before it gives
+/// up with 503. Results are terminal, so a race between results settles in one retry; document
+/// results of different documents of one process each advance its version, so a burst of them
+/// may need a few.
+pub const MAX_ATTEMPTS: usize = 8;
+
+/// The kind, document and new status of a transition's audit event.
+type EventOf = (EventKind, Option<DocumentId>, &'static str);
+
+/// Expiry found the process settled (nothing to expire).
+struct Settled;
+
+/// Why [`SignerProcessService::transition`] ended without an outcome.
+enum TransitionFailure<E> {
+    /// The decision refused the request.
+    Refused(E),
+    /// Storage failed.
+    Repository(RepositoryError),
+}
+
+impl<E> From<RepositoryError> for TransitionFailure<E> {
+    fn from(e: RepositoryError) -> Self {
+        Self::Repository(e)
+    }
+}
+
+impl TransitionFailure<EstablishResultError> {
+    fn into_error(self) -> EstablishResultError {
+        match self {
+            Self::Refused(e) => e,
+            Self::Repository(e) => e.into(),
+        }
+    }
+}
+
+/// The answer of an accepted result request: the requested result, which a replay found
+/// stored and an established transition stored now.
+fn answer<T>(outcome: Outcome<Change>, requested: T) -> Outcome<T> {
+    match outcome {
+        Outcome::Established(_) => Outcome::Established(requested),
+        Outcome::Replayed(_) => Outcome::Replayed(requested),
+    }
+}
+
 /// The use cases of the document signature process API.
 #[derive(Clone)]
 pub struct SignerProcessService {
@@ -254,7 +299,7 @@ impl SignerProcessService {
         let found = self.repository.find(id, caller).await?;
         match found {
             Some(p) if p.result.is_none() && p.expires_at <= self.clock.now() => {
-                self.repository.expire(self.clock.now(), Some(id), 1, &system_audit(&audit.request_id)).await?;
+                self.expire(id, &system_audit(&audit.request_id)).await?;
                 self.repository.find(id, caller).await
             }
             other => Ok(other),
@@ -281,13 +326,78 @@ impl SignerProcessService {
     /// # Errors
     /// Storage errors.
     pub async fn expire_overdue(&self, limit: u32) -> Result<u64, RepositoryError> {
-        self.repository.expire(self.clock.now(), None, limit, &system_audit("sweeper")).await
+        let audit = system_audit("sweeper");
+        let mut expired = 0;
+        for id in self.repository.due_expiries(self.clock.now(), limit).await? {
+            expired += u64::from(self.expire(&id, &audit).await?);
+        }
+        Ok(expired)
+    }
+
+    /// Materialises expiry of one process (SPEC §4) through the transition protocol, with the
+    /// service as actor. Whether this call expired it (`false`: not due, already settled, or
+    /// another replica expired it first).
+    async fn expire(&self, id: &ProcessId, audit: &AuditContext) -> Result<bool, RepositoryError> {
+        let system = Caller { client_id: audit.actor.clone(), trusted: true };
+        let outcome = self
+            .transition(id, &system, audit, |snapshot, now| {
+                let change = self.machine.expire(snapshot, now).ok_or(Settled)?;
+                Ok((Outcome::Established(change), (EventKind::Expired, None, expiry_result().status.as_str())))
+            })
+            .await;
+        match outcome {
+            Ok(Some(Outcome::Established(_))) => Ok(true),
+            Ok(_) | Err(TransitionFailure::Refused(Settled)) => Ok(false),
+            Err(TransitionFailure::Repository(e)) => Err(e),
+        }
+    }
+
+    /// The transition protocol of SPEC §8, one code path for O5, O7 and expiry: load the
+    /// versioned snapshot → `decide` on it at the clock's time → write the decided change with
+    /// a compare-and-set on the version. A stale write (another transition committed first)
+    /// decides again on a fresh snapshot, at most [`MAX_ATTEMPTS`] times in all. `None` for an
+    /// unknown or foreign process.
+    async fn transition<E>(
+        &self,
+        id: &ProcessId,
+        caller: &Caller,
+        audit: &AuditContext,
+        decide: impl Fn(&ProcessSnapshot, time::OffsetDateTime) -> Result<(Outcome<Change>, EventOf), E>,
+    ) -> Result<Option<Outcome<Change>>, TransitionFailure<E>> {
+        let mut store = self.repository.transitions().await?;
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(snapshot) = store.load(id, caller).await? else { return Ok(None) };
+            let (outcome, (kind, document_id, new_status)) =
+                decide(&snapshot, self.clock.now()).map_err(TransitionFailure::Refused)?;
+            let Outcome::Established(change) = outcome else { return Ok(Some(outcome)) };
+            let transition = Transition {
+                process: id.clone(),
+                expected: snapshot.version,
+                change,
+                event: TransitionEvent {
+                    kind,
+                    actor: audit.actor.clone(),
+                    request_id: audit.request_id.clone(),
+                    document_id,
+                    new_status,
+                },
+            };
+            match store.write(&transition).await? {
+                WriteOutcome::Written => return Ok(Some(Outcome::Established(transition.change))),
+                WriteOutcome::Stale => {}
+            }
+        }
+        Err(TransitionFailure::Repository(RepositoryError::Unavailable(
+            format!("process {id} changed under each of {MAX_ATTEMPTS} attempts to write a transition").into(),
+        )))
     }
 
     /// O7: sets one document's result under the rules of the state machine.
     ///
     /// # Errors
-    /// See [`SignerProcessRepository::set_document_result`].
+    /// [`EstablishResultError::NotFound`] when the process is unknown or foreign or does not
+    /// hold the document; [`EstablishResultError::Rule`] when the state machine refuses;
+    /// storage errors. Nothing is written on any error.
     pub async fn set_document_result(
         &self,
         caller: &Caller,
@@ -295,9 +405,18 @@ impl SignerProcessService {
         document: &DocumentId,
         requested: DocumentResult,
         audit: &AuditContext,
-    ) -> Result<EstablishOutcome<DocumentResult>, EstablishResultError> {
-        let now = self.clock.now();
-        self.repository.set_document_result(process, document, caller, requested, &self.machine, now, audit).await
+    ) -> Result<Outcome<DocumentResult>, EstablishResultError> {
+        let outcome = self
+            .transition(process, caller, audit, |snapshot, now| {
+                let index =
+                    snapshot.documents.iter().position(|d| d.id == *document).ok_or(EstablishResultError::NotFound)?;
+                let request = Request::Document { index, result: &requested };
+                let outcome = self.machine.decide(snapshot, now, request).map_err(EstablishResultError::Rule)?;
+                Ok((outcome, (EventKind::DocumentResult, Some(document.clone()), requested.status.as_str())))
+            })
+            .await
+            .map_err(TransitionFailure::into_error)?;
+        Ok(answer(outcome.ok_or(EstablishResultError::NotFound)?, requested))
     }
 
     /// O8: stores a document resource with its optional `signers` array.
@@ -354,16 +473,27 @@ impl SignerProcessService {
     /// O5: establishes the result of a process under the rules of the state machine.
     ///
     /// # Errors
-    /// See [`SignerProcessRepository::establish_result`].
+    /// [`EstablishResultError::NotFound`] for an unknown or foreign process,
+    /// [`EstablishResultError::Rule`] when the state machine refuses, else
+    /// [`EstablishResultError::Repository`]. Nothing is written on any error.
     pub async fn establish_result(
         &self,
         caller: &Caller,
         id: &ProcessId,
         requested: ProcessResult,
         audit: &AuditContext,
-    ) -> Result<EstablishOutcome, EstablishResultError> {
-        let now = self.clock.now();
-        self.repository.establish_result(id, caller, requested, &self.machine, now, audit).await
+    ) -> Result<Outcome<ProcessResult>, EstablishResultError> {
+        let outcome = self
+            .transition(id, caller, audit, |snapshot, now| {
+                let outcome = self
+                    .machine
+                    .decide(snapshot, now, Request::Process(&requested))
+                    .map_err(EstablishResultError::Rule)?;
+                Ok((outcome, (EventKind::Result, None, requested.status.as_str())))
+            })
+            .await
+            .map_err(TransitionFailure::into_error)?;
+        Ok(answer(outcome.ok_or(EstablishResultError::NotFound)?, requested))
     }
 
     /// O10: a document's bytes.

@@ -4,9 +4,9 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use esignsp_domain::events::{AuditContext, AuditEvent};
-use esignsp_domain::ports::EstablishOutcome;
 use esignsp_domain::process::ProcessRequest;
 use esignsp_domain::service::DocumentInput;
+use esignsp_domain::Outcome;
 use esignsp_domain::{Caller, DocumentId, ProcessId};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -267,7 +267,7 @@ pub async fn put_result(
         read_limited(req.headers(), payload, state.form_limits.max_json_bytes, state.form_limits.body_timeout).await?;
     let requested = parse_process_result(&body)?;
     let outcome = state.service.establish_result(&caller, &id, requested, &audit(&caller, request_id)).await?;
-    if let (EstablishOutcome::Established(result), Some(metrics)) = (&outcome, req.app_data::<web::Data<Metrics>>()) {
+    if let (Outcome::Established(result), Some(metrics)) = (&outcome, req.app_data::<web::Data<Metrics>>()) {
         metrics.results.with_label_values(&[result.status.as_str()]).inc();
     }
     Ok(HttpResponse::Ok().json(result_json(outcome.result())))

@@ -1,6 +1,6 @@
 //! `esignsp-pgbench-script`: prints a pgbench script of the statements the service sends to
 //! PostgreSQL for one `PUT …/signer_processes/{id}/result` on a pending process without
-//! documents (`esignsp_adapters::postgres::sql`, the optimistic path), so that
+//! documents (`esignsp_adapters::postgres::sql`: the domain's load and compare-and-set write), so that
 //! `scripts/bench.sh` compares the service with PostgreSQL running exactly that SQL.
 //!
 //! Each transaction takes a pending process of its own, as the load generator does: client
@@ -40,10 +40,23 @@ fn bind(statement: &str, values: &[&str]) -> String {
 }
 
 fn main() {
-    let read = bind(sql::READ_STATE, &[ID, "'bench'", "false"]);
+    let read = bind(sql::LOAD, &[ID, "'bench'", "false"]);
     let write = bind(
-        sql::WRITE_RESULT,
-        &[ID, "'finished'", "'bench'", "'{}'", "'{}'", "'{}'", "'bench'", "'pgbench'", "'result'", ":version"],
+        sql::WRITE,
+        &[
+            ID,
+            "'finished'",
+            "'bench'",
+            "'{}'",
+            "'{}'",
+            "'{}'",
+            "'bench'",
+            "'pgbench'",
+            "'result'",
+            ":version",
+            "NULL",
+            "'finished'",
+        ],
     );
     println!("\\set n :lo + :client_id + :clients * :i\n\\set i :i + 1\n{read} \\gset\n{write};");
 }

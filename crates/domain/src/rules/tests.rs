@@ -1,14 +1,20 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::result::ResultMessage;
+use time::OffsetDateTime;
 
 fn doc_id(n: u8) -> DocumentId {
     DocumentId::from_random([n; 20])
 }
 
-fn state(results: &[Option<DocumentResultStatus>]) -> ProcessState {
-    ProcessState {
+/// The time every test decides at.
+fn now() -> OffsetDateTime {
+    OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000)
+}
+
+fn state(results: &[Option<DocumentResultStatus>]) -> ProcessSnapshot {
+    ProcessSnapshot {
+        version: Version(0),
         result: None,
         documents: results
             .iter()
@@ -18,8 +24,23 @@ fn state(results: &[Option<DocumentResultStatus>]) -> ProcessState {
                 result: r.map(|status| DocumentResult { status, message: None }),
             })
             .collect(),
-        expired: false,
+        expires_at: now() + time::Duration::hours(1),
     }
+}
+
+/// The state machine's answer to a process result, as the service asks it.
+fn establish(m: &ResultStateMachine, s: &ProcessSnapshot, r: ProcessResult) -> Result<Outcome<Change>, RuleViolation> {
+    m.decide(s, now(), Request::Process(&r))
+}
+
+/// The state machine's answer to a document result.
+fn set_document(
+    m: &ResultStateMachine,
+    s: &ProcessSnapshot,
+    index: usize,
+    r: DocumentResult,
+) -> Result<Outcome<Change>, RuleViolation> {
+    m.decide(s, now(), Request::Document { index, result: &r })
 }
 
 fn result(status: ResultStatus) -> ProcessResult {
@@ -43,11 +64,11 @@ fn terminal_replays_the_same_result_and_refuses_another() {
     s.result = Some(ProcessResult { status: P::Finished, message: Some(ResultMessage::new("ok").expect("msg")) });
 
     let same = ProcessResult { status: P::Finished, message: Some(ResultMessage::new("ok").expect("msg")) };
-    assert!(matches!(machine().establish(&s, same), Ok(Decision::Replay(_))));
+    assert!(matches!(establish(&machine(), &s, same), Ok(Outcome::Replayed(_))));
 
     let other_message = result(P::Finished);
-    let err = machine().establish(&s, other_message).expect_err("a different message is a different result");
-    assert_eq!(err.problem_type, PROBLEM_ALREADY_ESTABLISHED);
+    let err = establish(&machine(), &s, other_message).expect_err("a different message is a different result");
+    assert_eq!(err.kind, ConflictKind::AlreadyEstablished);
     assert_eq!(err.current_result, Some(CurrentResult::Process(s.result.clone().expect("set"))));
 }
 
@@ -56,29 +77,26 @@ fn terminal_applies_before_the_document_rules() {
     // A stored finished result replays even though "failed" would now conflict too.
     let mut s = state(&[Some(D::Finished)]);
     s.result = Some(result(P::Finished));
-    let err = machine().establish(&s, result(P::Failed)).expect_err("terminal");
+    let err = establish(&machine(), &s, result(P::Failed)).expect_err("terminal");
     assert_eq!(err.rule, "terminal");
 }
 
 #[test]
 fn finished_derives_finished_for_documents_without_result() {
     let s = state(&[Some(D::Finished), None, None]);
-    let Ok(Decision::Apply(plan)) = machine().establish(&s, result(P::Finished)) else {
+    let Ok(Outcome::Established(plan)) = establish(&machine(), &s, result(P::Finished)) else {
         panic!("finished must be accepted");
     };
-    assert_eq!(
-        plan.derived_document_results,
-        vec![(doc_id(1), doc_result(D::Finished)), (doc_id(2), doc_result(D::Finished))]
-    );
+    assert_eq!(plan.document_results, vec![(doc_id(1), doc_result(D::Finished)), (doc_id(2), doc_result(D::Finished))]);
 }
 
 #[test]
 fn finished_is_refused_when_a_document_failed_or_was_canceled() {
     for other in [D::Failed, D::Canceled] {
-        let err =
-            machine().establish(&state(&[Some(D::Finished), Some(other)]), result(P::Finished)).expect_err("conflict");
+        let err = establish(&machine(), &state(&[Some(D::Finished), Some(other)]), result(P::Finished))
+            .expect_err("conflict");
         assert_eq!(err.rule, "finished", "document {other}");
-        assert_eq!(err.problem_type, PROBLEM_CONFLICTS_WITH_DOCUMENTS);
+        assert_eq!(err.kind, ConflictKind::ConflictsWithDocuments);
         assert!(err.detail.contains("finished"), "detail names the rule: {}", err.detail);
     }
 }
@@ -86,13 +104,14 @@ fn finished_is_refused_when_a_document_failed_or_was_canceled() {
 #[test]
 fn failed_and_canceled_refuse_a_finished_document_and_derive_their_own_status() {
     for (status, derived) in [(P::Failed, D::Failed), (P::Canceled, D::Canceled)] {
-        let err = machine().establish(&state(&[Some(D::Finished), None]), result(status)).expect_err("conflict");
+        let err = establish(&machine(), &state(&[Some(D::Finished), None]), result(status)).expect_err("conflict");
         assert_eq!(err.rule, "failed/canceled");
 
-        let Ok(Decision::Apply(plan)) = machine().establish(&state(&[Some(D::Failed), None]), result(status)) else {
+        let Ok(Outcome::Established(plan)) = establish(&machine(), &state(&[Some(D::Failed), None]), result(status))
+        else {
             panic!("{status} must be accepted");
         };
-        assert_eq!(plan.derived_document_results, vec![(doc_id(1), doc_result(derived))], "{status}");
+        assert_eq!(plan.document_results, vec![(doc_id(1), doc_result(derived))], "{status}");
     }
 }
 
@@ -108,13 +127,13 @@ fn failed_documents_needs_two_documents_and_a_mixed_outcome() {
         (&[None, None], true, "no document result yet"),
     ];
     for (docs, accepted, why) in cases {
-        let outcome = machine().establish(&state(docs), result(P::FailedDocuments));
+        let outcome = establish(&machine(), &state(docs), result(P::FailedDocuments));
         match outcome {
-            Ok(Decision::Apply(plan)) => {
+            Ok(Outcome::Established(plan)) => {
                 assert!(accepted, "{why}: should be refused");
-                assert!(plan.derived_document_results.is_empty(), "{why}: documents without result keep none");
+                assert!(plan.document_results.is_empty(), "{why}: documents without result keep none");
             }
-            Ok(Decision::Replay(_)) => panic!("{why}: nothing to replay"),
+            Ok(Outcome::Replayed(_)) => panic!("{why}: nothing to replay"),
             Err(v) => {
                 assert!(!accepted, "{why}: should be accepted, got {v:?}");
                 assert_eq!(v.rule, "failed_documents", "{why}");
@@ -126,75 +145,74 @@ fn failed_documents_needs_two_documents_and_a_mixed_outcome() {
 #[test]
 fn an_expired_pending_process_answers_as_if_its_expiry_were_materialised() {
     let mut s = state(&[None, Some(D::Failed)]);
-    s.expired = true;
+    s.expires_at = now();
     let pending = machine();
     let materialised = {
-        let plan = expiry_plan(&s).expect("expired and pending");
+        let plan = pending.expire(&s, now()).expect("expired and pending");
         let mut m = s.clone();
-        m.result = Some(plan.result);
-        for (id, r) in plan.derived_document_results {
+        m.result = plan.result;
+        for (id, r) in plan.document_results {
             if let Some(d) = m.documents.iter_mut().find(|d| d.id == id) {
                 d.result = Some(r);
             }
         }
-        m.expired = false;
         m
     };
+    assert_eq!(pending.expire(&materialised, now()), None, "expiry materialises once");
     assert_eq!(materialised.documents[0].result, Some(expiry_document_result()));
     assert_eq!(materialised.documents[1].result, Some(doc_result(D::Failed)), "a document result is kept");
     for state in [&s, &materialised] {
         for requested in [result(P::Canceled), result(P::Finished), result(P::Failed)] {
-            let err = pending.establish(state, requested.clone()).expect_err("a late result is refused");
-            assert_eq!(err.problem_type, PROBLEM_ALREADY_ESTABLISHED, "{requested:?}");
+            let err = establish(&pending, state, requested.clone()).expect_err("a late result is refused");
+            assert_eq!(err.kind, ConflictKind::AlreadyEstablished, "{requested:?}");
             assert_eq!(err.current_result, Some(CurrentResult::Process(expiry_result())), "{requested:?}");
         }
         assert!(
-            matches!(pending.establish(state, expiry_result()), Ok(Decision::Replay(_))),
+            matches!(establish(&pending, state, expiry_result()), Ok(Outcome::Replayed(_))),
             "the expiry result replays"
         );
-        let err = pending.set_document_result(state, 0, doc_result(D::Finished)).expect_err("late document result");
-        assert_eq!(err.problem_type, PROBLEM_ALREADY_ESTABLISHED);
+        let err = set_document(&pending, state, 0, doc_result(D::Finished)).expect_err("late document result");
+        assert_eq!(err.kind, ConflictKind::AlreadyEstablished);
         assert_eq!(err.current_result, Some(CurrentResult::Document(expiry_document_result())));
-        assert!(matches!(pending.set_document_result(state, 0, expiry_document_result()), Ok(Decision::Replay(_))));
-        let err = pending.set_document_result(state, 1, doc_result(D::Canceled)).expect_err("its own result stays");
+        assert!(matches!(set_document(&pending, state, 0, expiry_document_result()), Ok(Outcome::Replayed(_))));
+        let err = set_document(&pending, state, 1, doc_result(D::Canceled)).expect_err("its own result stays");
         assert_eq!(err.current_result, Some(CurrentResult::Document(doc_result(D::Failed))));
     }
-    assert_eq!(pending.establish(&s, result(P::Finished)).expect_err("expired").rule, "expiry");
+    assert_eq!(establish(&pending, &s, result(P::Finished)).expect_err("expired").rule, "expiry");
 }
 
 #[test]
 fn document_results_are_terminal_and_frozen_after_the_process_result() {
     let s = state(&[Some(D::Finished), None]);
-    assert!(matches!(machine().set_document_result(&s, 0, doc_result(D::Finished)), Ok(Decision::Replay(_))));
-    let err = machine().set_document_result(&s, 0, doc_result(D::Failed)).expect_err("terminal");
-    assert_eq!(err.problem_type, PROBLEM_ALREADY_ESTABLISHED);
-    assert!(matches!(machine().set_document_result(&s, 1, doc_result(D::Failed)), Ok(Decision::Apply(_))));
+    assert!(matches!(set_document(&machine(), &s, 0, doc_result(D::Finished)), Ok(Outcome::Replayed(_))));
+    let err = set_document(&machine(), &s, 0, doc_result(D::Failed)).expect_err("terminal");
+    assert_eq!(err.kind, ConflictKind::AlreadyEstablished);
+    assert!(matches!(set_document(&machine(), &s, 1, doc_result(D::Failed)), Ok(Outcome::Established(_))));
 
     let mut frozen = s.clone();
     frozen.result = Some(result(P::FailedDocuments));
-    let err = machine().set_document_result(&frozen, 1, doc_result(D::Failed)).expect_err("frozen");
+    let err = set_document(&machine(), &frozen, 1, doc_result(D::Failed)).expect_err("frozen");
     assert_eq!(err.rule, "documents frozen");
-    assert_eq!(err.problem_type, PROBLEM_DOCUMENTS_FROZEN);
+    assert_eq!(err.kind, ConflictKind::DocumentsFrozen);
 }
 
 #[test]
 fn a_rule_added_by_a_developer_runs_after_the_default_rules() {
     struct NoCancel;
-    impl ResultRule for NoCancel {
+    impl Rule for NoCancel {
         fn name(&self) -> &'static str {
             "no cancel"
         }
-        fn apply(&self, _: &ProcessState, plan: &mut ResultPlan) -> Result<Verdict, RuleViolation> {
-            if plan.result.status == P::Canceled {
-                Err(RuleViolation::conflicts_with_documents(self.name(), "canceling is disabled"))
-            } else {
-                Ok(Verdict::Continue)
+        fn check(&self, _: &ProcessSnapshot, request: Request<'_>) -> Result<(), String> {
+            match request {
+                Request::Process(r) if r.status == P::Canceled => Err("canceling is disabled".to_owned()),
+                _ => Ok(()),
             }
         }
     }
     let m = ResultStateMachine::with_default_rules().with_rule(NoCancel);
-    assert_eq!(m.establish(&state(&[None]), result(P::Canceled)).expect_err("custom").rule, "no cancel");
-    assert!(m.establish(&state(&[None]), result(P::Failed)).is_ok());
+    assert_eq!(establish(&m, &state(&[None]), result(P::Canceled)).expect_err("custom").rule, "no cancel");
+    assert!(establish(&m, &state(&[None]), result(P::Failed)).is_ok());
 }
 
 /// A command a client can send against one process.
@@ -218,31 +236,28 @@ fn message(with: bool) -> Option<ResultMessage> {
 }
 
 /// Applies a decision to the in-memory state, as an adapter would inside its transaction.
-fn run(machine: &ResultStateMachine, s: &mut ProcessState, command: &Command) {
-    match *command {
-        Command::Process(status, m) => {
-            if let Ok(Decision::Apply(plan)) = machine.establish(s, ProcessResult { status, message: message(m) }) {
-                for (id, r) in plan.derived_document_results {
-                    let doc = s.documents.iter_mut().find(|d| d.id == id).expect("derived for a known document");
-                    assert!(doc.result.is_none(), "derivation never overwrites a document result");
-                    doc.result = Some(r);
-                }
-                s.result = Some(plan.result);
-            }
+fn run(machine: &ResultStateMachine, s: &mut ProcessSnapshot, command: &Command) {
+    let decided = match *command {
+        Command::Process(status, m) => establish(machine, s, ProcessResult { status, message: message(m) }),
+        Command::Document(index, status, m) if index < s.documents.len() => {
+            set_document(machine, s, index, DocumentResult { status, message: message(m) })
         }
-        Command::Document(index, status, m) => {
-            if index < s.documents.len() {
-                if let Ok(Decision::Apply(r)) =
-                    machine.set_document_result(s, index, DocumentResult { status, message: message(m) })
-                {
-                    s.documents[index].result = Some(r);
-                }
-            }
+        Command::Document(..) => return,
+    };
+    if let Ok(Outcome::Established(change)) = decided {
+        for (id, r) in change.document_results {
+            let doc = s.documents.iter_mut().find(|d| d.id == id).expect("a change for a known document");
+            assert!(doc.result.is_none(), "a change never overwrites a document result");
+            doc.result = Some(r);
         }
+        if let Some(r) = change.result {
+            s.result = Some(r);
+        }
+        s.version.0 += 1;
     }
 }
 
-fn assert_invariants(s: &ProcessState) {
+fn assert_invariants(s: &ProcessSnapshot) {
     let finished = s.documents.iter().filter(|d| is_finished(d)).count();
     let resulted = s.documents.iter().filter(|d| d.result.is_some()).count();
     let n = s.documents.len();
@@ -296,7 +311,7 @@ proptest! {
             run(&machine, &mut s, c);
         }
         if let Some(r) = s.result.clone() {
-            prop_assert!(matches!(machine.establish(&s, r), Ok(Decision::Replay(_))));
+            prop_assert!(matches!(establish(&machine, &s, r), Ok(Outcome::Replayed(_))));
         }
     }
 }
