@@ -143,8 +143,13 @@ pub async fn run(cli: Cli) -> i32 {
             if let Err(e) = crate::startup::build_verifier(&checked) {
                 return fail(&e);
             }
-            print!("{}", settings.to_redacted_toml());
-            0
+            match settings.to_redacted_toml() {
+                Ok(printed) => {
+                    print!("{printed}");
+                    0
+                }
+                Err(e) => fail(&e),
+            }
         }
         Command::Keygen { .. } => 0,
     }

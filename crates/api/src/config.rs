@@ -1,11 +1,21 @@
 //! Configuration (SPEC §7): built-in defaults → the TOML file of `--config` / `ESIGNSP_CONFIG`
 //! → `ESIGNSP__<SECTION>__<KEY>` environment variables (lists comma-separated).
 //! `DATABASE_URL`, when set, is the default for `database.url`.
+//!
+//! Values are typed where they are read: a URL key holds a parsed [`Url`] (empty: none), a
+//! closed set of names an enum, a count or time-out that cannot be 0 a `NonZero…` number. A
+//! value that cannot be one fails to deserialize with a line naming its key and what it
+//! expects; [`Settings::validate`] keeps only the rules between keys.
 
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
+use jsonwebtoken::Algorithm;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use url::Url;
 
 /// A configuration that cannot be used; the message names the key.
 #[derive(Debug, thiserror::Error)]
@@ -61,18 +71,18 @@ pub struct ServerSettings {
     /// Port to bind (`8080`; `0` picks a free port).
     pub port: u16,
     /// Base of the absolute URLs in representations, as clients reach the service (behind a
-    /// reverse proxy: its address). Empty (the default): `http://<host>:<bound port>`, see
-    /// [`ServerSettings::public_base`].
-    #[serde(serialize_with = "redact_url_text")]
-    pub public_url: String,
+    /// reverse proxy: its address): an http(s) URL without a query. Unset or empty (the
+    /// default): `http://<host>:<bound port>`, see [`ServerSettings::public_base`].
+    #[serde(deserialize_with = "base_url", serialize_with = "redacted_http_url")]
+    pub public_url: Option<Url>,
     /// Largest JSON body, in bytes after content decoding (256 KiB).
-    pub max_json_bytes: usize,
+    pub max_json_bytes: NonZeroUsize,
     /// Most document bytes one request may carry (25 MiB).
-    pub max_document_bytes: usize,
+    pub max_document_bytes: NonZeroUsize,
     /// How long in-flight requests may take to finish on shutdown, in seconds (30).
     pub shutdown_timeout_seconds: u64,
     /// How long a client may take to send a request body, in seconds (60); then 408.
-    pub body_timeout_seconds: u64,
+    pub body_timeout_seconds: NonZeroU64,
     /// Worker threads (0: one per core).
     pub workers: usize,
     /// Directory of the embedded database and the development key (`esignsp-data`).
@@ -84,11 +94,11 @@ impl Default for ServerSettings {
         Self {
             host: "127.0.0.1".to_owned(),
             port: 8080,
-            public_url: String::new(),
-            max_json_bytes: 256 * 1024,
-            max_document_bytes: 25 * 1024 * 1024,
+            public_url: None,
+            max_json_bytes: const { NonZeroUsize::new(256 * 1024).expect("positive") },
+            max_document_bytes: const { NonZeroUsize::new(25 * 1024 * 1024).expect("positive") },
             shutdown_timeout_seconds: 30,
-            body_timeout_seconds: 60,
+            body_timeout_seconds: const { NonZeroU64::new(60).expect("positive") },
             workers: 0,
             data_dir: PathBuf::from("esignsp-data"),
         }
@@ -96,12 +106,13 @@ impl Default for ServerSettings {
 }
 
 impl ServerSettings {
-    /// The base of absolute URLs: `server.public_url` when set, else `http://<host>:<port>`
-    /// with the port actually bound (an IPv6 host in brackets, RFC 3986 §3.2.2).
+    /// The base of absolute URLs: `server.public_url` when set (as the url crate serializes
+    /// it), else `http://<host>:<port>` with the port actually bound (an IPv6 host in
+    /// brackets, RFC 3986 §3.2.2).
     #[must_use]
     pub fn public_base(&self, bound_port: u16) -> String {
-        if !self.public_url.is_empty() {
-            return self.public_url.clone();
+        if let Some(url) = &self.public_url {
+            return url.to_string();
         }
         let host = if self.host.contains(':') && !self.host.starts_with('[') {
             format!("[{}]", self.host)
@@ -117,7 +128,7 @@ impl ServerSettings {
     /// never questioned.
     #[must_use]
     pub fn public_url_mismatch(&self, bound_port: u16) -> Option<String> {
-        let url = url::Url::parse(&self.public_url).ok()?;
+        let url = self.public_url.as_ref()?;
         let port = url.port_or_known_default()?;
         let local = match url.host()? {
             url::Host::Domain(name) => name.eq_ignore_ascii_case("localhost") || name == self.host,
@@ -126,9 +137,8 @@ impl ServerSettings {
         };
         (port != bound_port && (url.port().is_some() || local)).then(|| {
             format!(
-                "server.public_url {} names port {port}, but the service listens on port {bound_port}: links \
-                 in representations point there",
-                self.public_url
+                "server.public_url {url} names port {port}, but the service listens on port {bound_port}: links in \
+                 representations point there"
             )
         })
     }
@@ -140,17 +150,17 @@ impl ServerSettings {
 pub struct DatabaseSettings {
     /// `postgres://…` or `sqlite://…` URL; empty means `sqlite://<server.data_dir>/esignsp.db`.
     /// Its password is redacted whenever settings are printed.
-    #[serde(serialize_with = "redact_url_password")]
+    #[serde(deserialize_with = "database_url", serialize_with = "redact_url_password")]
     pub url: SecretString,
     /// Pool size (16).
-    pub max_connections: u32,
+    pub max_connections: NonZeroU32,
     /// How long a request waits for a pooled connection before answering 503, in seconds (5).
-    pub acquire_timeout_seconds: u64,
+    pub acquire_timeout_seconds: NonZeroU64,
     /// Run pending migrations when `serve` starts (true).
     pub migrate_on_start: bool,
     /// Longest a PostgreSQL statement or lock wait may take before the request answers 503,
     /// in seconds (10).
-    pub statement_timeout_seconds: u64,
+    pub statement_timeout_seconds: NonZeroU64,
     /// `database.url` leads to a pooler in transaction mode, such as pgbouncer with
     /// `pool_mode = transaction` (false): statements then live only inside a transaction and
     /// the time-outs are set with `SET LOCAL`; migrations must run directly against PostgreSQL.
@@ -161,10 +171,10 @@ impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
             url: SecretString::from(""),
-            max_connections: 16,
-            acquire_timeout_seconds: 5,
+            max_connections: const { NonZeroU32::new(16).expect("positive") },
+            acquire_timeout_seconds: const { NonZeroU64::new(5).expect("positive") },
             migrate_on_start: true,
-            statement_timeout_seconds: 10,
+            statement_timeout_seconds: const { NonZeroU64::new(10).expect("positive") },
             transaction_pooling: false,
         }
     }
@@ -174,27 +184,30 @@ impl Default for DatabaseSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
-    /// Scope every call needs, matched as a whole token.
+    /// Scope every call needs, matched as a whole token: one scope token (RFC 6749 §3.3).
+    #[serde(deserialize_with = "scope_token")]
     pub required_scope: String,
     /// Exact `iss` of accepted tokens.
     pub issuer: String,
-    /// Accepted `aud` values.
+    /// Accepted `aud` values: at least one, none empty.
+    #[serde(deserialize_with = "audiences")]
     pub audience: Vec<String>,
-    /// Allowed signature algorithms.
-    pub algorithms: Vec<String>,
+    /// Allowed signature algorithms (RFC 7518 §3, RFC 8037): at least one, asymmetric only.
+    #[serde(deserialize_with = "algorithms")]
+    pub algorithms: Vec<Algorithm>,
     /// PEM or JWK/JWKS files with verification keys.
     pub public_key_files: Vec<PathBuf>,
-    /// The issuer's JWK Set URL; empty: discovered from the issuer's metadata when no other
-    /// key source is configured.
-    #[serde(serialize_with = "redact_url_text")]
-    pub jwks_url: String,
+    /// The issuer's JWK Set URL (http or https); unset or empty: discovered from the issuer's
+    /// metadata when no other key source is configured.
+    #[serde(deserialize_with = "http_url", serialize_with = "redacted_http_url")]
+    pub jwks_url: Option<Url>,
     /// Least interval between two JWKS fetches, in seconds.
-    pub jwks_min_refresh_seconds: u64,
+    pub jwks_min_refresh_seconds: NonZeroU64,
     /// Allowed clock skew, in seconds.
     pub leeway_seconds: u64,
-    /// RFC 7662 introspection endpoint for opaque tokens (empty: none).
-    #[serde(serialize_with = "redact_url_text")]
-    pub introspection_url: String,
+    /// RFC 7662 introspection endpoint for opaque tokens (http or https; unset or empty: none).
+    #[serde(deserialize_with = "http_url", serialize_with = "redacted_http_url")]
+    pub introspection_url: Option<Url>,
     /// Client id for introspection.
     pub introspection_client_id: String,
     /// Client secret for introspection; redacted whenever settings are printed.
@@ -202,8 +215,8 @@ pub struct AuthSettings {
     pub introspection_client_secret: SecretString,
     /// Longest time an introspection answer is cached, in seconds.
     pub introspection_cache_seconds: u64,
-    /// `rfc9068` or `lenient`.
-    pub profile: String,
+    /// How strict the claims of a token must be.
+    pub profile: TokenProfile,
     /// Clients that may act on every process.
     pub trusted_clients: Vec<String>,
     /// Private key used by `esignsp token` (development only); its public half is trusted.
@@ -216,18 +229,59 @@ impl Default for AuthSettings {
             required_scope: "urn:safelayer:eidas:sign:process:document".to_owned(),
             issuer: String::new(),
             audience: vec!["esignsp".to_owned()],
-            algorithms: ["RS256", "PS256", "ES256", "EdDSA"].map(str::to_owned).to_vec(),
+            algorithms: vec![Algorithm::RS256, Algorithm::PS256, Algorithm::ES256, Algorithm::EdDSA],
             public_key_files: Vec::new(),
-            jwks_url: String::new(),
-            jwks_min_refresh_seconds: 30,
+            jwks_url: None,
+            jwks_min_refresh_seconds: const { NonZeroU64::new(30).expect("positive") },
             leeway_seconds: 60,
-            introspection_url: String::new(),
+            introspection_url: None,
             introspection_client_id: String::new(),
             introspection_client_secret: SecretString::from(""),
             introspection_cache_seconds: 60,
-            profile: "rfc9068".to_owned(),
+            profile: TokenProfile::default(),
             trusted_clients: Vec::new(),
             dev_signing_key_file: None,
+        }
+    }
+}
+
+/// `auth.profile`: how strict the claims of an access token must be (SPEC §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum TokenProfile {
+    /// `rfc9068` (the default): RFC 9068 access tokens, `typ` `at+jwt`; `iss`, `exp`, `aud`,
+    /// `sub`, `client_id`, `iat`, `jti` required.
+    #[default]
+    Rfc9068,
+    /// `lenient`: for authorization servers that do not issue RFC 9068 tokens yet.
+    Lenient,
+}
+
+impl FromStr for TokenProfile {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "rfc9068" => Ok(Self::Rfc9068),
+            "lenient" => Ok(Self::Lenient),
+            other => Err(expected_one_of(&["rfc9068", "lenient"], other)),
+        }
+    }
+}
+
+impl TryFrom<String> for TokenProfile {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        name.parse()
+    }
+}
+
+impl From<TokenProfile> for esignsp_adapters::jwt::Profile {
+    fn from(profile: TokenProfile) -> Self {
+        match profile {
+            TokenProfile::Rfc9068 => Self::Rfc9068,
+            TokenProfile::Lenient => Self::Lenient,
         }
     }
 }
@@ -236,8 +290,9 @@ impl Default for AuthSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProcessSettings {
-    /// How long a process may stay pending, in seconds (3600).
-    pub ttl_seconds: u64,
+    /// How long a process may stay pending, in seconds (3600; 1 to [`MAX_TTL_SECONDS`]).
+    #[serde(deserialize_with = "ttl_seconds")]
+    pub ttl_seconds: NonZeroU64,
     /// How often the background sweeper expires overdue processes, in seconds (30; 0: never,
     /// expiry then happens on read only).
     pub sweep_interval_seconds: u64,
@@ -245,7 +300,7 @@ pub struct ProcessSettings {
 
 impl Default for ProcessSettings {
     fn default() -> Self {
-        Self { ttl_seconds: 3600, sweep_interval_seconds: 30 }
+        Self { ttl_seconds: const { NonZeroU64::new(3600).expect("positive") }, sweep_interval_seconds: 30 }
     }
 }
 
@@ -253,25 +308,138 @@ impl Default for ProcessSettings {
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct UiSettings {
-    /// The external signing application that O12 redirects to while a process is pending.
-    #[serde(serialize_with = "redact_url_text")]
-    pub signing_app_url: String,
+    /// The external signing application that O12 redirects to while a process is pending
+    /// (http or https; unset or empty: none).
+    #[serde(deserialize_with = "http_url", serialize_with = "redacted_http_url")]
+    pub signing_app_url: Option<Url>,
 }
 
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
-    /// `text` or `json`.
-    pub format: String,
+    /// How each line is written.
+    pub format: LogFormat,
     /// A `tracing` filter (`info`); `RUST_LOG` wins when set.
     pub level: String,
 }
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { format: "text".to_owned(), level: "info".to_owned() }
+        Self { format: LogFormat::default(), level: "info".to_owned() }
     }
+}
+
+/// `log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum LogFormat {
+    /// `text` (the default): human-readable lines.
+    #[default]
+    Text,
+    /// `json`: one JSON object per line.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(expected_one_of(&["text", "json"], other)),
+        }
+    }
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        name.parse()
+    }
+}
+
+/// `expected "a" or "b", not "c"`: the error of a name outside a closed set.
+fn expected_one_of(names: &[&str], got: &str) -> String {
+    let names: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    format!("expected {}, not {got:?}", names.join(" or "))
+}
+
+/// A URL key: an absolute http(s) URL, or none when empty. The error never repeats the value,
+/// which may carry a secret.
+fn http_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Url>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let url = Url::parse(&text).map_err(|e| D::Error::custom(format!("{e}: expected an absolute http(s) URL")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(D::Error::custom(format!("expected an http(s) URL, not a {}: URL", url.scheme())));
+    }
+    Ok(Some(url))
+}
+
+/// `server.public_url`: an [`http_url`] without a query (paths are appended to it).
+fn base_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Url>, D::Error> {
+    let url = http_url(deserializer)?;
+    if url.as_ref().is_some_and(|u| u.query().is_some()) {
+        return Err(D::Error::custom("expected an http(s) URL without a query"));
+    }
+    Ok(url)
+}
+
+/// `database.url`: empty (the embedded default) or a URL of a supported store; the error
+/// never repeats the value.
+fn database_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SecretString, D::Error> {
+    let url = SecretString::deserialize(deserializer)?;
+    let text = url.expose_secret();
+    if text.is_empty() || esignsp_adapters::store::is_supported_url(text) {
+        Ok(url)
+    } else {
+        Err(D::Error::custom("expected a postgres:// or sqlite:// URL"))
+    }
+}
+
+/// `auth.required_scope`: one scope token, neither empty nor with a space.
+fn scope_token<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let scope = String::deserialize(deserializer)?;
+    if scope.is_empty() || scope.contains(' ') {
+        return Err(D::Error::custom("expected one scope token, not empty and without spaces"));
+    }
+    Ok(scope)
+}
+
+/// `auth.audience`: at least one value, none empty.
+fn audiences<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let audience = Vec::<String>::deserialize(deserializer)?;
+    if audience.is_empty() || audience.iter().any(String::is_empty) {
+        return Err(D::Error::custom("expected at least one non-empty audience"));
+    }
+    Ok(audience)
+}
+
+/// `auth.algorithms`: at least one name, each an asymmetric JWS algorithm
+/// ([`esignsp_adapters::jwt::parse_algorithm`]).
+fn algorithms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Algorithm>, D::Error> {
+    let names = Vec::<String>::deserialize(deserializer)?;
+    if names.is_empty() {
+        return Err(D::Error::custom("expected at least one algorithm"));
+    }
+    names
+        .iter()
+        .map(|name| esignsp_adapters::jwt::parse_algorithm(name))
+        .collect::<Result<_, _>>()
+        .map_err(D::Error::custom)
+}
+
+/// `processes.ttl_seconds`: 1 to [`MAX_TTL_SECONDS`].
+fn ttl_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<NonZeroU64, D::Error> {
+    let ttl = u64::deserialize(deserializer)?;
+    NonZeroU64::new(ttl)
+        .filter(|ttl| ttl.get() <= MAX_TTL_SECONDS)
+        .ok_or_else(|| D::Error::custom(format!("expected 1 to {MAX_TTL_SECONDS} (ten years), not {ttl}")))
 }
 
 fn redact_secret<S: Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -282,9 +450,10 @@ fn redact_url_password<S: Serializer>(secret: &SecretString, s: S) -> Result<S::
     s.serialize_str(&redacted_url(secret.expose_secret()))
 }
 
-/// An optional URL key (empty: unset), printed without its secrets.
-fn redact_url_text<S: Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&if url.is_empty() { String::new() } else { redacted_url(url) })
+/// A URL key printed without its secrets; none is printed empty, as it is written.
+#[allow(clippy::ref_option)] // serde's `serialize_with` passes `&Option<Url>`
+fn redacted_http_url<S: Serializer>(url: &Option<Url>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&url.as_ref().map(|url| redacted_url(url.as_str())).unwrap_or_default())
 }
 
 pub use esignsp_adapters::redact::redacted_url;
@@ -318,6 +487,19 @@ fn list_items(value: &str) -> Vec<String> {
     }
 }
 
+/// An error of the config crate as one line that starts with the key it is about
+/// (`server.port: invalid type: …`), where it names one.
+fn layer_error(error: config::ConfigError) -> ConfigError {
+    let place = |origin: Option<String>| origin.map(|o| format!(" in {o}")).unwrap_or_default();
+    match error {
+        config::ConfigError::Type { origin, unexpected, expected, key: Some(key) } => {
+            invalid(&key, format!("invalid type: {unexpected}, expected {expected}{}", place(origin)))
+        }
+        config::ConfigError::At { error, origin, key: Some(key) } => invalid(&key, format!("{error}{}", place(origin))),
+        other => ConfigError(other.to_string()),
+    }
+}
+
 impl Settings {
     /// Loads the layers: defaults, `DATABASE_URL`, the file (`file`, else `ESIGNSP_CONFIG`),
     /// then `ESIGNSP__SECTION__KEY` variables; then validates.
@@ -339,7 +521,7 @@ impl Settings {
         let env: std::collections::HashMap<String, String> = env.into_iter().collect();
         let mut builder = config::Config::builder();
         if let Some(url) = env.get("DATABASE_URL").filter(|u| !u.is_empty()) {
-            builder = builder.set_default("database.url", url.as_str()).map_err(|e| ConfigError(e.to_string()))?;
+            builder = builder.set_default("database.url", url.as_str()).map_err(layer_error)?;
         }
         let file = file
             .map(Path::to_path_buf)
@@ -366,13 +548,13 @@ impl Settings {
             .source(Some(scalars.into_iter().map(|(variable, _, value)| (variable, value)).collect()));
         builder = builder.add_source(environment);
         for (_, key, value) in lists {
-            builder = builder.set_override(key, list_items(&value)).map_err(|e| ConfigError(e.to_string()))?;
+            builder = builder.set_override(key, list_items(&value)).map_err(layer_error)?;
         }
-        let layers = builder.build().map_err(|e| ConfigError(e.to_string()))?;
+        let layers = builder.build().map_err(layer_error)?;
         let is_set = |key: &str| layers.get::<config::Value>(key).is_ok();
         let development = !AUTH_SOURCE_KEYS.iter().any(|key| is_set(key));
         let issuer_set = is_set("auth.issuer");
-        let mut settings: Settings = layers.try_deserialize().map_err(|e| ConfigError(e.to_string()))?;
+        let mut settings: Settings = layers.try_deserialize().map_err(layer_error)?;
         if issuer_set && settings.auth.issuer.trim().is_empty() {
             return Err(invalid(
                 "auth.issuer",
@@ -399,112 +581,35 @@ impl Settings {
         }
     }
 
-    /// Checks values that deserialize but cannot work.
+    /// Checks the rules between keys, which no single value's type can: an issuer unless the
+    /// development set-up supplies one, and client credentials for introspection. Every value
+    /// on its own was checked when it was deserialized.
     ///
     /// # Errors
     /// [`ConfigError`] naming the first offending key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !self.server.public_url.is_empty() {
-            let public = url::Url::parse(&self.server.public_url).map_err(|e| invalid("server.public_url", e))?;
-            if !matches!(public.scheme(), "http" | "https") || public.query().is_some() {
-                return Err(invalid("server.public_url", "must be an http(s) URL without a query"));
-            }
-        }
-        if self.server.max_json_bytes == 0 {
-            return Err(invalid("server.max_json_bytes", "must be positive"));
-        }
-        if self.server.max_document_bytes == 0 {
-            return Err(invalid("server.max_document_bytes", "must be positive"));
-        }
-        if !esignsp_adapters::store::is_supported_url(self.database.url.expose_secret()) {
-            return Err(invalid("database.url", "must be a postgres:// or sqlite:// URL"));
-        }
-        if self.database.max_connections == 0 {
-            return Err(invalid("database.max_connections", "must be positive"));
-        }
-        if self.database.acquire_timeout_seconds == 0 {
-            return Err(invalid("database.acquire_timeout_seconds", "must be positive"));
-        }
         let auth = &self.auth;
         if auth.issuer.trim().is_empty() {
             return Err(invalid("auth.issuer", "must be set to the exact `iss` of accepted tokens"));
         }
-        if auth.audience.is_empty() || auth.audience.iter().any(String::is_empty) {
-            return Err(invalid("auth.audience", "must list at least one non-empty audience"));
-        }
-        if auth.required_scope.is_empty() || auth.required_scope.contains(' ') {
-            return Err(invalid("auth.required_scope", "must be one scope token"));
-        }
-        if auth.algorithms.is_empty() {
-            return Err(invalid("auth.algorithms", "must list at least one algorithm"));
-        }
-        for name in &auth.algorithms {
-            esignsp_adapters::jwt::parse_algorithm(name).map_err(|e| invalid("auth.algorithms", e))?;
-        }
-        auth.profile.parse::<esignsp_adapters::jwt::Profile>().map_err(|e| invalid("auth.profile", e))?;
-        for (key, value) in [("auth.jwks_url", &auth.jwks_url), ("auth.introspection_url", &auth.introspection_url)] {
-            if !value.is_empty() {
-                let url = url::Url::parse(value).map_err(|e| invalid(key, e))?;
-                if !matches!(url.scheme(), "http" | "https") {
-                    return Err(invalid(key, "must be an http(s) URL"));
-                }
-            }
-        }
-        if !auth.introspection_url.is_empty()
+        if auth.introspection_url.is_some()
             && (auth.introspection_client_id.is_empty() || auth.introspection_client_secret.expose_secret().is_empty())
         {
             return Err(invalid("auth.introspection_client_id", "introspection needs a client id and secret"));
         }
-        if auth.jwks_min_refresh_seconds == 0 {
-            return Err(invalid("auth.jwks_min_refresh_seconds", "must be positive"));
-        }
-        if self.database.statement_timeout_seconds == 0 {
-            return Err(invalid("database.statement_timeout_seconds", "must be positive"));
-        }
-        if self.processes.ttl_seconds == 0 || self.processes.ttl_seconds > MAX_TTL_SECONDS {
-            return Err(invalid("processes.ttl_seconds", format!("must be 1 to {MAX_TTL_SECONDS} (ten years)")));
-        }
-        if self.server.body_timeout_seconds == 0 {
-            return Err(invalid("server.body_timeout_seconds", "must be positive"));
-        }
-        if !self.ui.signing_app_url.is_empty() {
-            let app = url::Url::parse(&self.ui.signing_app_url).map_err(|e| invalid("ui.signing_app_url", e))?;
-            if !matches!(app.scheme(), "http" | "https") {
-                return Err(invalid("ui.signing_app_url", "must be an http(s) URL"));
-            }
-        }
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            return Err(invalid("log.format", "must be \"text\" or \"json\""));
-        }
         Ok(())
     }
 
-    /// The effective configuration as TOML, secrets redacted (`esignsp check-config`).
-    #[must_use]
-    pub fn to_redacted_toml(&self) -> String {
-        toml_string(self)
+    /// The effective configuration as TOML (the `toml` crate), secrets redacted
+    /// (`esignsp check-config`). Unset URL keys are printed empty; an unset
+    /// `auth.dev_signing_key_file` is left out.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for a value TOML cannot hold (an integer above 2⁶³ − 1, a path that is
+    /// not UTF-8).
+    pub fn to_redacted_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string(self).map_err(|e| ConfigError(format!("cannot print the configuration as TOML: {e}")))
     }
-}
-
-fn toml_string(settings: &Settings) -> String {
-    // serde_json → toml-like rendering without adding a TOML serializer: sections of
-    // `key = value` lines with JSON-compatible values, which TOML accepts.
-    let Ok(serde_json::Value::Object(sections)) = serde_json::to_value(settings) else {
-        return String::new();
-    };
-    let mut out = String::new();
-    for (section, values) in sections {
-        out.push_str(&format!("[{section}]\n"));
-        if let serde_json::Value::Object(values) = values {
-            for (key, value) in values {
-                if !value.is_null() {
-                    out.push_str(&format!("{key} = {value}\n"));
-                }
-            }
-        }
-        out.push('\n');
-    }
-    out
 }
 
 #[cfg(test)]
@@ -533,7 +638,7 @@ mod tests {
         assert_eq!(s.auth.audience, ["a", "b"]);
         assert_eq!(s.auth.public_key_files, [PathBuf::from("/k1.pem"), PathBuf::from("/k2.pem")]);
         assert_eq!(s.database.url.expose_secret(), "postgres://u:pw@h/db");
-        let printed = s.to_redacted_toml();
+        let printed = s.to_redacted_toml().expect("printable");
         assert!(printed.contains("postgres://u:%5Bredacted%5D@h/db") || printed.contains("[redacted]"), "{printed}");
         assert!(!printed.contains(":pw@"), "password must not be printed: {printed}");
     }
@@ -585,7 +690,7 @@ mod tests {
         std::fs::write(&file, "[server]\nport = 7000\nhost = \"0.0.0.0\"\n[processes]\nttl_seconds = 5\n")
             .expect("write");
         let s = Settings::load_from(Some(&file), env(&[("ESIGNSP__SERVER__PORT", "7001")])).expect("valid");
-        assert_eq!((s.server.port, s.server.host.as_str(), s.processes.ttl_seconds), (7001, "0.0.0.0", 5));
+        assert_eq!((s.server.port, s.server.host.as_str(), s.processes.ttl_seconds.get()), (7001, "0.0.0.0", 5));
     }
 
     #[test]
@@ -621,9 +726,13 @@ mod tests {
             ("https://esignsp.example", 9000, false),
             ("http://127.0.0.1", 80, false),
         ] {
-            server.public_url = public_url.to_owned();
+            server.public_url = Some(Url::parse(public_url).expect("a URL"));
             assert_eq!(server.public_url_mismatch(port).is_some(), warned, "{public_url} served on {port}");
-            assert_eq!(server.public_base(port), public_url, "a configured public URL is used as it is");
+            assert_eq!(
+                server.public_base(port).trim_end_matches('/'),
+                public_url.trim_end_matches('/'),
+                "a configured public URL is used as it is (links drop a trailing slash)"
+            );
         }
     }
 
@@ -637,10 +746,89 @@ mod tests {
             (vec![("ESIGNSP__DATABASE__URL", "mysql://x")], "database.url"),
             (vec![("ESIGNSP__PROCESSES__TTL_SECONDS", "315360000000")], "processes.ttl_seconds"),
             (vec![("ESIGNSP__SERVER__NOPE", "1")], "nope"),
+            (vec![("ESIGNSP__SERVER__MAX_JSON_BYTES", "0")], "server.max_json_bytes"),
+            (vec![("ESIGNSP__DATABASE__MAX_CONNECTIONS", "0")], "database.max_connections"),
+            (vec![("ESIGNSP__AUTH__JWKS_URL", "ftp://as.example/jwks")], "auth.jwks_url"),
+            (vec![("ESIGNSP__AUTH__AUDIENCE", "")], "auth.audience"),
+            (vec![("ESIGNSP__AUTH__REQUIRED_SCOPE", "a b")], "auth.required_scope"),
+            (vec![("ESIGNSP__LOG__FORMAT", "xml")], "log.format"),
+            (vec![("ESIGNSP__UI__SIGNING_APP_URL", "/relative")], "ui.signing_app_url"),
         ] {
             let err = Settings::load_from(None, env(&pairs)).expect_err(key).to_string();
             assert!(err.contains(key), "{key} not named in: {err}");
             assert!(!err.contains('\n'), "one line: {err}");
         }
+    }
+
+    #[test]
+    fn a_bad_value_says_what_is_expected_and_never_repeats_a_url() {
+        for (variable, value, expected) in [
+            ("ESIGNSP__AUTH__PROFILE", "strict", r#"auth.profile: expected "rfc9068" or "lenient", not "strict""#),
+            ("ESIGNSP__LOG__FORMAT", "xml", r#"log.format: expected "text" or "json", not "xml""#),
+            ("ESIGNSP__DATABASE__ACQUIRE_TIMEOUT_SECONDS", "0", "database.acquire_timeout_seconds: invalid value"),
+            ("ESIGNSP__PROCESSES__TTL_SECONDS", "0", "processes.ttl_seconds: expected 1 to 315360000 (ten years)"),
+            (
+                "ESIGNSP__SERVER__PUBLIC_URL",
+                "https://h.example/?x=1",
+                "server.public_url: expected an http(s) URL without",
+            ),
+            ("ESIGNSP__SERVER__PORT", "nope", r#"server.port: invalid type: string "nope""#),
+        ] {
+            let err = Settings::load_from(None, env(&[(variable, value)])).expect_err(variable).to_string();
+            assert!(err.contains(expected), "{variable}={value}: {err}");
+        }
+        for (variable, value) in [
+            ("ESIGNSP__AUTH__JWKS_URL", "https://svc:pw-secret@/jwks"),
+            ("ESIGNSP__AUTH__INTROSPECTION_URL", "ldap://svc:pw-secret@as.example/"),
+            ("ESIGNSP__DATABASE__URL", "mysql://svc:pw-secret@h/db"),
+        ] {
+            let err = Settings::load_from(None, env(&[(variable, value)])).expect_err(variable).to_string();
+            assert!(!err.contains("pw-secret"), "{variable}: the value may carry a secret: {err}");
+        }
+    }
+
+    #[test]
+    fn every_name_of_a_closed_set_prints_as_it_is_read() {
+        for profile in [TokenProfile::Rfc9068, TokenProfile::Lenient] {
+            let name = serde_json::to_value(profile).expect("serialize");
+            assert_eq!(name.as_str().map(str::parse), Some(Ok(profile)), "{name}");
+        }
+        for format in [LogFormat::Text, LogFormat::Json] {
+            let name = serde_json::to_value(format).expect("serialize");
+            assert_eq!(name.as_str().map(str::parse), Some(Ok(format)), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_printed_configuration_reads_back_as_the_same_configuration() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("ESIGNSP__AUTH__JWKS_URL", "https://as.example/jwks"),
+                ("ESIGNSP__AUTH__PROFILE", "lenient"),
+                ("ESIGNSP__AUTH__ALGORITHMS", "ES384,EdDSA"),
+                ("ESIGNSP__LOG__FORMAT", "json"),
+                ("ESIGNSP__PROCESSES__TTL_SECONDS", "60"),
+            ]),
+        )
+        .expect("valid");
+        let printed = s.to_redacted_toml().expect("printable");
+        for line in [
+            "jwks_url = \"https://as.example/jwks\"",
+            "introspection_url = \"\"",
+            "profile = \"lenient\"",
+            "algorithms = [\"ES384\", \"EdDSA\"]",
+            "format = \"json\"",
+            "ttl_seconds = 60",
+            "[ui]\nsigning_app_url = \"\"",
+        ] {
+            assert!(printed.contains(line), "{line} in:\n{printed}");
+        }
+        let dir = std::env::temp_dir().join(format!("esignsp-config-print-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("printed.toml");
+        std::fs::write(&file, &printed).expect("write");
+        let again = Settings::load_from(Some(&file), Vec::new()).expect("the printed configuration is valid");
+        assert_eq!(again.to_redacted_toml().expect("printable"), printed, "printing is a fixed point");
     }
 }

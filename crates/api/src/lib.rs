@@ -15,4 +15,5 @@ pub mod panic;
 pub mod request_id;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod telemetry;

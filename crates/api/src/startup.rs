@@ -25,23 +25,7 @@ use crate::config::{ConfigError, Settings};
 use crate::dto::Urls;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    /// The use cases.
-    pub service: SignerProcessService,
-    /// URL builder for representations.
-    pub urls: Urls,
-    /// Body limits.
-    pub form_limits: FormLimits,
-    /// `ui.signing_app_url` (empty: none).
-    pub signing_app_url: String,
-    /// The store, for pool metrics.
-    pub store: Store,
-    /// The token verifier, for readiness.
-    pub verifier: Arc<dyn AccessTokenVerifier>,
-}
+use crate::state::AppState;
 
 /// Builds the verifier of `[auth]`: keys of `auth.public_key_files` plus the public half of
 /// `auth.dev_signing_key_file`.
@@ -50,12 +34,7 @@ pub struct AppState {
 /// [`ConfigError`] naming the key whose file cannot be used.
 pub fn build_verifier(settings: &Settings) -> Result<JwtVerifier, ConfigError> {
     let auth = &settings.auth;
-    let algorithms = auth
-        .algorithms
-        .iter()
-        .map(|a| jwt::parse_algorithm(a))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ConfigError(format!("auth.algorithms: {e}")))?;
+    let algorithms = auth.algorithms.clone();
     let mut keys = Vec::new();
     for file in &auth.public_key_files {
         keys.extend(
@@ -72,7 +51,6 @@ pub fn build_verifier(settings: &Settings) -> Result<JwtVerifier, ConfigError> {
         }
         keys.push(dev.verification_key());
     }
-    let profile = auth.profile.parse().map_err(|e| ConfigError(format!("auth.profile: {e}")))?;
     let trusted_clients = auth.trusted_clients.iter().cloned().collect::<HashSet<_>>();
     let mut verifier = JwtVerifier::new(
         VerifierSettings {
@@ -81,25 +59,25 @@ pub fn build_verifier(settings: &Settings) -> Result<JwtVerifier, ConfigError> {
             algorithms: algorithms.clone(),
             leeway_seconds: auth.leeway_seconds,
             required_scope: auth.required_scope.clone(),
-            profile,
+            profile: auth.profile.into(),
             trusted_clients: trusted_clients.clone(),
         },
         keys,
     );
-    let location = if !auth.jwks_url.is_empty() {
-        Some(JwksLocation::Url(auth.jwks_url.clone()))
-    } else if !verifier.has_keys() && auth.introspection_url.is_empty() {
+    let location = if let Some(url) = &auth.jwks_url {
+        Some(JwksLocation::Url(url.to_string()))
+    } else if !verifier.has_keys() && auth.introspection_url.is_none() {
         Some(JwksLocation::Discover { issuer: auth.issuer.clone() })
     } else {
         None
     };
     if let Some(location) = location {
-        let min_refresh = Duration::from_secs(auth.jwks_min_refresh_seconds);
+        let min_refresh = Duration::from_secs(auth.jwks_min_refresh_seconds.get());
         verifier = verifier.with_jwks(Arc::new(JwksSource::new(location, algorithms, min_refresh)));
     }
-    if !auth.introspection_url.is_empty() {
+    if let Some(url) = &auth.introspection_url {
         verifier = verifier.with_introspection(Arc::new(Introspector::new(IntrospectionSettings {
-            url: auth.introspection_url.clone(),
+            url: url.to_string(),
             client_id: auth.introspection_client_id.clone(),
             client_secret: auth.introspection_client_secret.expose_secret().to_owned(),
             cache_for: Duration::from_secs(auth.introspection_cache_seconds),
@@ -134,9 +112,9 @@ pub fn connect(settings: &Settings) -> Result<Store, ConfigError> {
     Store::connect_lazy(
         settings.database.url.expose_secret(),
         &PoolSettings {
-            max_connections: settings.database.max_connections,
-            acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_seconds),
-            statement_timeout: Duration::from_secs(settings.database.statement_timeout_seconds),
+            max_connections: settings.database.max_connections.get(),
+            acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_seconds.get()),
+            statement_timeout: Duration::from_secs(settings.database.statement_timeout_seconds.get()),
             transaction_pooling: settings.database.transaction_pooling,
         },
     )
@@ -296,7 +274,7 @@ impl Application {
             Arc::new(OsRandomIds),
             Arc::new(SystemClock),
             Arc::new(ResultStateMachine::with_default_rules()),
-            time::Duration::seconds(i64::try_from(settings.processes.ttl_seconds).unwrap_or(i64::MAX)),
+            time::Duration::seconds(i64::try_from(settings.processes.ttl_seconds.get()).unwrap_or(i64::MAX)),
         );
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).map_err(|e| {
             anyhow::anyhow!("server.port: cannot bind {}:{}: {e}", settings.server.host, settings.server.port)
@@ -310,11 +288,11 @@ impl Application {
             service,
             urls: Urls::new(&public_url),
             form_limits: FormLimits {
-                max_json_bytes: settings.server.max_json_bytes,
-                max_document_bytes: settings.server.max_document_bytes,
-                body_timeout: Duration::from_secs(settings.server.body_timeout_seconds),
+                max_json_bytes: settings.server.max_json_bytes.get(),
+                max_document_bytes: settings.server.max_document_bytes.get(),
+                body_timeout: Duration::from_secs(settings.server.body_timeout_seconds.get()),
             },
-            signing_app_url: settings.ui.signing_app_url.clone(),
+            signing_app_url: settings.ui.signing_app_url.as_ref().map(ToString::to_string).unwrap_or_default(),
             store: store.clone(),
             verifier: verifier.clone(),
         });

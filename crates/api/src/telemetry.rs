@@ -20,7 +20,7 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::LogSettings;
+use crate::config::{LogFormat, LogSettings};
 use crate::metrics::CLIENT_ERRORS;
 
 /// Installs the global subscriber. Calling it again does nothing.
@@ -35,7 +35,7 @@ pub fn init(settings: &LogSettings) {
     };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
-    let fmt = if settings.format == "json" {
+    let fmt = if settings.format == LogFormat::Json {
         fmt.json().flatten_event(true).with_current_span(true).boxed()
     } else {
         fmt.boxed()

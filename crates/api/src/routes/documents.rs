@@ -10,7 +10,7 @@ use crate::body::{is_multipart_form, read_creation_form};
 use crate::dto::{document_json, parse_strict_json};
 use crate::error::ApiError;
 use crate::routes::processes::document_id;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// O8 `POST /documents` (multipart part `document`, optional part `signers` = JSON array of
 /// signature definitions): 201 with `Location` and `{id, self, content, signers}`.

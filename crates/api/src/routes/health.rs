@@ -7,7 +7,7 @@ use esignsp_domain::ports::RepositoryError;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// 200 `{"status":"ok"}` while the process runs.
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "Alive", body = crate::openapi::Health)))]

@@ -20,7 +20,7 @@ use crate::dto::{
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::request_id::RequestId;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The `{id}` path segment as a process id; anything that cannot be one of ours is
 /// [`ApiError::NotFound`] without a database query (SPEC §2).

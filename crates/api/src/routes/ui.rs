@@ -11,7 +11,7 @@ use esignsp_domain::{ClientId, ProcessId};
 use crate::dto::result_json;
 use crate::error::ApiError;
 use crate::request_id::RequestId;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Escapes text for HTML element content and quoted attribute values.
 #[must_use]

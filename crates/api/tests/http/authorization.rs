@@ -294,7 +294,7 @@ async fn a_registered_claim_of_the_wrong_json_type_answers_401_invalid_token() {
 
 #[tokio::test]
 async fn the_lenient_profile_accepts_scp_arrays_but_not_a_scope_array() {
-    let app = spawn_app_with(|s| s.auth.profile = "lenient".to_owned()).await;
+    let app = spawn_app_with(|s| s.auth.profile = esignsp_api::config::TokenProfile::Lenient).await;
     let k = keys();
     let no_scope = with(claims("relying-app"), "scope", Value::Null);
     assert_authorized(
@@ -344,7 +344,10 @@ async fn a_jwk_set_member_without_alg_verifies_the_algorithms_of_its_family() {
     let jwks = jwks_without_alg();
     let app = spawn_app_with(|s| {
         s.auth.public_key_files = vec![jwks];
-        s.auth.algorithms = ["RS256", "PS256", "ES256", "ES384", "EdDSA"].map(str::to_owned).to_vec();
+        s.auth.algorithms = {
+            use jsonwebtoken::Algorithm::{EdDSA, ES256, ES384, PS256, RS256};
+            vec![RS256, PS256, ES256, ES384, EdDSA]
+        };
     })
     .await;
     let k = keys();
@@ -438,8 +441,8 @@ async fn a_jwk_published_without_alg_after_start_is_fetched_beside_a_static_key_
     let rsa_pem = keys().public_key_files[0].clone();
     let app = spawn_app_with(|s| {
         s.auth.public_key_files = vec![rsa_pem];
-        s.auth.jwks_url = format!("{url}/jwks");
-        s.auth.jwks_min_refresh_seconds = 1;
+        s.auth.jwks_url = Some(url::Url::parse(&format!("{url}/jwks")).expect("url"));
+        s.auth.jwks_min_refresh_seconds = std::num::NonZeroU64::MIN;
     })
     .await;
     let c = claims("relying-app");
@@ -488,7 +491,7 @@ async fn an_introspection_answer_with_a_member_of_the_wrong_type_answers_401_inv
     }
     let url = serve_introspection(answers).await;
     let app = spawn_app_with(|s| {
-        s.auth.introspection_url = url;
+        s.auth.introspection_url = Some(url::Url::parse(&url).expect("url"));
         s.auth.introspection_client_id = "esignsp".to_owned();
         s.auth.introspection_client_secret = secrecy::SecretString::from("esignsp-secret");
     })

@@ -70,7 +70,7 @@ async fn wrong_or_missing_content_types_answer_415() {
 
 #[tokio::test]
 async fn oversized_bodies_answer_413_counted_after_decoding() {
-    let app = spawn_app_with(|s| s.server.max_json_bytes = 1024).await;
+    let app = spawn_app_with(|s| s.server.max_json_bytes = 1024.try_into().expect("positive")).await;
     let id = app.create_process("relying-app", 1).await["id"].as_str().expect("id").to_owned();
     let big = format!(r#"{{"status":"finished","pad":"{}"}}"#, "x".repeat(2048));
     assert_problem(
@@ -184,7 +184,7 @@ async fn invalid_creation_requests_answer_4xx_and_store_nothing() {
 
 #[tokio::test]
 async fn oversized_documents_answer_413() {
-    let app = spawn_app_with(|s| s.server.max_document_bytes = 64 * 1024).await;
+    let app = spawn_app_with(|s| s.server.max_document_bytes = (64 * 1024).try_into().expect("positive")).await;
     let form = reqwest::multipart::Form::new()
         .part("process", reqwest::multipart::Part::text(PROCESS_JSON))
         .part("document", reqwest::multipart::Part::bytes(vec![b'%'; 200 * 1024]).file_name("big.pdf"));
@@ -321,7 +321,7 @@ async fn head_answers_like_get_without_a_body() {
 
 #[tokio::test]
 async fn a_stalled_body_answers_408_instead_of_holding_the_connection() {
-    let app = spawn_app_with(|s| s.server.body_timeout_seconds = 1).await;
+    let app = spawn_app_with(|s| s.server.body_timeout_seconds = std::num::NonZeroU64::MIN).await;
     let id = app.create_process("relying-app", 1).await["id"].as_str().expect("id").to_owned();
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port)).await.expect("connect");
     let head = format!(

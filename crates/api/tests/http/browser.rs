@@ -10,7 +10,10 @@ async fn follow(app: &TestApp, url: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn the_task_url_redirects_to_the_signing_app_then_to_the_callback() {
-    let app = spawn_app_with(|s| s.ui.signing_app_url = "https://sign.example/start?tenant=t1".to_owned()).await;
+    let app = spawn_app_with(|s| {
+        s.ui.signing_app_url = Some(url::Url::parse("https://sign.example/start?tenant=t1").expect("url"))
+    })
+    .await;
     let p = app.create_process("relying-app", 1).await;
     let id = p["id"].as_str().expect("id");
     let task = p["tasks"]["pending"][0]["url"].as_str().expect("task url");

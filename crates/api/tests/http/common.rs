@@ -30,11 +30,11 @@ pub struct TestApp {
 pub fn test_settings(database_url: &str) -> Settings {
     let mut s = Settings::default();
     s.server.port = 0;
-    s.server.public_url = String::new();
+    s.server.public_url = None;
     s.server.workers = 2;
     s.server.shutdown_timeout_seconds = 5;
     s.database.url = SecretString::from(database_url);
-    s.database.max_connections = 20;
+    s.database.max_connections = 20.try_into().expect("positive");
     s.auth.issuer = ISSUER.to_owned();
     s.auth.audience = vec![AUDIENCE.to_owned()];
     s.auth.public_key_files = keys().public_key_files.clone();

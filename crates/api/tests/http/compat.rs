@@ -64,7 +64,9 @@ fn client_shapes() -> Vec<ClientShape> {
 
 #[tokio::test]
 async fn real_client_requests_create_processes_and_their_follow_ups_work() {
-    let app = spawn_app_with(|s| s.ui.signing_app_url = "https://sign.example/app".to_owned()).await;
+    let app =
+        spawn_app_with(|s| s.ui.signing_app_url = Some(url::Url::parse("https://sign.example/app").expect("url")))
+            .await;
     for client in client_shapes() {
         let why = client.name;
         let r = app
@@ -109,7 +111,9 @@ async fn real_client_requests_create_processes_and_their_follow_ups_work() {
 
 #[tokio::test]
 async fn a_complete_signing_round_trip_as_a_relying_application_drives_it() {
-    let app = spawn_app_with(|s| s.ui.signing_app_url = "https://sign.example/app".to_owned()).await;
+    let app =
+        spawn_app_with(|s| s.ui.signing_app_url = Some(url::Url::parse("https://sign.example/app").expect("url")))
+            .await;
     // 1. The relying application creates a process with two PDFs.
     let p = app.create_process("relying-app", 2).await;
     let id = p["id"].as_str().expect("id").to_owned();

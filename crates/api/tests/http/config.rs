@@ -506,3 +506,20 @@ async fn a_read_only_data_directory_answers_503_with_its_cause_and_says_so_at_st
     let line = logs.lines().find(|l| l.contains("is read-only")).unwrap_or_else(|| panic!("no start-up line: {logs}"));
     assert!(line.contains(&data), "the start-up line names the directory: {line}");
 }
+
+#[tokio::test]
+async fn a_configured_public_url_is_the_base_of_every_link_with_or_without_its_trailing_slash() {
+    for public_url in ["https://esignsp.example/base", "https://esignsp.example/base/", "https://esignsp.example"] {
+        let app = spawn_app_with(|s| s.server.public_url = Some(url::Url::parse(public_url).expect("url"))).await;
+        let created = create_process(&app.client, app.url("/signer_processes")).await;
+        assert_eq!(created.status(), 201, "{public_url}");
+        let location = created.headers()["location"].to_str().expect("location").to_owned();
+        let body: Value = created.json().await.expect("json");
+        let base = format!("{}/trustedx-resources/esignsp/v2", public_url.trim_end_matches('/'));
+        let id = body["id"].as_str().expect("id");
+        assert_eq!(location, format!("{base}/signer_processes/{id}"), "{public_url}: Location");
+        let task = body["tasks"]["pending"][0]["url"].as_str().expect("task url");
+        assert!(task.starts_with(&format!("{base}/")), "{public_url}: task URL {task}");
+        app.stop().await;
+    }
+}

@@ -93,7 +93,7 @@ async fn a_column_type_changed_under_the_running_service_does_not_break_requests
         return; // PostgreSQL's cached plans; SQLite re-prepares by itself.
     }
     // One connection: every statement below is prepared, and cached, on it.
-    let app = spawn_app_with(|s| s.database.max_connections = 1).await;
+    let app = spawn_app_with(|s| s.database.max_connections = std::num::NonZeroU32::MIN).await;
     let id = app.create_process("relying-app", 1).await["id"].as_str().expect("id").to_owned();
     let body = r#"{"status":"finished","details":{"message":"signed"}}"#;
     assert_eq!(app.put_result("relying-app", &id, body).await.status(), 200);
@@ -178,7 +178,7 @@ async fn while_postgresql_is_down_requests_answer_503_at_once_and_the_service_re
     let outage = Outage::start(&database).await;
     let mut settings = test_settings(&via_port(&database, outage.port));
     // Far longer than any answer below may take: before the fix, each waited this long.
-    settings.database.acquire_timeout_seconds = 20;
+    settings.database.acquire_timeout_seconds = 20.try_into().expect("positive");
     let app = start(settings, database).await;
     let id = app.create_process("relying-app", 1).await["id"].as_str().expect("id").to_owned();
     let path = format!("/signer_processes/{id}");
@@ -294,7 +294,7 @@ impl Pgbouncer {
 fn pooled_settings(url: &str) -> esignsp_api::config::Settings {
     let mut settings = test_settings(url);
     settings.database.transaction_pooling = true;
-    settings.database.max_connections = 16;
+    settings.database.max_connections = 16.try_into().expect("positive");
     settings
 }
 
@@ -395,7 +395,7 @@ async fn behind_pgbouncer_the_lock_timeout_still_applies() {
     let database = migrated_database().await;
     let pgbouncer = Pgbouncer::start(&database, "");
     let mut settings = pooled_settings(&via_port(&database, pgbouncer.port));
-    settings.database.statement_timeout_seconds = 1;
+    settings.database.statement_timeout_seconds = std::num::NonZeroU64::MIN;
     let app = start(settings, database.clone()).await;
     let id = app.create_process("relying-app", 1).await["id"].as_str().expect("id").to_owned();
     let mut holder = sqlx::PgConnection::connect(&database).await.expect("connect");
@@ -437,7 +437,7 @@ async fn behind_pgbouncer_a_configuration_that_cannot_work_is_named_at_start_up(
     // Without the switch, pgbouncer refuses the start-up options that carry the time-outs.
     let strict = Pgbouncer::start(&database, "");
     let mut settings = test_settings(&via_port(&database, strict.port));
-    settings.database.acquire_timeout_seconds = 2;
+    settings.database.acquire_timeout_seconds = 2.try_into().expect("positive");
     let error = start_up_error(settings).await;
     assert!(error.contains("database.transaction_pooling"), "names the switch: {error}");
     assert!(!error.contains("unavailable"), "not reported as an outage: {error}");
@@ -445,7 +445,7 @@ async fn behind_pgbouncer_a_configuration_that_cannot_work_is_named_at_start_up(
     // With the options ignored by pgbouncer, the time-outs would be silently lost.
     let lenient = Pgbouncer::start(&database, "ignore_startup_parameters = options, extra_float_digits");
     let mut settings = test_settings(&via_port(&database, lenient.port));
-    settings.database.acquire_timeout_seconds = 2;
+    settings.database.acquire_timeout_seconds = 2.try_into().expect("positive");
     let error = start_up_error(settings).await;
     assert!(error.contains("database.transaction_pooling") && error.contains("statement_timeout"), "{error}");
 

@@ -9,7 +9,7 @@ use crate::common::*;
 #[tokio::test]
 async fn an_overdue_process_reads_as_canceled_expired_and_refuses_a_late_put() {
     let app = spawn_app_with(|s| {
-        s.processes.ttl_seconds = 1;
+        s.processes.ttl_seconds = std::num::NonZeroU64::MIN;
         s.processes.sweep_interval_seconds = 0;
     })
     .await;
@@ -71,7 +71,7 @@ async fn assert_late_puts_report_the_expiry(app: &TestApp, p: &Value, why: &str)
 #[tokio::test]
 async fn a_late_put_answers_the_expiry_result_whether_or_not_expiry_was_materialised() {
     let app = spawn_app_with(|s| {
-        s.processes.ttl_seconds = 1;
+        s.processes.ttl_seconds = std::num::NonZeroU64::MIN;
         s.processes.sweep_interval_seconds = 0;
     })
     .await;
@@ -81,7 +81,7 @@ async fn a_late_put_answers_the_expiry_result_whether_or_not_expiry_was_material
     assert_eq!(app.events_of(p["id"].as_str().expect("id")).await, ["created"], "a PUT does not materialise it");
 
     let swept = spawn_app_with(|s| {
-        s.processes.ttl_seconds = 1;
+        s.processes.ttl_seconds = std::num::NonZeroU64::MIN;
         s.processes.sweep_interval_seconds = 1;
     })
     .await;
@@ -100,7 +100,7 @@ async fn a_late_put_answers_the_expiry_result_whether_or_not_expiry_was_material
 #[tokio::test]
 async fn the_sweeper_expires_overdue_processes_without_any_read() {
     let app = spawn_app_with(|s| {
-        s.processes.ttl_seconds = 1;
+        s.processes.ttl_seconds = std::num::NonZeroU64::MIN;
         s.processes.sweep_interval_seconds = 1;
     })
     .await;
@@ -129,7 +129,7 @@ async fn the_sweeper_expires_overdue_processes_without_any_read() {
 #[tokio::test]
 async fn two_replicas_sweeping_one_database_expire_each_process_once() {
     let first = spawn_app_with(|s| {
-        s.processes.ttl_seconds = 1;
+        s.processes.ttl_seconds = std::num::NonZeroU64::MIN;
         s.processes.sweep_interval_seconds = 1;
     })
     .await;
@@ -160,7 +160,7 @@ async fn two_replicas_sweeping_one_database_expire_each_process_once() {
 #[tokio::test]
 async fn a_document_of_an_expired_process_stays_with_it() {
     let app = spawn_app_with(|s| {
-        s.processes.ttl_seconds = 1;
+        s.processes.ttl_seconds = std::num::NonZeroU64::MIN;
         s.processes.sweep_interval_seconds = 0;
     })
     .await;

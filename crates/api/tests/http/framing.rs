@@ -50,7 +50,7 @@ fn put_result_request(id: &str, extra_headers: &str, body: &str, content_length:
 
 #[tokio::test]
 async fn an_upgrade_header_never_stalls_a_request_with_a_body() {
-    let app = spawn_app_with(|s| s.server.body_timeout_seconds = 20).await;
+    let app = spawn_app_with(|s| s.server.body_timeout_seconds = 20.try_into().expect("positive")).await;
     let within = Duration::from_secs(8);
     for upgrade in [
         "Upgrade: websocket\r\n",
@@ -87,7 +87,7 @@ async fn an_upgrade_header_never_stalls_a_request_with_a_body() {
 
 #[tokio::test]
 async fn routes_that_do_not_upgrade_answer_normally_whatever_upgrade_says() {
-    let app = spawn_app_with(|s| s.server.body_timeout_seconds = 20).await;
+    let app = spawn_app_with(|s| s.server.body_timeout_seconds = 20.try_into().expect("positive")).await;
     let within = Duration::from_secs(8);
     for (request, expected) in [
         (&b"GET /healthz HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"[..], "HTTP/1.1 200"),

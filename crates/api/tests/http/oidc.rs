@@ -144,7 +144,7 @@ async fn jwt_access_tokens_verify_through_discovery_and_follow_key_rotation() {
     let app = spawn_app_with(|s| {
         s.auth.issuer = issuer.clone();
         s.auth.public_key_files = Vec::new();
-        s.auth.jwks_min_refresh_seconds = 1;
+        s.auth.jwks_min_refresh_seconds = std::num::NonZeroU64::MIN;
     })
     .await;
     let scope = Some(SCOPE);
@@ -171,7 +171,7 @@ async fn jwt_access_tokens_verify_with_an_explicit_jwks_url_and_rsa_keys() {
     let issuer = provider.issuer();
     let app = spawn_app_with(|s| {
         s.auth.issuer = issuer.clone();
-        s.auth.jwks_url = format!("{issuer}/jwks");
+        s.auth.jwks_url = Some(url::Url::parse(&format!("{issuer}/jwks")).expect("url"));
         s.auth.public_key_files = Vec::new();
     })
     .await;
@@ -187,7 +187,7 @@ async fn opaque_tokens_are_introspected() {
     let app = spawn_app_with(|s| {
         s.auth.issuer = issuer.clone();
         s.auth.public_key_files = Vec::new();
-        s.auth.introspection_url = format!("{issuer}/token/introspection");
+        s.auth.introspection_url = Some(url::Url::parse(&format!("{issuer}/token/introspection")).expect("url"));
         s.auth.introspection_client_id = "esignsp".to_owned();
         s.auth.introspection_client_secret = secrecy::SecretString::from("esignsp-secret");
     })
