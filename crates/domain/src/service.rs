@@ -556,4 +556,184 @@ mod tests {
         }
         assert_eq!(upload(None, vec![], b""), Err(InvalidUpload::Empty));
     }
+
+    /// A store that plays the transition protocol in memory: `stale_writes` writes answer
+    /// `Stale` first, each after another writer "committed" `interloper` (a document result).
+    struct Scripted {
+        snapshot: std::sync::Mutex<ProcessSnapshot>,
+        stale_writes: std::sync::Mutex<usize>,
+        loads: std::sync::atomic::AtomicUsize,
+        written: std::sync::Mutex<Vec<Transition>>,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::ports::TransitionStore for &Scripted {
+        async fn load(&mut self, _: &ProcessId, _: &Caller) -> Result<Option<ProcessSnapshot>, RepositoryError> {
+            self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(Some(self.snapshot.lock().expect("snapshot").clone()))
+        }
+
+        async fn write(&mut self, transition: &Transition) -> Result<WriteOutcome, RepositoryError> {
+            let mut snapshot = self.snapshot.lock().expect("snapshot");
+            let mut stale = self.stale_writes.lock().expect("stale");
+            if *stale > 0 || transition.expected != snapshot.version {
+                *stale = stale.saturating_sub(1);
+                // Another writer sets the first document without a result, and commits.
+                if let Some(d) = snapshot.documents.iter_mut().find(|d| d.result.is_none()) {
+                    d.result = Some(DocumentResult { status: crate::DocumentResultStatus::Failed, message: None });
+                }
+                snapshot.version.0 += 1;
+                return Ok(WriteOutcome::Stale);
+            }
+            snapshot.version.0 += 1;
+            snapshot.result = transition.change.result.clone().or(snapshot.result.take());
+            self.written.lock().expect("written").push(transition.clone());
+            Ok(WriteOutcome::Written)
+        }
+    }
+
+    fn unused() -> RepositoryError {
+        RepositoryError::Unexpected("not part of the transition protocol".into())
+    }
+
+    #[async_trait::async_trait]
+    impl SignerProcessRepository for Scripted {
+        async fn create(&self, _: NewSignerProcess, _: &AuditContext) -> Result<SignerProcess, CreateError> {
+            Err(unused().into())
+        }
+        async fn find(&self, _: &ProcessId, _: &Caller) -> Result<Option<SignerProcess>, RepositoryError> {
+            Err(unused())
+        }
+        async fn delete(&self, _: &ProcessId, _: &Caller, _: &AuditContext) -> Result<bool, RepositoryError> {
+            Err(unused())
+        }
+        async fn transitions(&self) -> Result<Box<dyn crate::ports::TransitionStore + '_>, RepositoryError> {
+            Ok(Box::new(self))
+        }
+        async fn due_expiries(&self, _: time::OffsetDateTime, _: u32) -> Result<Vec<ProcessId>, RepositoryError> {
+            Ok(vec![ProcessId::from_random([1; 20])])
+        }
+        async fn create_document(&self, _: NewStandaloneDocument) -> Result<StoredDocument, RepositoryError> {
+            Err(unused())
+        }
+        async fn find_document(&self, _: &DocumentId, _: &Caller) -> Result<Option<StoredDocument>, RepositoryError> {
+            Err(unused())
+        }
+        async fn delete_document(&self, _: &DocumentId, _: &Caller) -> Result<DeleteDocumentOutcome, RepositoryError> {
+            Err(unused())
+        }
+        async fn document_content(
+            &self,
+            _: &DocumentId,
+            _: &Caller,
+        ) -> Result<Option<DocumentContent>, RepositoryError> {
+            Err(unused())
+        }
+        async fn events(&self, _: &ProcessId, _: &Caller) -> Result<Option<Vec<AuditEvent>>, RepositoryError> {
+            Err(unused())
+        }
+        async fn ping(&self) -> Result<(), RepositoryError> {
+            Ok(())
+        }
+    }
+
+    struct Fixed(time::OffsetDateTime);
+    impl Clock for Fixed {
+        fn now(&self) -> time::OffsetDateTime {
+            self.0
+        }
+    }
+    struct Counter;
+    impl IdGenerator for Counter {
+        fn random_160(&self) -> [u8; 20] {
+            [2; 20]
+        }
+    }
+
+    fn scripted(
+        documents: u8,
+        stale_writes: usize,
+        expires_in: time::Duration,
+    ) -> (Arc<Scripted>, SignerProcessService) {
+        let now = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let store = Arc::new(Scripted {
+            snapshot: std::sync::Mutex::new(ProcessSnapshot {
+                version: crate::rules::Version(7),
+                result: None,
+                documents: (0..documents)
+                    .map(|n| crate::rules::DocumentState { id: DocumentId::from_random([n; 20]), result: None })
+                    .collect(),
+                expires_at: now + expires_in,
+            }),
+            stale_writes: std::sync::Mutex::new(stale_writes),
+            loads: std::sync::atomic::AtomicUsize::new(0),
+            written: std::sync::Mutex::new(Vec::new()),
+        });
+        let service = SignerProcessService::new(
+            store.clone(),
+            Arc::new(Counter),
+            Arc::new(Fixed(now)),
+            Arc::new(ResultStateMachine::default()),
+            time::Duration::hours(1),
+        );
+        (store, service)
+    }
+
+    fn app() -> (Caller, AuditContext) {
+        let id = ClientId::parse("app").expect("client id");
+        (Caller { client_id: id.clone(), trusted: false }, AuditContext { actor: id, request_id: "r".to_owned() })
+    }
+
+    #[tokio::test]
+    async fn a_stale_write_is_decided_again_on_what_the_other_writer_left() {
+        let (store, service) = scripted(2, 1, time::Duration::hours(1));
+        let (caller, audit) = app();
+        let finished = ProcessResult { status: crate::ResultStatus::Finished, message: None };
+        let err = service
+            .establish_result(&caller, &ProcessId::from_random([1; 20]), finished, &audit)
+            .await
+            .expect_err("the other writer failed a document: finished now conflicts");
+        assert!(matches!(err, EstablishResultError::Rule(ref v) if v.rule == "finished"), "{err:?}");
+        assert_eq!(store.loads.load(std::sync::atomic::Ordering::SeqCst), 2, "loaded again after the stale write");
+        assert!(store.written.lock().expect("written").is_empty());
+
+        let (store, service) = scripted(2, 1, time::Duration::hours(1));
+        let canceled = ProcessResult { status: crate::ResultStatus::Canceled, message: None };
+        let outcome = service
+            .establish_result(&caller, &ProcessId::from_random([1; 20]), canceled.clone(), &audit)
+            .await
+            .expect("canceled still fits");
+        assert_eq!(outcome, Outcome::Established(canceled));
+        let written = store.written.lock().expect("written");
+        assert_eq!(written.len(), 1);
+        assert_eq!(written[0].expected, crate::rules::Version(8), "decided on the fresh snapshot's version");
+        assert_eq!(written[0].change.document_results.len(), 1, "only the document still without a result");
+        assert_eq!(written[0].event.kind, EventKind::Result);
+    }
+
+    #[tokio::test]
+    async fn the_protocol_gives_up_with_unavailable_after_max_attempts_stale_writes() {
+        let (store, service) = scripted(0, usize::MAX, time::Duration::hours(1));
+        let (caller, audit) = app();
+        let canceled = ProcessResult { status: crate::ResultStatus::Canceled, message: None };
+        let err = service
+            .establish_result(&caller, &ProcessId::from_random([1; 20]), canceled, &audit)
+            .await
+            .expect_err("stale");
+        assert!(matches!(err, EstablishResultError::Repository(RepositoryError::Unavailable(_))), "{err:?}");
+        assert_eq!(store.loads.load(std::sync::atomic::Ordering::SeqCst), MAX_ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_expires_through_the_same_protocol_as_the_service() {
+        let (store, service) = scripted(2, 0, -time::Duration::seconds(1));
+        assert_eq!(service.expire_overdue(10).await.expect("sweep"), 1);
+        let written = store.written.lock().expect("written");
+        assert_eq!(written[0].event.kind, EventKind::Expired);
+        assert_eq!(written[0].event.actor.as_str(), SYSTEM_ACTOR);
+        assert_eq!(written[0].change.result, Some(crate::rules::expiry_result()));
+        assert!(written[0].change.document_results.iter().all(|(_, r)| *r == crate::rules::expiry_document_result()));
+        drop(written);
+        assert_eq!(service.expire_overdue(10).await.expect("sweep"), 0, "a settled process is not expired again");
+    }
 }
