@@ -728,12 +728,11 @@ mod tests {
     async fn the_sweeper_expires_through_the_same_protocol_as_the_service() {
         let (store, service) = scripted(2, 0, -time::Duration::seconds(1));
         assert_eq!(service.expire_overdue(10).await.expect("sweep"), 1);
-        let written = store.written.lock().expect("written");
+        let written = store.written.lock().expect("written").clone();
         assert_eq!(written[0].event.kind, EventKind::Expired);
         assert_eq!(written[0].event.actor.as_str(), SYSTEM_ACTOR);
         assert_eq!(written[0].change.result, Some(crate::rules::expiry_result()));
         assert!(written[0].change.document_results.iter().all(|(_, r)| *r == crate::rules::expiry_document_result()));
-        drop(written);
         assert_eq!(service.expire_overdue(10).await.expect("sweep"), 0, "a settled process is not expired again");
     }
 }
