@@ -272,6 +272,53 @@ mod tests {
         );
     }
 
+    /// A server that answers every request 500, counting them.
+    async fn failing_server(hits: Arc<AtomicU64>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/jwks", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                hits.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.write_all(b"HTTP/1.1 500 X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn stale_keys_are_served_at_once_while_refreshes_fail() {
+        let hits = Arc::new(AtomicU64::new(0));
+        let url = failing_server(Arc::clone(&hits)).await;
+        let jwk =
+            br#"{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "ed"}"#;
+        let keys: Arc<[VerificationKey]> = keys_from_jwk_json(jwk, &[Algorithm::EdDSA]).expect("JWK").into();
+        let source =
+            Arc::new(JwksSource::new(JwksLocation::Url(url), vec![Algorithm::EdDSA], Duration::from_millis(200)));
+        // As if fetched with a max-age that has just run out.
+        *source.kept.write().expect("lock") = Arc::clone(&keys);
+        source.fresh.insert((), KeySet { keys, fresh_for: Duration::from_millis(50) }).await;
+        assert_eq!(source.keys().await.len(), 1, "fresh");
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        let started = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(source.keys().await.len(), 1, "stale keys answered");
+        }
+        assert!(started.elapsed() < Duration::from_millis(50), "without waiting for the refresh");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "one background refresh for ten stale reads");
+        assert!(source.has_cached_keys(), "still ready");
+        assert_eq!(source.refresh_for_unknown_kid().await.len(), 1, "within the interval: no fetch, keys kept");
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(source.refresh_for_unknown_kid().await.len(), 1, "a failed refetch keeps the keys");
+        assert_eq!(source.fetch_count(), 2);
+    }
+
     #[test]
     fn cache_control_max_age_is_read() {
         let mut h = reqwest::header::HeaderMap::new();
