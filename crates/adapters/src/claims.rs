@@ -15,7 +15,7 @@
 //! knows which claims its profile requires.
 //!
 //! [`caller`] then makes the [`Caller`] of a verified token from its claims, the same way for
-//! a JWT ([`crate::jwt`]) and an introspection answer ([`crate::introspection`]): the client
+//! a JWT (`jwt`) and an introspection answer (`introspection`): the client
 //! named by the first claim present of [`ClientClaims`], the required scope as a whole,
 //! case-sensitive token of `scope` (SPEC §6), trust from `auth.trusted_clients`.
 

@@ -4,7 +4,7 @@
 //! What the answer's claims make of the caller is [`crate::claims::caller`]'s, as for a JWT;
 //! how long an answer is kept (until the token's `exp`, at most
 //! `auth.introspection_cache_seconds`) is said by [`Introspection::cache_for`] and kept by
-//! the verifier's answer cache ([`crate::jwt`]).
+//! the verifier's answer cache (`jwt`).
 
 use std::time::Duration;
 

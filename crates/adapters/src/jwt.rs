@@ -92,8 +92,9 @@ pub struct VerifierSettings {
 /// issuer's JWK Set ([`JwksSource`]), opaque tokens by introspection ([`Introspector`]).
 #[derive(Clone)]
 pub struct JwtVerifier {
-    settings: VerifierSettings,
     checks: JwtChecks,
+    required_scope: String,
+    trusted_clients: HashSet<String>,
     keys: Vec<VerificationKey>,
     jwks: Option<Arc<JwksSource>>,
     introspection: Option<Arc<Introspector>>,
@@ -103,7 +104,9 @@ pub struct JwtVerifier {
 impl std::fmt::Debug for JwtVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtVerifier")
-            .field("settings", &self.settings)
+            .field("checks", &self.checks)
+            .field("required_scope", &self.required_scope)
+            .field("trusted_clients", &self.trusted_clients)
             .field("keys", &self.keys)
             .field("jwks", &self.jwks)
             .field("introspection", &self.introspection)
@@ -141,14 +144,21 @@ impl JwtVerifier {
     #[must_use]
     pub fn new(settings: VerifierSettings, keys: Vec<VerificationKey>) -> Self {
         let checks = JwtChecks {
-            issuer: settings.issuer.clone(),
-            audience: settings.audience.clone(),
-            algorithms: settings.algorithms.clone(),
+            issuer: settings.issuer,
+            audience: settings.audience,
+            algorithms: settings.algorithms,
             leeway_seconds: settings.leeway_seconds,
             profile: settings.profile,
         };
-        let answers = Cache::builder().max_capacity(ANSWER_CACHE_ENTRIES).expire_after(KeepFor).build();
-        Self { settings, checks, keys, jwks: None, introspection: None, answers }
+        Self {
+            checks,
+            required_scope: settings.required_scope,
+            trusted_clients: settings.trusted_clients,
+            keys,
+            jwks: None,
+            introspection: None,
+            answers: Cache::builder().max_capacity(ANSWER_CACHE_ENTRIES).expire_after(KeepFor).build(),
+        }
     }
 
     /// Also trusts the keys of the issuer's JWK Set.
@@ -190,7 +200,7 @@ impl JwtVerifier {
 
     /// What `token` is, and for how long that may be kept; `Err` answers are not kept.
     async fn answer(&self, token: &str) -> Result<Answer, TokenRejection> {
-        let profile = self.settings.profile;
+        let profile = self.checks.profile;
         match (check::parse_header(token, profile), &self.introspection) {
             (Err(InvalidTokenReason::Malformed), Some(introspector)) => {
                 let answer = introspector.introspect(token).await?;
@@ -233,15 +243,15 @@ impl JwtVerifier {
     }
 
     fn caller(&self, claims: &Map<String, Value>, names: ClientClaims) -> Result<Caller, TokenRejection> {
-        claims::caller(claims, names, &self.settings.required_scope, &self.settings.trusted_clients)
+        claims::caller(claims, names, &self.required_scope, &self.trusted_clients)
     }
 
     /// Checks a JWT with the static keys only, without the cache.
     #[cfg(test)]
     fn verify_sync(&self, token: &str) -> Result<Caller, TokenRejection> {
-        let header = check::parse_header(token, self.settings.profile).map_err(TokenRejection::Invalid)?;
+        let header = check::parse_header(token, self.checks.profile).map_err(TokenRejection::Invalid)?;
         let (claims, _) = self.checks.verify(token, &header, &self.keys.iter().collect::<Vec<_>>())?;
-        self.caller(&claims, self.settings.profile.client_claims())
+        self.caller(&claims, self.checks.profile.client_claims())
     }
 }
 

@@ -9,7 +9,7 @@
 //! Any other algorithm or curve is refused.
 //!
 //! This module knows nothing of tokens, HTTP or caches: the JWK Set source
-//! ([`crate::jwks`]) and the verifier ([`crate::jwt`]) use it.
+//! (`jwks`) and the verifier (`jwt`) use it.
 
 use std::path::{Path, PathBuf};
 
