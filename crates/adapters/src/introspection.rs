@@ -1,9 +1,9 @@
 //! Opaque access tokens through OAuth 2.0 Token Introspection (RFC 7662): the resource server
 //! authenticates with its client credentials (HTTP Basic, RFC 6749 §2.3.1), and an answer is
 //! judged here: active, typed as RFC 7662 §2.2 says, unexpired, of our issuer and audience.
-//! What the answer's claims make of the caller is [`crate::claims::caller`]'s, as for a JWT;
+//! What the answer's claims make of the caller is `claims::caller`'s, as for a JWT;
 //! how long an answer is kept (until the token's `exp`, at most
-//! `auth.introspection_cache_seconds`) is said by [`Introspection::cache_for`] and kept by
+//! `auth.introspection_cache_seconds`) is said by `Introspection::cache_for` and kept by
 //! the verifier's answer cache (`jwt`).
 
 use std::time::Duration;

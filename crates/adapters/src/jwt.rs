@@ -1,11 +1,11 @@
 //! Access-token verification (RFC 6750, RFC 9068, RFC 8725, RFC 7662): the verifier that
 //! combines the sources of a caller, and the development signing key used by `esignsp token`.
 //!
-//! A JWT is checked ([`check`]) against the static keys of `auth.public_key_files` and the
+//! A JWT is checked (`jwt::check`) against the static keys of `auth.public_key_files` and the
 //! development key ([`crate::keys`]) plus, when configured, the issuer's JWK Set
 //! ([`JwksSource`]), refetched once for an unknown `kid`; a token that is not a JWT is
 //! introspected ([`Introspector`]) when an introspection endpoint is configured. Both make
-//! their [`Caller`] with [`crate::claims::caller`]. Each key is bound to the algorithms of its
+//! their [`Caller`] with `claims::caller`. Each key is bound to the algorithms of its
 //! family (or to its JWK `alg`), intersected with `auth.algorithms`, so an RSA key never
 //! verifies an HMAC token and `none` is never accepted. A claim of the wrong JSON type is
 //! refused as malformed: dates are numbers, `iss`, `sub`, `client_id`, `jti` strings, `aud` a
