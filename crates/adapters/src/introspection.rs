@@ -1,23 +1,20 @@
 //! Opaque access tokens through OAuth 2.0 Token Introspection (RFC 7662): the resource server
-//! authenticates with its client credentials (HTTP Basic, RFC 6749 §2.3.1); answers are
-//! cached, keyed by the token's SHA-256, until the token's `exp` and at most
-//! `auth.introspection_cache_seconds`.
+//! authenticates with its client credentials (HTTP Basic, RFC 6749 §2.3.1), and an answer is
+//! judged here: active, typed as RFC 7662 §2.2 says, unexpired, of our issuer and audience.
+//! What the answer's claims make of the caller is `claims::caller`'s, as for a JWT;
+//! how long an answer is kept (until the token's `exp`, at most
+//! `auth.introspection_cache_seconds`) is said by `Introspection::cache_for` and kept by
+//! the verifier's answer cache (`jwt`).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use esignsp_domain::auth::{Caller, InvalidTokenReason, TokenRejection};
-use esignsp_domain::ClientId;
-use serde_json::Value;
-use sha2::{Digest, Sha256};
+use esignsp_domain::auth::{InvalidTokenReason, TokenRejection};
+use serde_json::{Map, Value};
 
-use crate::jwks::{http_client, read_bounded};
+use crate::http::{self, read_bounded};
 
 /// Largest introspection answer read, in bytes.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
-/// Most cached answers; older ones are dropped beyond it.
-pub const MAX_CACHED: usize = 10_000;
 
 /// The introspection client.
 pub struct Introspector {
@@ -28,9 +25,6 @@ pub struct Introspector {
     cache_for: Duration,
     issuer: String,
     audience: Vec<String>,
-    required_scope: String,
-    trusted_clients: HashSet<String>,
-    cache: Mutex<HashMap<[u8; 32], (Instant, Result<Caller, TokenRejection>)>>,
 }
 
 impl std::fmt::Debug for Introspector {
@@ -48,16 +42,24 @@ pub struct IntrospectionSettings {
     pub client_id: String,
     /// `auth.introspection_client_secret`.
     pub client_secret: String,
-    /// `auth.introspection_cache_seconds`.
+    /// `auth.introspection_cache_seconds`: the longest an answer is kept.
     pub cache_for: Duration,
     /// `auth.issuer`: an answer's `iss`, when present, must equal it.
     pub issuer: String,
     /// `auth.audience`: an answer's `aud`, when present, must contain one.
     pub audience: Vec<String>,
-    /// `auth.required_scope`.
-    pub required_scope: String,
-    /// `auth.trusted_clients`.
-    pub trusted_clients: HashSet<String>,
+}
+
+/// A judged introspection answer.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Introspection {
+    /// The claims of an active token of ours; else why the token is refused:
+    /// [`InvalidTokenReason::Inactive`] for an inactive, expired or foreign token,
+    /// [`InvalidTokenReason::Malformed`] for an answer with a member of the wrong JSON type.
+    pub(crate) claims: Result<Map<String, Value>, InvalidTokenReason>,
+    /// How long this answer may be kept: until the token's `exp`, at most
+    /// `auth.introspection_cache_seconds` (an inactive or malformed answer: the latter).
+    pub(crate) cache_for: Duration,
 }
 
 impl Introspector {
@@ -65,51 +67,22 @@ impl Introspector {
     #[must_use]
     pub fn new(settings: IntrospectionSettings) -> Self {
         Self {
-            client: http_client(),
+            client: http::client(),
             url: settings.url,
             client_id: settings.client_id,
             client_secret: settings.client_secret,
             cache_for: settings.cache_for,
             issuer: settings.issuer,
             audience: settings.audience,
-            required_scope: settings.required_scope,
-            trusted_clients: settings.trusted_clients,
-            cache: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Introspects `token` (or answers from the cache).
+    /// Introspects `token` and judges the answer.
     ///
     /// # Errors
-    /// [`InvalidTokenReason::Inactive`] for an inactive, expired or foreign token;
-    /// [`InvalidTokenReason::Malformed`] for an answer with a member of the wrong JSON type
-    /// (RFC 7662 §2.2: e.g. `exp` not a number, `scope` not a string);
-    /// [`TokenRejection::InsufficientScope`]; [`TokenRejection::Unavailable`] when the
-    /// authorization server cannot be reached or refuses our credentials.
-    pub async fn introspect(&self, token: &str) -> Result<Caller, TokenRejection> {
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Ok(cache) = self.cache.lock() {
-            if let Some((until, answer)) = cache.get(&key) {
-                if Instant::now() < *until {
-                    return answer.clone();
-                }
-            }
-        }
-        let (answer, lifetime) = self.ask(token).await?;
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= MAX_CACHED {
-                let now = Instant::now();
-                cache.retain(|_, (until, _)| *until > now);
-                if cache.len() >= MAX_CACHED {
-                    cache.clear();
-                }
-            }
-            cache.insert(key, (Instant::now() + lifetime.min(self.cache_for), answer.clone()));
-        }
-        answer
-    }
-
-    async fn ask(&self, token: &str) -> Result<(Result<Caller, TokenRejection>, Duration), TokenRejection> {
+    /// [`TokenRejection::Unavailable`] when the authorization server cannot be reached,
+    /// refuses our credentials or answers no JSON: no answer to keep.
+    pub(crate) async fn introspect(&self, token: &str) -> Result<Introspection, TokenRejection> {
         let response = self
             .client
             .post(&self.url)
@@ -130,45 +103,35 @@ impl Introspector {
         Ok(self.judge(&answer))
     }
 
-    fn judge(&self, answer: &Value) -> (Result<Caller, TokenRejection>, Duration) {
-        let inactive = (Err(TokenRejection::Invalid(InvalidTokenReason::Inactive)), self.cache_for);
-        if answer["active"] != Value::Bool(true) {
+    fn judge(&self, answer: &Value) -> Introspection {
+        let refused = |reason, cache_for| Introspection { claims: Err(reason), cache_for };
+        let inactive = refused(InvalidTokenReason::Inactive, self.cache_for);
+        let Some(claims) = answer.as_object().filter(|a| a.get("active") == Some(&Value::Bool(true))) else {
             return inactive;
-        }
-        let mistyped = answer.as_object().map_or(Some("the answer"), crate::claims::first_mistyped);
-        if let Some(member) = mistyped {
+        };
+        if let Some(member) = crate::claims::first_mistyped(claims) {
             // RFC 7662 §2.2 types each member; one of the wrong type is never read as absent.
             tracing::warn!(member, "refused an introspection answer with a member of the wrong JSON type");
-            return (Err(TokenRejection::Invalid(InvalidTokenReason::Malformed)), self.cache_for);
+            return refused(InvalidTokenReason::Malformed, self.cache_for);
         }
         let now = jsonwebtoken::get_current_timestamp() as f64;
-        let lifetime = match answer["exp"].as_f64() {
+        let cache_for = match claims.get("exp").and_then(Value::as_f64) {
             Some(exp) if exp <= now => return inactive,
-            Some(exp) => Duration::try_from_secs_f64(exp - now).unwrap_or(self.cache_for),
+            Some(exp) => Duration::try_from_secs_f64(exp - now).unwrap_or(self.cache_for).min(self.cache_for),
             None => self.cache_for,
         };
-        if answer["iss"].as_str().is_some_and(|iss| iss != self.issuer) {
+        if claims.get("iss").and_then(Value::as_str).is_some_and(|iss| iss != self.issuer) {
             return inactive;
         }
-        let aud_ok = match &answer["aud"] {
-            Value::Null => true,
-            Value::String(a) => self.audience.contains(a),
-            Value::Array(a) => a.iter().any(|v| v.as_str().is_some_and(|s| self.audience.iter().any(|x| x == s))),
-            _ => false,
+        let aud_ok = match claims.get("aud") {
+            None => true,
+            Some(Value::String(a)) => self.audience.contains(a),
+            Some(Value::Array(a)) => a.iter().any(|v| v.as_str().is_some_and(|s| self.audience.iter().any(|x| x == s))),
+            Some(_) => false,
         };
         if !aud_ok {
             return inactive;
         }
-        let client =
-            answer["client_id"].as_str().or_else(|| answer["sub"].as_str()).and_then(|c| ClientId::parse(c).ok());
-        let Some(client_id) = client else {
-            return (Err(TokenRejection::Invalid(InvalidTokenReason::MissingClaim)), lifetime);
-        };
-        let has_scope = answer["scope"].as_str().is_some_and(|s| s.split(' ').any(|t| t == self.required_scope));
-        if !has_scope {
-            return (Err(TokenRejection::InsufficientScope), lifetime);
-        }
-        let trusted = self.trusted_clients.contains(client_id.as_str());
-        (Ok(Caller { client_id, trusted }), lifetime)
+        Introspection { claims: Ok(claims.clone()), cache_for }
     }
 }

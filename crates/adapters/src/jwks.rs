@@ -3,21 +3,28 @@
 //! Connect Discovery `/.well-known/openid-configuration`; the metadata's `issuer` must equal
 //! the configured issuer exactly).
 //!
-//! Keys are cached for the `Cache-Control: max-age` of the answer, bounded to
+//! Keys are fresh for the `Cache-Control: max-age` of the answer, bounded to
 //! [`MIN_CACHE`]..[`MAX_CACHE`] (default [`DEFAULT_CACHE`]). A token with an unknown `kid`
 //! triggers at most one fetch per `auth.jwks_min_refresh_seconds`, shared by every request
-//! waiting for it (single flight). A failed refresh keeps the previous keys. Nothing in a
-//! token (`jku`, `x5u`, `jwk`, `x5c`) is ever fetched or trusted.
+//! waiting for it (single flight). A failed refresh keeps the previous keys, which are served
+//! past their max-age until a fetch succeeds. Nothing in a token (`jku`, `x5u`, `jwk`, `x5c`)
+//! is ever fetched or trusted.
+//!
+//! The expiry, the rate limit and the single flight are moka's: the last fetch attempt is an
+//! entry living `min_refresh` (so [`moka::future::Cache::get_with`] fetches at most once per
+//! interval and makes concurrent callers wait for that one fetch), the fetched set an entry
+//! expiring at its max-age.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::Algorithm;
+use moka::future::Cache;
 use serde_json::Value;
-use tokio::sync::{Mutex, RwLock};
 
-use crate::jwt::{keys_from_jwk_json, VerificationKey};
+use crate::http::{self, read_bounded};
+use crate::keys::{keys_from_jwk_json, VerificationKey};
 use crate::redact::redacted_url;
 
 /// Cache lifetime when the answer gives none.
@@ -28,32 +35,6 @@ pub const MIN_CACHE: Duration = Duration::from_secs(30);
 pub const MAX_CACHE: Duration = Duration::from_secs(24 * 3600);
 /// Largest JWK Set or metadata document read, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
-
-/// An HTTP client with bounded time-outs, for the authorization server.
-///
-/// # Panics
-/// Never in practice: the TLS back end is compiled in.
-#[must_use]
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(5))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("a client with compiled-in TLS builds")
-}
-
-/// Reads a response body of at most `limit` bytes.
-pub(crate) async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading the answer: {}", e.without_url()))? {
-        if body.len() + chunk.len() > limit {
-            return Err(format!("the answer exceeds {limit} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
 
 /// Where the JWK Set is.
 #[derive(Debug, Clone)]
@@ -67,12 +48,24 @@ pub enum JwksLocation {
     },
 }
 
-#[derive(Default)]
-struct State {
-    keys: Vec<VerificationKey>,
-    fresh_until: Option<Instant>,
-    last_fetch: Option<Instant>,
-    discovered_url: Option<String>,
+/// The keys of one successful fetch and how long they are fresh.
+#[derive(Clone)]
+struct KeySet {
+    keys: Arc<[VerificationKey]>,
+    fresh_for: Duration,
+}
+
+/// A fetched key set expires at its own max-age.
+struct FreshFor;
+
+impl moka::Expiry<(), KeySet> for FreshFor {
+    fn expire_after_create(&self, _: &(), set: &KeySet, _: Instant) -> Option<Duration> {
+        Some(set.fresh_for)
+    }
+
+    fn expire_after_update(&self, _: &(), set: &KeySet, _: Instant, _: Option<Duration>) -> Option<Duration> {
+        Some(set.fresh_for)
+    }
 }
 
 /// The issuer's keys, fetched and cached.
@@ -80,9 +73,17 @@ pub struct JwksSource {
     client: reqwest::Client,
     location: JwksLocation,
     allow_list: Vec<Algorithm>,
-    min_refresh: Duration,
-    state: RwLock<State>,
-    fetch_lock: Mutex<()>,
+    /// The last fetch attempt, successful or not, kept for `min_refresh`: while it is there,
+    /// no other fetch starts, and callers during the attempt wait for it.
+    attempt: Cache<(), ()>,
+    /// The last fetched key set while it is fresh (its max-age).
+    fresh: Cache<(), KeySet>,
+    /// The last fetched key set, kept past its max-age for when refetching fails.
+    kept: RwLock<Arc<[VerificationKey]>>,
+    /// Whether a background refresh of stale keys is under way (one at a time).
+    refreshing: AtomicBool,
+    /// The `jwks_uri` found in the issuer's metadata by the last successful fetch.
+    discovered_url: Mutex<Option<String>>,
     fetches: AtomicU64,
 }
 
@@ -106,12 +107,14 @@ impl JwksSource {
     #[must_use]
     pub fn new(location: JwksLocation, allow_list: Vec<Algorithm>, min_refresh: Duration) -> Self {
         Self {
-            client: http_client(),
+            client: http::client(),
             location,
             allow_list,
-            min_refresh,
-            state: RwLock::new(State::default()),
-            fetch_lock: Mutex::new(()),
+            attempt: Cache::builder().max_capacity(1).time_to_live(min_refresh).build(),
+            fresh: Cache::builder().max_capacity(1).expire_after(FreshFor).build(),
+            kept: RwLock::new(Arc::new([])),
+            refreshing: AtomicBool::new(false),
+            discovered_url: Mutex::new(None),
             fetches: AtomicU64::new(0),
         }
     }
@@ -122,61 +125,62 @@ impl JwksSource {
         self.fetches.load(Ordering::Relaxed)
     }
 
-    /// Whether any key is cached (readiness); true while a refresh holds the cache.
+    /// Whether any key is cached, fresh or stale (readiness).
     #[must_use]
     pub fn has_cached_keys(&self) -> bool {
-        self.state.try_read().map_or(true, |s| !s.keys.is_empty())
+        !self.kept().is_empty()
+    }
+
+    fn kept(&self) -> Arc<[VerificationKey]> {
+        Arc::clone(&self.kept.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// The current keys: cached ones while fresh. Stale keys are still answered at once while
     /// a refresh runs in the background (a slow authorization server never delays requests
     /// that have keys); only when there is no key at all does the caller wait for a fetch.
-    pub async fn keys(self: &Arc<Self>) -> Vec<VerificationKey> {
-        {
-            let state = self.state.read().await;
-            let fresh = state.fresh_until.is_some_and(|t| Instant::now() < t);
-            if fresh {
-                return state.keys.clone();
-            }
-            if !state.keys.is_empty() {
-                if self.fetch_lock.try_lock().is_ok() {
-                    let source = Arc::clone(self);
-                    tokio::spawn(async move { source.refresh().await });
-                }
-                return state.keys.clone();
-            }
+    pub async fn keys(self: &Arc<Self>) -> Arc<[VerificationKey]> {
+        if let Some(set) = self.fresh.get(&()).await {
+            return set.keys;
         }
-        self.refresh().await;
-        self.state.read().await.keys.clone()
+        let kept = self.kept();
+        if kept.is_empty() {
+            return self.refresh().await;
+        }
+        if !self.refreshing.swap(true, Ordering::AcqRel) {
+            let source = Arc::clone(self);
+            tokio::spawn(async move {
+                source.refresh().await;
+                source.refreshing.store(false, Ordering::Release);
+            });
+        }
+        kept
     }
 
     /// Refetches for a token whose `kid` is unknown: at most once per `min_refresh`, one
     /// fetch shared by every concurrent caller.
-    pub async fn refresh_for_unknown_kid(&self) -> Vec<VerificationKey> {
-        self.refresh().await;
-        self.state.read().await.keys.clone()
+    pub async fn refresh_for_unknown_kid(&self) -> Arc<[VerificationKey]> {
+        self.refresh().await
     }
 
-    async fn refresh(&self) {
-        let _single_flight = self.fetch_lock.lock().await;
-        {
-            let state = self.state.read().await;
-            if state.last_fetch.is_some_and(|t| t.elapsed() < self.min_refresh) {
-                return;
-            }
-        }
+    /// Fetches unless an attempt was made within `min_refresh` (waiting for one under way),
+    /// then answers the keys kept.
+    async fn refresh(&self) -> Arc<[VerificationKey]> {
+        self.attempt.get_with((), self.fetch_and_keep()).await;
+        self.kept()
+    }
+
+    async fn fetch_and_keep(&self) {
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let result = self.fetch().await;
-        let mut state = self.state.write().await;
-        state.last_fetch = Some(Instant::now());
-        match result {
+        match self.fetch().await {
             Ok((keys, discovered, cache)) => {
                 tracing::info!(keys = keys.len(), "fetched the issuer's JWK Set");
-                state.keys = keys;
-                state.discovered_url = discovered;
-                state.fresh_until = Some(Instant::now() + cache.unwrap_or(DEFAULT_CACHE).clamp(MIN_CACHE, MAX_CACHE));
+                let keys: Arc<[VerificationKey]> = keys.into();
+                *self.kept.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&keys);
+                *self.discovered_url.lock().unwrap_or_else(PoisonError::into_inner) = discovered;
+                let fresh_for = cache.unwrap_or(DEFAULT_CACHE).clamp(MIN_CACHE, MAX_CACHE);
+                self.fresh.insert((), KeySet { keys, fresh_for }).await;
             }
-            Err(e) => tracing::warn!(error = %e, kept = state.keys.len(), "fetching the issuer's JWK Set failed"),
+            Err(e) => tracing::warn!(error = %e, kept = self.kept().len(), "fetching the issuer's JWK Set failed"),
         }
     }
 
@@ -184,7 +188,7 @@ impl JwksSource {
         let (url, discovered) = match &self.location {
             JwksLocation::Url(url) => (url.clone(), None),
             JwksLocation::Discover { issuer } => {
-                let known = self.state.read().await.discovered_url.clone();
+                let known = self.discovered_url.lock().unwrap_or_else(PoisonError::into_inner).clone();
                 let url = match known {
                     Some(url) => url,
                     None => discover_jwks_uri(&self.client, issuer).await?,
@@ -192,15 +196,7 @@ impl JwksSource {
                 (url.clone(), Some(url))
             }
         };
-        let response = self
-            .client
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| format!("GET {}: {}", redacted_url(&url), e.without_url()))?;
-        if !response.status().is_success() {
-            return Err(format!("GET {}: status {}", redacted_url(&url), response.status()));
-        }
+        let response = http::get(&self.client, &url).await?;
         let cache = max_age(response.headers());
         let body = read_bounded(response, MAX_DOCUMENT_BYTES).await?;
         let keys = keys_from_jwk_json(&body, &self.allow_list)?;
@@ -233,14 +229,10 @@ fn url_parts(issuer: &str) -> Result<(String, String), ()> {
 async fn discover_jwks_uri(client: &reqwest::Client, issuer: &str) -> Result<String, String> {
     let mut last_error = String::from("no metadata URL");
     for url in metadata_urls(issuer) {
-        let response = match client.get(&url).send().await {
-            Ok(r) if r.status().is_success() => r,
-            Ok(r) => {
-                last_error = format!("GET {}: status {}", redacted_url(&url), r.status());
-                continue;
-            }
+        let response = match http::get(client, &url).await {
+            Ok(response) => response,
             Err(e) => {
-                last_error = format!("GET {}: {}", redacted_url(&url), e.without_url());
+                last_error = e;
                 continue;
             }
         };
@@ -278,6 +270,53 @@ mod tests {
                 "http://127.0.0.1:9000/.well-known/openid-configuration"
             ]
         );
+    }
+
+    /// A server that answers every request 500, counting them.
+    async fn failing_server(hits: Arc<AtomicU64>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/jwks", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                hits.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.write_all(b"HTTP/1.1 500 X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn stale_keys_are_served_at_once_while_refreshes_fail() {
+        let hits = Arc::new(AtomicU64::new(0));
+        let url = failing_server(Arc::clone(&hits)).await;
+        let jwk =
+            br#"{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "ed"}"#;
+        let keys: Arc<[VerificationKey]> = keys_from_jwk_json(jwk, &[Algorithm::EdDSA]).expect("JWK").into();
+        let source =
+            Arc::new(JwksSource::new(JwksLocation::Url(url), vec![Algorithm::EdDSA], Duration::from_millis(200)));
+        // As if fetched with a max-age that has just run out.
+        *source.kept.write().expect("lock") = Arc::clone(&keys);
+        source.fresh.insert((), KeySet { keys, fresh_for: Duration::from_millis(50) }).await;
+        assert_eq!(source.keys().await.len(), 1, "fresh");
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        let started = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(source.keys().await.len(), 1, "stale keys answered");
+        }
+        assert!(started.elapsed() < Duration::from_millis(50), "without waiting for the refresh");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "one background refresh for ten stale reads");
+        assert!(source.has_cached_keys(), "still ready");
+        assert_eq!(source.refresh_for_unknown_kid().await.len(), 1, "within the interval: no fetch, keys kept");
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(source.refresh_for_unknown_kid().await.len(), 1, "a failed refetch keeps the keys");
+        assert_eq!(source.fetch_count(), 2);
     }
 
     #[test]

@@ -1,10 +1,16 @@
 //! Adapters of esignsp: PostgreSQL and embedded SQLite persistence (sqlx), JWT access-token
 //! verification (jsonwebtoken), the system clock and the CSPRNG id source.
+//!
+//! Token verification depends one way: [`keys`] and [`http`] (over [`redact`]) at the bottom,
+//! [`jwks`] (keys, http) and [`introspection`] (http, claims) above them, [`jwt`] (the
+//! verifier: keys, claims, jwks, introspection) on top.
 
 mod claims;
+pub mod http;
 pub mod introspection;
 pub mod jwks;
 pub mod jwt;
+pub mod keys;
 pub mod postgres;
 pub mod redact;
 pub mod sqlite;

@@ -13,7 +13,7 @@ fn is_secret_parameter(name: &str) -> bool {
 }
 
 /// The URL with every secret it can carry replaced by `[redacted]`: the password of its user
-/// information and the values of secret query parameters ([`is_secret_parameter`]:
+/// information and the values of secret query parameters (`is_secret_parameter`:
 /// `postgres://svc@host/db?password=…`, `sslpassword=…`). A URL that does not parse is
 /// redacted whole. Use it wherever a URL is printed or logged.
 #[must_use]

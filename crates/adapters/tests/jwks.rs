@@ -142,7 +142,7 @@ fn a_ps256_token_is_refused_by_a_key_published_for_rs256() {
     let keys = esignsp_testkit::keys();
     let set = json!({"keys": [keys.rsa_public_jwk("RS256", "r1")]});
     let allow = [Algorithm::RS256, Algorithm::PS256];
-    let published = esignsp_adapters::jwt::keys_from_jwk_json(set.to_string().as_bytes(), &allow).expect("set");
+    let published = esignsp_adapters::keys::keys_from_jwk_json(set.to_string().as_bytes(), &allow).expect("set");
     assert_eq!(published[0].algorithms(), [Algorithm::RS256]);
     let settings = VerifierSettings {
         issuer: esignsp_testkit::ISSUER.to_owned(),
@@ -210,7 +210,7 @@ async fn a_kid_published_after_the_first_fetch_is_fetched_even_beside_a_key_with
     let hits = Arc::new(AtomicUsize::new(0));
     let url = serve(jwks.clone(), hits.clone()).await;
     let allow = vec![Algorithm::RS256, Algorithm::PS256, Algorithm::ES256, Algorithm::EdDSA];
-    let static_rsa = esignsp_adapters::jwt::load_key_file(&keys.public_key_files[0], &allow).expect("RSA PEM");
+    let static_rsa = esignsp_adapters::keys::load_key_file(&keys.public_key_files[0], &allow).expect("RSA PEM");
     assert_eq!(static_rsa[0].kid(), None);
     let source = Arc::new(JwksSource::new(JwksLocation::Url(url), allow.clone(), Duration::from_secs(1)));
     let settings = VerifierSettings {

@@ -10,7 +10,8 @@ use actix_web::middleware::{from_fn, DefaultHeaders, NormalizePath, TrailingSlas
 use actix_web::{web, App, HttpResponse, HttpServer};
 use esignsp_adapters::introspection::{IntrospectionSettings, Introspector};
 use esignsp_adapters::jwks::{JwksLocation, JwksSource};
-use esignsp_adapters::jwt::{self, DevSigningKey, JwtVerifier, VerifierSettings};
+use esignsp_adapters::jwt::{DevSigningKey, JwtVerifier, VerifierSettings};
+use esignsp_adapters::keys::load_key_file;
 use esignsp_adapters::postgres::PoolSettings;
 use esignsp_adapters::sqlite::StorageProblem;
 use esignsp_adapters::store::Store;
@@ -37,9 +38,7 @@ pub fn build_verifier(settings: &Settings) -> Result<JwtVerifier, ConfigError> {
     let algorithms = auth.algorithms.clone();
     let mut keys = Vec::new();
     for file in &auth.public_key_files {
-        keys.extend(
-            jwt::load_key_file(file, &algorithms).map_err(|e| ConfigError(format!("auth.public_key_files: {e}")))?,
-        );
+        keys.extend(load_key_file(file, &algorithms).map_err(|e| ConfigError(format!("auth.public_key_files: {e}")))?);
     }
     if let Some(file) = &auth.dev_signing_key_file {
         let dev = DevSigningKey::load(file).map_err(|e| ConfigError(format!("auth.dev_signing_key_file: {e}")))?;
@@ -60,7 +59,7 @@ pub fn build_verifier(settings: &Settings) -> Result<JwtVerifier, ConfigError> {
             leeway_seconds: auth.leeway_seconds,
             required_scope: auth.required_scope.clone(),
             profile: auth.profile.into(),
-            trusted_clients: trusted_clients.clone(),
+            trusted_clients,
         },
         keys,
     );
@@ -83,8 +82,6 @@ pub fn build_verifier(settings: &Settings) -> Result<JwtVerifier, ConfigError> {
             cache_for: Duration::from_secs(auth.introspection_cache_seconds),
             issuer: auth.issuer.clone(),
             audience: auth.audience.clone(),
-            required_scope: auth.required_scope.clone(),
-            trusted_clients,
         })));
     }
     Ok(verifier)

@@ -1,10 +1,13 @@
 use std::collections::HashSet;
+use std::path::PathBuf;
 
 use base64::Engine;
+use esignsp_domain::ClientId;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
 use super::*;
+use crate::keys::{keys_from_jwk_json, load_key_file};
 
 const ISSUER: &str = "https://as.example";
 const SCOPE: &str = "urn:safelayer:eidas:sign:process:document";
