@@ -6,6 +6,7 @@ pub mod introspection;
 pub mod jwks;
 pub mod jwt;
 pub mod postgres;
+mod queries;
 pub mod redact;
 pub mod sqlite;
 pub mod store;
