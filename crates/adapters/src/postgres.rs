@@ -29,7 +29,7 @@ use time::OffsetDateTime;
 
 use crate::queries::{
     self, bind_document, bind_process, bind_visible, document_in_use, insert_document, insert_event, own_document,
-    visible_to_caller, Event,
+    visible_to_caller, Event, Store,
 };
 use crate::stored::{self, column, document_id, stored_document_result, StoredRow, StoredTransition};
 
@@ -416,18 +416,26 @@ impl Statements {
         !self.transaction_pooling
     }
 
-    /// A statement with parameters: prepared once per connection and cached directly; unnamed
-    /// behind a pooler.
-    fn query<'q>(&self, sql: &'q str) -> sqlx::query::Query<'q, Postgres, PgArguments> {
-        sqlx::query(sql).persistent(!self.transaction_pooling)
-    }
-
     /// [`Self::query`] answering one column.
     fn query_scalar<'q, O>(&self, sql: &'q str) -> sqlx::query::QueryScalar<'q, Postgres, O, PgArguments>
     where
         (O,): for<'r> sqlx::FromRow<'r, PgRow>,
     {
         sqlx::query_scalar(sql).persistent(!self.transaction_pooling)
+    }
+}
+
+impl Store for Statements {
+    type Database = Postgres;
+
+    /// A statement with parameters: prepared once per connection and cached directly; unnamed
+    /// behind a pooler.
+    fn query<'q>(&self, sql: &'q str) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+        sqlx::query(sql).persistent(!self.transaction_pooling)
+    }
+
+    fn map_error(error: sqlx::Error) -> RepositoryError {
+        map_error(error)
     }
 }
 
@@ -774,9 +782,8 @@ impl Statements {
         let mut tx = self.begin().await?;
         bind_process(self.query(queries::INSERT_PROCESS), process).execute(&mut *tx).await.map_err(map_error)?;
         let mut documents = Vec::with_capacity(process.documents.len());
-        let mut seen = std::collections::HashSet::new();
-        for (position, source) in process.documents.iter().enumerate() {
-            let position = i32::try_from(position).unwrap_or(i32::MAX);
+        for placed in stored::placed_documents(process) {
+            let (position, source) = placed?;
             let document = match source {
                 ProcessDocumentSource::Upload(doc) => {
                     self.query(
@@ -801,9 +808,6 @@ impl Statements {
                     stored::uploaded_document(doc)
                 }
                 ProcessDocumentSource::Existing(id) => {
-                    if !seen.insert(id) {
-                        return Err(CreateError::DuplicateDocument(id.clone()));
-                    }
                     // FOR SHARE: a concurrent O11 cannot delete it before this commits.
                     let row = self
                         .query(own_document!(" FOR SHARE"))
@@ -944,25 +948,8 @@ impl Statements {
         id: &DocumentId,
         caller: &Caller,
     ) -> Result<DeleteDocumentOutcome, RepositoryError> {
-        let mut tx = self.begin().await?;
-        let row = bind_visible(self.query(document_in_use!(" FOR UPDATE OF d")), id.as_str(), caller)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_error)?;
-        let Some(row) = row else {
-            return Ok(DeleteDocumentOutcome::NotFound);
-        };
-        if row.flag("in_use")? {
-            return Ok(DeleteDocumentOutcome::InUse);
-        }
-        // A process that took the document after this statement's snapshot (a concurrent O1
-        // that committed while we waited for the row lock) is caught by the foreign key.
-        match self.query(queries::DELETE_DOCUMENT).bind(id.as_str()).execute(&mut *tx).await {
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => return Ok(DeleteDocumentOutcome::InUse),
-            other => other.map_err(map_error)?,
-        };
-        tx.commit().await.map_err(map_error)?;
-        Ok(DeleteDocumentOutcome::Deleted)
+        let tx = self.begin().await?;
+        queries::delete_document(self, tx, document_in_use!(" FOR UPDATE OF d"), id, caller).await
     }
 
     #[tracing::instrument(skip_all, fields(document_id = %id))]

@@ -10,14 +10,28 @@
 //! statements.
 
 use esignsp_domain::events::{AuditContext, EventKind};
+use esignsp_domain::ports::{DeleteDocumentOutcome, RepositoryError};
 use esignsp_domain::process::{NewDocument, NewSignerProcess};
-use esignsp_domain::Caller;
+use esignsp_domain::{Caller, DocumentId};
 use sqlx::query::Query;
 use sqlx::types::Json;
-use sqlx::{Database, Encode, Type};
+use sqlx::{Database, Encode, Executor, IntoArguments, Transaction, Type};
 use time::OffsetDateTime;
 
-use crate::stored::StoredTime;
+use crate::stored::{StoredRow, StoredTime};
+
+/// What a store adds to the shared statements: how it makes a statement, and how it
+/// translates sqlx errors into the domain's terms.
+pub(crate) trait Store {
+    /// The sqlx database.
+    type Database: Database;
+
+    /// A statement with parameters.
+    fn query<'q>(&self, sql: &'q str) -> Query<'q, Self::Database, <Self::Database as Database>::Arguments<'q>>;
+
+    /// The store's translation of a sqlx error.
+    fn map_error(error: sqlx::Error) -> RepositoryError;
+}
 
 /// The tenant filter (SPEC §6, tenancy): a row is visible to the caller when it belongs to the
 /// caller's client (`$2`, the caller's client id) or the caller is trusted (`$3`, true: sees
@@ -177,6 +191,40 @@ pub(crate) use document_in_use;
 /// Deletes document resource `$1` (its content goes by cascade); a process that uses it
 /// makes this a foreign key violation.
 pub(crate) const DELETE_DOCUMENT: &str = "DELETE FROM documents WHERE id = $1";
+
+/// O11 in the write transaction `tx`, which it commits when the document is deleted; `in_use`
+/// is [`document_in_use!`] with the store's lock. A process that took the document after
+/// `in_use` read (a concurrent O1 that committed while PostgreSQL waited for the row lock) is
+/// caught by the foreign key: [`DeleteDocumentOutcome::InUse`].
+pub(crate) async fn delete_document<S: Store>(
+    store: &S,
+    mut tx: Transaction<'_, S::Database>,
+    in_use: &'static str,
+    id: &DocumentId,
+    caller: &Caller,
+) -> Result<DeleteDocumentOutcome, RepositoryError>
+where
+    <S::Database as Database>::Row: StoredRow,
+    for<'c> &'c mut <S::Database as Database>::Connection: Executor<'c, Database = S::Database>,
+    for<'q> <S::Database as Database>::Arguments<'q>: IntoArguments<'q, S::Database>,
+    for<'q> &'q str: Encode<'q, S::Database> + Type<S::Database>,
+    for<'q> bool: Encode<'q, S::Database> + Type<S::Database>,
+{
+    let row =
+        bind_visible(store.query(in_use), id.as_str(), caller).fetch_optional(&mut *tx).await.map_err(S::map_error)?;
+    let Some(row) = row else {
+        return Ok(DeleteDocumentOutcome::NotFound);
+    };
+    if row.flag("in_use")? {
+        return Ok(DeleteDocumentOutcome::InUse);
+    }
+    match store.query(DELETE_DOCUMENT).bind(id.as_str()).execute(&mut *tx).await {
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => return Ok(DeleteDocumentOutcome::InUse),
+        other => other.map_err(S::map_error)?,
+    };
+    tx.commit().await.map_err(S::map_error)?;
+    Ok(DeleteDocumentOutcome::Deleted)
+}
 
 /// The media type and bytes of a document the caller may see: `$1` its id, then the tenant
 /// filter.

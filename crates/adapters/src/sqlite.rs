@@ -20,14 +20,14 @@ use esignsp_domain::process::{
 };
 use esignsp_domain::rules::{DocumentState, ProcessSnapshot};
 use esignsp_domain::{Caller, DocumentId, ProcessId};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use time::OffsetDateTime;
 
 use crate::postgres::PoolSettings;
 use crate::queries::{
     self, bind_document, bind_process, bind_visible, document_in_use, insert_document, insert_event, own_document,
-    visible_to_caller, Event,
+    visible_to_caller, Event, Store,
 };
 use crate::stored::{self, document_id, stored_document_result, StoredRow, StoredTime, StoredTransition};
 
@@ -255,6 +255,18 @@ impl SqliteRepository {
     }
 }
 
+impl Store for SqliteRepository {
+    type Database = Sqlite;
+
+    fn query<'q>(&self, sql: &'q str) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
+        sqlx::query(sql)
+    }
+
+    fn map_error(error: sqlx::Error) -> RepositoryError {
+        map_error(error)
+    }
+}
+
 async fn insert_event(tx: &mut Transaction<'_, Sqlite>, event: Event<'_>) -> Result<(), RepositoryError> {
     queries::event(sqlx::query(insert_event!(now_micros!())), event).execute(&mut **tx).await.map_err(map_error)?;
     Ok(())
@@ -386,17 +398,14 @@ impl SignerProcessRepository for SqliteRepository {
         let mut tx = self.write().await?;
         bind_process(sqlx::query(queries::INSERT_PROCESS), &process).execute(&mut *tx).await.map_err(map_error)?;
         let mut documents = Vec::with_capacity(process.documents.len());
-        let mut seen = std::collections::HashSet::new();
-        for (position, source) in process.documents.iter().enumerate() {
+        for placed in stored::placed_documents(&process) {
+            let (position, source) = placed?;
             let document = match source {
                 ProcessDocumentSource::Upload(doc) => {
                     insert_document(&mut tx, doc, process.owner.as_str(), None, process.created_at).await?;
                     stored::uploaded_document(doc)
                 }
                 ProcessDocumentSource::Existing(id) => {
-                    if !seen.insert(id) {
-                        return Err(CreateError::DuplicateDocument(id.clone()));
-                    }
                     let row = sqlx::query(own_document!(""))
                         .bind(id.as_str())
                         .bind(process.owner.as_str())
@@ -408,7 +417,7 @@ impl SignerProcessRepository for SqliteRepository {
             };
             sqlx::query(queries::INSERT_PROCESS_DOCUMENT)
                 .bind(process.id.as_str())
-                .bind(i32::try_from(position).unwrap_or(i32::MAX))
+                .bind(position)
                 .bind(document.id.as_str())
                 .execute(&mut *tx)
                 .await
@@ -507,23 +516,8 @@ impl SignerProcessRepository for SqliteRepository {
         id: &DocumentId,
         caller: &Caller,
     ) -> Result<DeleteDocumentOutcome, RepositoryError> {
-        let mut tx = self.write().await?;
-        let row = bind_visible(sqlx::query(document_in_use!("")), id.as_str(), caller)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_error)?;
-        let Some(row) = row else {
-            return Ok(DeleteDocumentOutcome::NotFound);
-        };
-        if row.flag("in_use")? {
-            return Ok(DeleteDocumentOutcome::InUse);
-        }
-        match sqlx::query(queries::DELETE_DOCUMENT).bind(id.as_str()).execute(&mut *tx).await {
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => return Ok(DeleteDocumentOutcome::InUse),
-            other => other.map_err(map_error)?,
-        };
-        tx.commit().await.map_err(map_error)?;
-        Ok(DeleteDocumentOutcome::Deleted)
+        let tx = self.write().await?;
+        queries::delete_document(self, tx, document_in_use!(""), id, caller).await
     }
 
     #[tracing::instrument(skip_all, fields(document_id = %id))]

@@ -6,8 +6,8 @@
 use esignsp_domain::events::{AuditEvent, EventKind};
 use esignsp_domain::ports::{CreateError, RepositoryError, Transition};
 use esignsp_domain::process::{
-    DocumentContent, NewDocument, NewSignerProcess, NewStandaloneDocument, ProcessDocument, ProcessRequest,
-    ProcessType, SignerProcess, StoredDocument,
+    DocumentContent, NewDocument, NewSignerProcess, NewStandaloneDocument, ProcessDocument, ProcessDocumentSource,
+    ProcessRequest, ProcessType, SignerProcess, StoredDocument,
 };
 use esignsp_domain::rules::{DocumentState, ProcessSnapshot, Version};
 use esignsp_domain::{
@@ -243,6 +243,19 @@ pub(crate) fn taken_document(id: &DocumentId, row: Option<&impl StoredRow>) -> R
         size: document_size(row)?,
         sha256: row.text("sha256")?,
         result: None,
+    })
+}
+
+/// The documents of a new process in order, each with its position; a document resource
+/// named a second time is [`CreateError::DuplicateDocument`] where it appears (so that the
+/// error comes in the order the documents are stored in, as the other errors do).
+pub(crate) fn placed_documents(
+    process: &NewSignerProcess,
+) -> impl Iterator<Item = Result<(i32, &ProcessDocumentSource), CreateError>> {
+    let mut seen = std::collections::HashSet::new();
+    process.documents.iter().enumerate().map(move |(position, source)| match source {
+        ProcessDocumentSource::Existing(id) if !seen.insert(id) => Err(CreateError::DuplicateDocument(id.clone())),
+        _ => Ok((i32::try_from(position).unwrap_or(i32::MAX), source)),
     })
 }
 
