@@ -786,25 +786,20 @@ impl Statements {
             let (position, source) = placed?;
             let document = match source {
                 ProcessDocumentSource::Upload(doc) => {
-                    self.query(
-                        "WITH d AS (INSERT INTO documents (id, client_id, media_type, filename, size, sha256, created_at) \
-                                    VALUES ($1, $2, $3, $4, $5, $6, $7)), \
-                              c AS (INSERT INTO document_contents (document_id, content) VALUES ($1, $8)) \
-                         INSERT INTO process_documents (process_id, position, document_id) VALUES ($9, $10, $1)",
-                    )
-                    .bind(doc.id.as_str())
-                    .bind(process.owner.as_str())
-                    .bind(&doc.media_type)
-                    .bind(doc.filename.as_deref())
-                    .bind(i64::try_from(doc.bytes.len()).unwrap_or(i64::MAX))
-                    .bind(&doc.sha256)
-                    .bind(process.created_at)
-                    .bind(&doc.bytes)
-                    .bind(process.id.as_str())
-                    .bind(position)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_error)?;
+                    // One statement: the document, its bytes and its place in the process.
+                    let insert = concat!(
+                        "WITH d AS (",
+                        insert_document!(),
+                        "), c AS (INSERT INTO document_contents (document_id, content) VALUES ($1, $9)) \
+                         INSERT INTO process_documents (process_id, position, document_id) VALUES ($10, $11, $1)"
+                    );
+                    bind_document(self.query(insert), doc, process.owner.as_str(), None, process.created_at)
+                        .bind(&doc.bytes)
+                        .bind(process.id.as_str())
+                        .bind(position)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_error)?;
                     stored::uploaded_document(doc)
                 }
                 ProcessDocumentSource::Existing(id) => {
@@ -830,7 +825,7 @@ impl Statements {
             documents.push(document);
         }
         let event = Event::of(process.id.as_str(), EventKind::Created, audit);
-        queries::event(self.query(INSERT_EVENT), event).execute(&mut *tx).await.map_err(map_error)?;
+        queries::bind_event(self.query(INSERT_EVENT), event).execute(&mut *tx).await.map_err(map_error)?;
         tx.commit().await.map_err(map_error)?;
         Ok(stored::created_process(process, documents))
     }
@@ -894,7 +889,7 @@ impl Statements {
             Err(e) => return Err(map_error(e)),
         }
         let event = Event { old_status: old_status.as_deref(), ..Event::of(id.as_str(), EventKind::Deleted, audit) };
-        queries::event(self.query(INSERT_EVENT), event).execute(&mut *tx).await.map_err(map_error)?;
+        queries::bind_event(self.query(INSERT_EVENT), event).execute(&mut *tx).await.map_err(map_error)?;
         tx.commit().await.map_err(map_error)?;
         Ok(true)
     }

@@ -234,7 +234,7 @@ pub(crate) const DOCUMENT_CONTENT: &str = concat!(
     visible_to_caller!("d")
 );
 
-/// Appends an audit event at `$now` (the store's current time); [`event`] binds it.
+/// Appends an audit event at `$now` (the store's current time); [`bind_event`] binds it.
 macro_rules! insert_event {
     ($now:expr) => {
         concat!(
@@ -249,11 +249,17 @@ pub(crate) use insert_event;
 
 /// An audit event, as [`insert_event!`] takes it.
 pub(crate) struct Event<'q> {
+    /// The process's id (`$1`).
     pub process: &'q str,
+    /// `$2`.
     pub kind: EventKind,
+    /// The acting client's id (`$3`).
     pub actor: &'q str,
+    /// The request's `X-Request-Id` (`$4`).
     pub request_id: &'q str,
+    /// The document the event is about, if one (`$5`).
     pub document: Option<&'q str>,
+    /// The process's result status before (`$6`) and after (`$7`).
     pub old_status: Option<&'q str>,
     pub new_status: Option<&'q str>,
 }
@@ -275,7 +281,7 @@ impl<'q> Event<'q> {
 }
 
 /// Binds the arguments of [`insert_event!`].
-pub(crate) fn event<'q, DB>(
+pub(crate) fn bind_event<'q, DB>(
     query: Query<'q, DB, DB::Arguments<'q>>,
     event: Event<'q>,
 ) -> Query<'q, DB, DB::Arguments<'q>>

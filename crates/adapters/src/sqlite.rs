@@ -268,7 +268,10 @@ impl Store for SqliteRepository {
 }
 
 async fn insert_event(tx: &mut Transaction<'_, Sqlite>, event: Event<'_>) -> Result<(), RepositoryError> {
-    queries::event(sqlx::query(insert_event!(now_micros!())), event).execute(&mut **tx).await.map_err(map_error)?;
+    queries::bind_event(sqlx::query(insert_event!(now_micros!())), event)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_error)?;
     Ok(())
 }
 
