@@ -376,3 +376,24 @@ impl<'t> StoredTransition<'t> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection;
+    use time::macros::datetime;
+
+    #[tokio::test]
+    async fn on_sqlite_a_time_is_stored_as_integer_microseconds_and_read_back() {
+        let mut connection = sqlx::SqliteConnection::connect("sqlite::memory:").await.expect("in-memory SQLite");
+        let at = datetime!(2026-12-01 12:00:00.123456789 UTC);
+        let row = sqlx::query("SELECT $1 AS at, typeof($1) AS kind")
+            .bind(StoredTime(at))
+            .fetch_one(&mut connection)
+            .await
+            .expect("select");
+        assert_eq!(row.text("kind").expect("kind"), "integer", "the column type of migrations-sqlite/");
+        assert_eq!(row.integer("at").expect("at"), 1_796_126_400_123_456, "microseconds since the Unix epoch");
+        assert_eq!(row.time("at").expect("time"), datetime!(2026-12-01 12:00:00.123456 UTC), "to the microsecond");
+    }
+}
