@@ -12,6 +12,7 @@ pub mod jwks;
 pub mod jwt;
 pub mod keys;
 pub mod postgres;
+mod queries;
 pub mod redact;
 pub mod sqlite;
 pub mod store;

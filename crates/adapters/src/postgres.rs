@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::stored::{corrupt, document_id, stored_document_result, stored_process_result, StoredTransition};
 use async_trait::async_trait;
 use esignsp_domain::events::{AuditContext, AuditEvent, EventKind};
 use esignsp_domain::ports::{
@@ -19,15 +18,20 @@ use esignsp_domain::ports::{
     WriteOutcome,
 };
 use esignsp_domain::process::{
-    DocumentContent, NewSignerProcess, NewStandaloneDocument, ProcessDocument, ProcessDocumentSource, ProcessRequest,
-    ProcessType, SignerProcess, StoredDocument,
+    DocumentContent, NewSignerProcess, NewStandaloneDocument, ProcessDocumentSource, SignerProcess, StoredDocument,
 };
-use esignsp_domain::rules::{DocumentState, ProcessSnapshot, Version};
-use esignsp_domain::{Caller, ClientId, DocumentId, ProcessId, TaskId};
+use esignsp_domain::rules::{DocumentState, ProcessSnapshot};
+use esignsp_domain::{Caller, DocumentId, ProcessId};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use time::OffsetDateTime;
+
+use crate::queries::{
+    self, bind_document, bind_process, bind_visible, document_in_use, insert_document, insert_event, own_document,
+    visible_to_caller, Event, Store,
+};
+use crate::stored::{self, column, document_id, stored_document_result, StoredRow, StoredTransition};
 
 /// The schema migrations of `migrations/`, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
@@ -412,18 +416,26 @@ impl Statements {
         !self.transaction_pooling
     }
 
-    /// A statement with parameters: prepared once per connection and cached directly; unnamed
-    /// behind a pooler.
-    fn query<'q>(&self, sql: &'q str) -> sqlx::query::Query<'q, Postgres, PgArguments> {
-        sqlx::query(sql).persistent(!self.transaction_pooling)
-    }
-
     /// [`Self::query`] answering one column.
     fn query_scalar<'q, O>(&self, sql: &'q str) -> sqlx::query::QueryScalar<'q, Postgres, O, PgArguments>
     where
         (O,): for<'r> sqlx::FromRow<'r, PgRow>,
     {
         sqlx::query_scalar(sql).persistent(!self.transaction_pooling)
+    }
+}
+
+impl Store for Statements {
+    type Database = Postgres;
+
+    /// A statement with parameters: prepared once per connection and cached directly; unnamed
+    /// behind a pooler.
+    fn query<'q>(&self, sql: &'q str) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+        sqlx::query(sql).persistent(!self.transaction_pooling)
+    }
+
+    fn map_error(error: sqlx::Error) -> RepositoryError {
+        map_error(error)
     }
 }
 
@@ -585,39 +597,26 @@ pub fn map_error(error: sqlx::Error) -> RepositoryError {
     }
 }
 
-/// A column of a row, decoded; a value that does not decode is an unexpected error (500), never
-/// a panic.
-trait Decoded {
-    fn decoded<'r, T>(&'r self, name: &str) -> Result<T, RepositoryError>
-    where
-        T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>;
-}
-
-impl Decoded for PgRow {
-    fn decoded<'r, T>(&'r self, name: &str) -> Result<T, RepositoryError>
-    where
-        T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>,
-    {
-        self.try_get(name).map_err(map_error)
-    }
-}
-
-const INSERT_EVENT: &str =
-    "INSERT INTO process_events (process_id, kind, actor, request_id, document_id, old_status, new_status) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+/// The audit event of an operation other than a transition (those are in [`sql::WRITE`]).
+const INSERT_EVENT: &str = insert_event!("now()");
 
 /// The statements of the transition protocol (SPEC §8) on PostgreSQL, public so that
 /// `scripts/bench.sh` runs exactly these in pgbench beside the service.
 pub mod sql {
+    use crate::queries::visible_to_caller;
+
     /// Loads, without a lock, a process's versioned snapshot: its result, `expires_at`,
     /// `version`, and its documents' ids and results in order. Parameters: `$1` process id,
     /// `$2` caller's client id, `$3` caller is trusted (sees every tenant). No row for an
     /// unknown or foreign process.
-    pub const LOAD: &str = "SELECT p.result_status, p.result_message, p.expires_at, p.version, \
+    pub const LOAD: &str = concat!(
+        "SELECT p.result_status, p.result_message, p.expires_at, p.version, \
         ARRAY(SELECT pd.document_id FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_ids, \
         ARRAY(SELECT pd.result_status FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_statuses, \
         ARRAY(SELECT pd.result_message FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_messages \
-        FROM signer_processes p WHERE p.id = $1 AND (p.client_id = $2 OR $3)";
+        FROM signer_processes p WHERE p.id = $1 AND ",
+        visible_to_caller!("p")
+    );
 
     /// Writes a whole transition in one statement, only while the process's `version` is
     /// still `$10` (compare-and-set), and advances it: the process result when `$2` is not
@@ -641,8 +640,7 @@ pub mod sql {
 
     /// The pending processes due to expire: `$1` the time, `$2` at most this many, soonest
     /// first.
-    pub const DUE_EXPIRIES: &str = "SELECT id FROM signer_processes \
-        WHERE result_status IS NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2";
+    pub const DUE_EXPIRIES: &str = crate::queries::DUE_EXPIRIES;
 }
 
 /// Loads a versioned snapshot with [`sql::LOAD`]. `None` for an unknown or foreign process.
@@ -652,20 +650,16 @@ async fn load(
     id: &ProcessId,
     caller: &Caller,
 ) -> Result<Option<ProcessSnapshot>, RepositoryError> {
-    let Some(row) = sqlx::query(sql::LOAD)
-        .persistent(persistent)
-        .bind(id.as_str())
-        .bind(caller.client_id.as_str())
-        .bind(caller.trusted)
+    let Some(row) = bind_visible(sqlx::query(sql::LOAD).persistent(persistent), id.as_str(), caller)
         .fetch_optional(connection)
         .await
         .map_err(map_error)?
     else {
         return Ok(None);
     };
-    let ids: Vec<String> = row.decoded("doc_ids")?;
-    let statuses: Vec<Option<String>> = row.decoded("doc_statuses")?;
-    let messages: Vec<Option<String>> = row.decoded("doc_messages")?;
+    let ids: Vec<String> = column(&row, "doc_ids")?;
+    let statuses: Vec<Option<String>> = column(&row, "doc_statuses")?;
+    let messages: Vec<Option<String>> = column(&row, "doc_messages")?;
     let documents = ids
         .iter()
         .zip(statuses)
@@ -674,12 +668,7 @@ async fn load(
             Ok(DocumentState { id: document_id(id)?, result: stored_document_result(status, message)? })
         })
         .collect::<Result<Vec<_>, RepositoryError>>()?;
-    Ok(Some(ProcessSnapshot {
-        version: Version(row.decoded("version")?),
-        result: stored_process_result(row.decoded("result_status")?, row.decoded("result_message")?)?,
-        documents,
-        expires_at: row.decoded("expires_at")?,
-    }))
+    stored::snapshot(&row, documents).map(Some)
 }
 
 /// Writes a transition with [`sql::WRITE`].
@@ -791,191 +780,94 @@ impl Statements {
     #[tracing::instrument(skip_all, fields(process_id = %process.id))]
     async fn create(&self, process: &NewSignerProcess, audit: &AuditContext) -> Result<SignerProcess, CreateError> {
         let mut tx = self.begin().await?;
-        self.query(
-            "INSERT INTO signer_processes (id, client_id, task_id, process_type, request, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(process.id.as_str())
-        .bind(process.owner.as_str())
-        .bind(process.task_id.as_str())
-        .bind(process.request.process_type().as_str())
-        .bind(sqlx::types::Json(process.request.members()))
-        .bind(process.created_at)
-        .bind(process.expires_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
+        bind_process(self.query(queries::INSERT_PROCESS), process).execute(&mut *tx).await.map_err(map_error)?;
         let mut documents = Vec::with_capacity(process.documents.len());
-        let mut seen = std::collections::HashSet::new();
-        for (position, source) in process.documents.iter().enumerate() {
-            let position = i32::try_from(position).unwrap_or(i32::MAX);
+        for placed in stored::placed_documents(process) {
+            let (position, source) = placed?;
             let document = match source {
                 ProcessDocumentSource::Upload(doc) => {
-                    let size = doc.bytes.len() as u64;
-                    self.query(
-                        "WITH d AS (INSERT INTO documents (id, client_id, media_type, filename, size, sha256, created_at) \
-                                    VALUES ($1, $2, $3, $4, $5, $6, $7)), \
-                              c AS (INSERT INTO document_contents (document_id, content) VALUES ($1, $8)) \
-                         INSERT INTO process_documents (process_id, position, document_id) VALUES ($9, $10, $1)",
-                    )
-                    .bind(doc.id.as_str())
-                    .bind(process.owner.as_str())
-                    .bind(&doc.media_type)
-                    .bind(doc.filename.as_deref())
-                    .bind(i64::try_from(size).unwrap_or(i64::MAX))
-                    .bind(&doc.sha256)
-                    .bind(process.created_at)
-                    .bind(&doc.bytes)
-                    .bind(process.id.as_str())
-                    .bind(position)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_error)?;
-                    ProcessDocument {
-                        id: doc.id.clone(),
-                        media_type: doc.media_type.clone(),
-                        size,
-                        sha256: doc.sha256.clone(),
-                        result: None,
-                    }
+                    // One statement: the document, its bytes and its place in the process.
+                    let insert = concat!(
+                        "WITH d AS (",
+                        insert_document!(),
+                        "), c AS (INSERT INTO document_contents (document_id, content) VALUES ($1, $9)) \
+                         INSERT INTO process_documents (process_id, position, document_id) VALUES ($10, $11, $1)"
+                    );
+                    bind_document(self.query(insert), doc, process.owner.as_str(), None, process.created_at)
+                        .bind(&doc.bytes)
+                        .bind(process.id.as_str())
+                        .bind(position)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_error)?;
+                    stored::uploaded_document(doc)
                 }
                 ProcessDocumentSource::Existing(id) => {
-                    if !seen.insert(id) {
-                        return Err(CreateError::DuplicateDocument(id.clone()));
-                    }
                     // FOR SHARE: a concurrent O11 cannot delete it before this commits.
                     let row = self
-                        .query(
-                            "SELECT media_type, size, sha256 FROM documents WHERE id = $1 AND client_id = $2 FOR SHARE",
-                        )
+                        .query(own_document!(" FOR SHARE"))
                         .bind(id.as_str())
                         .bind(process.owner.as_str())
                         .fetch_optional(&mut *tx)
                         .await
-                        .map_err(map_error)?
-                        .ok_or_else(|| CreateError::UnknownDocument(id.clone()))?;
-                    self.query("INSERT INTO process_documents (process_id, position, document_id) VALUES ($1, $2, $3)")
+                        .map_err(map_error)?;
+                    let document = stored::taken_document(id, row.as_ref())?;
+                    self.query(queries::INSERT_PROCESS_DOCUMENT)
                         .bind(process.id.as_str())
                         .bind(position)
                         .bind(id.as_str())
                         .execute(&mut *tx)
                         .await
                         .map_err(map_error)?;
-                    ProcessDocument {
-                        id: id.clone(),
-                        media_type: row.decoded("media_type")?,
-                        size: u64::try_from(row.decoded::<i64>("size")?).map_err(|_| corrupt("document size"))?,
-                        sha256: row.decoded("sha256")?,
-                        result: None,
-                    }
+                    document
                 }
             };
             documents.push(document);
         }
-        self.query(INSERT_EVENT)
-            .bind(process.id.as_str())
-            .bind(EventKind::Created.as_str())
-            .bind(audit.actor.as_str())
-            .bind(&audit.request_id)
-            .bind(None::<&str>)
-            .bind(None::<&str>)
-            .bind(None::<&str>)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
+        let event = Event::of(process.id.as_str(), EventKind::Created, audit);
+        queries::bind_event(self.query(INSERT_EVENT), event).execute(&mut *tx).await.map_err(map_error)?;
         tx.commit().await.map_err(map_error)?;
-        Ok(SignerProcess {
-            id: process.id.clone(),
-            task_id: process.task_id.clone(),
-            owner: process.owner.clone(),
-            request: process.request.clone(),
-            documents,
-            result: None,
-            created_at: process.created_at,
-            expires_at: process.expires_at,
-        })
+        Ok(stored::created_process(process, documents))
     }
 
     #[tracing::instrument(skip_all, fields(process_id = %id))]
     async fn find(&self, id: &ProcessId, caller: &Caller) -> Result<Option<SignerProcess>, RepositoryError> {
         let mut session = self.session().await?;
-        let Some(row) = self.query(
-            "SELECT client_id, task_id, process_type, request, result_status, result_message, created_at, expires_at \
-             FROM signer_processes WHERE id = $1 AND (client_id = $2 OR $3)",
-        )
-        .bind(id.as_str())
-        .bind(caller.client_id.as_str())
-        .bind(caller.trusted)
-        .fetch_optional(&mut *session)
-        .await
-        .map_err(map_error)?
+        let Some(row) = bind_visible(self.query(queries::FIND_PROCESS), id.as_str(), caller)
+            .fetch_optional(&mut *session)
+            .await
+            .map_err(map_error)?
         else {
             return Ok(None);
         };
         let documents = self
-            .query(
-                "SELECT pd.document_id, d.media_type, d.size, d.sha256, pd.result_status, pd.result_message \
-             FROM process_documents pd JOIN documents d ON d.id = pd.document_id \
-             WHERE pd.process_id = $1 ORDER BY pd.position",
-            )
+            .query(queries::PROCESS_DOCUMENTS)
             .bind(id.as_str())
             .fetch_all(&mut *session)
             .await
             .map_err(map_error)?;
         session.end().await?;
-        let documents = documents
-            .into_iter()
-            .map(|r| {
-                Ok(ProcessDocument {
-                    id: document_id(r.decoded("document_id")?)?,
-                    media_type: r.decoded("media_type")?,
-                    size: u64::try_from(r.decoded::<i64>("size")?).map_err(|_| corrupt("document size"))?,
-                    sha256: r.decoded("sha256")?,
-                    result: stored_document_result(r.decoded("result_status")?, r.decoded("result_message")?)?,
-                })
-            })
-            .collect::<Result<Vec<_>, RepositoryError>>()?;
-        let members: sqlx::types::Json<serde_json::Map<String, serde_json::Value>> = row.decoded("request")?;
-        Ok(Some(SignerProcess {
-            id: id.clone(),
-            task_id: TaskId::parse(row.decoded("task_id")?).map_err(|_| corrupt("task id"))?,
-            owner: ClientId::parse(row.decoded("client_id")?).map_err(|_| corrupt("client id"))?,
-            request: ProcessRequest::from_stored(
-                ProcessType::parse(row.decoded("process_type")?).map_err(|_| corrupt("process type"))?,
-                members.0,
-            ),
-            documents,
-            result: stored_process_result(row.decoded("result_status")?, row.decoded("result_message")?)?,
-            created_at: row.decoded("created_at")?,
-            expires_at: row.decoded("expires_at")?,
-        }))
+        stored::signer_process(id, &row, &documents).map(Some)
     }
 
     #[tracing::instrument(skip_all, fields(process_id = %id))]
     async fn delete(&self, id: &ProcessId, caller: &Caller, audit: &AuditContext) -> Result<bool, RepositoryError> {
         let mut tx = self.begin().await?;
-        let Some(row) = self
-            .query(
-                "SELECT p.result_status, \
-                    ARRAY(SELECT pd.document_id FROM process_documents pd WHERE pd.process_id = p.id) AS doc_ids \
-             FROM signer_processes p WHERE p.id = $1 AND (p.client_id = $2 OR $3) FOR UPDATE OF p",
-            )
-            .bind(id.as_str())
-            .bind(caller.client_id.as_str())
-            .bind(caller.trusted)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_error)?
+        let locked = concat!(
+            "SELECT p.result_status, \
+                ARRAY(SELECT pd.document_id FROM process_documents pd WHERE pd.process_id = p.id) AS doc_ids \
+             FROM signer_processes p WHERE p.id = $1 AND ",
+            visible_to_caller!("p"),
+            " FOR UPDATE OF p"
+        );
+        let Some(row) =
+            bind_visible(self.query(locked), id.as_str(), caller).fetch_optional(&mut *tx).await.map_err(map_error)?
         else {
             return Ok(false);
         };
-        let old_status: Option<String> = row.decoded("result_status")?;
-        let doc_ids: Vec<String> = row.decoded("doc_ids")?;
-        self.query("DELETE FROM signer_processes WHERE id = $1")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
+        let old_status = row.optional_text("result_status")?;
+        let doc_ids: Vec<String> = column(&row, "doc_ids")?;
+        self.query(queries::DELETE_PROCESS).bind(id.as_str()).execute(&mut *tx).await.map_err(map_error)?;
         // Its documents go with it, unless another process still uses them (its own
         // process_documents rows are gone by cascade; contents follow by cascade). A process
         // that took one of them while this statement waited for its row lock is caught by the
@@ -996,17 +888,8 @@ impl Statements {
             }
             Err(e) => return Err(map_error(e)),
         }
-        self.query(INSERT_EVENT)
-            .bind(id.as_str())
-            .bind(EventKind::Deleted.as_str())
-            .bind(audit.actor.as_str())
-            .bind(&audit.request_id)
-            .bind(None::<&str>)
-            .bind(old_status.as_deref())
-            .bind(None::<&str>)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
+        let event = Event { old_status: old_status.as_deref(), ..Event::of(id.as_str(), EventKind::Deleted, audit) };
+        queries::bind_event(self.query(INSERT_EVENT), event).execute(&mut *tx).await.map_err(map_error)?;
         tx.commit().await.map_err(map_error)?;
         Ok(true)
     }
@@ -1022,68 +905,36 @@ impl Statements {
             .await
             .map_err(map_error)?;
         session.end().await?;
-        due.iter().map(|id| ProcessId::parse(id).map_err(|_| corrupt("process id"))).collect()
+        stored::process_ids(&due)
     }
 
     #[tracing::instrument(skip_all, fields(document_id = %document.document.id))]
     async fn create_document(&self, document: &NewStandaloneDocument) -> Result<StoredDocument, RepositoryError> {
         let doc = &document.document;
-        let size = doc.bytes.len() as u64;
         let mut session = self.session().await?;
-        self.query(
-            "WITH d AS (INSERT INTO documents (id, client_id, media_type, filename, size, sha256, signers, created_at) \
-                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)) \
-             INSERT INTO document_contents (document_id, content) VALUES ($1, $9)",
-        )
-        .bind(doc.id.as_str())
-        .bind(document.owner.as_str())
-        .bind(&doc.media_type)
-        .bind(doc.filename.as_deref())
-        .bind(i64::try_from(size).unwrap_or(i64::MAX))
-        .bind(&doc.sha256)
-        .bind(document.signers.as_ref().map(sqlx::types::Json))
-        .bind(document.created_at)
-        .bind(&doc.bytes)
-        .execute(&mut *session)
-        .await
-        .map_err(map_error)?;
+        let insert = concat!(
+            "WITH d AS (",
+            insert_document!(),
+            ") INSERT INTO document_contents (document_id, content) VALUES ($1, $9)"
+        );
+        bind_document(self.query(insert), doc, document.owner.as_str(), document.signers.as_ref(), document.created_at)
+            .bind(&doc.bytes)
+            .execute(&mut *session)
+            .await
+            .map_err(map_error)?;
         session.end().await?;
-        Ok(StoredDocument {
-            id: doc.id.clone(),
-            media_type: doc.media_type.clone(),
-            size,
-            sha256: doc.sha256.clone(),
-            signers: document.signers.clone(),
-            created_at: document.created_at,
-        })
+        Ok(stored::created_document(document))
     }
 
     #[tracing::instrument(skip_all, fields(document_id = %id))]
     async fn find_document(&self, id: &DocumentId, caller: &Caller) -> Result<Option<StoredDocument>, RepositoryError> {
         let mut session = self.session().await?;
-        let row = self
-            .query(
-                "SELECT media_type, size, sha256, signers, created_at FROM documents \
-             WHERE id = $1 AND (client_id = $2 OR $3)",
-            )
-            .bind(id.as_str())
-            .bind(caller.client_id.as_str())
-            .bind(caller.trusted)
+        let row = bind_visible(self.query(queries::FIND_DOCUMENT), id.as_str(), caller)
             .fetch_optional(&mut *session)
             .await
             .map_err(map_error)?;
         session.end().await?;
-        row.map(|r| {
-            Ok(StoredDocument {
-                id: id.clone(),
-                media_type: r.decoded("media_type")?,
-                size: u64::try_from(r.decoded::<i64>("size")?).map_err(|_| corrupt("document size"))?,
-                sha256: r.decoded("sha256")?,
-                signers: r.decoded::<Option<sqlx::types::Json<serde_json::Value>>>("signers")?.map(|j| j.0),
-                created_at: r.decoded("created_at")?,
-            })
-        })
-        .transpose()
+        row.map(|r| stored::stored_document(id, &r)).transpose()
     }
 
     #[tracing::instrument(skip_all, fields(document_id = %id))]
@@ -1092,32 +943,8 @@ impl Statements {
         id: &DocumentId,
         caller: &Caller,
     ) -> Result<DeleteDocumentOutcome, RepositoryError> {
-        let mut tx = self.begin().await?;
-        let row = self
-            .query(
-                "SELECT EXISTS (SELECT 1 FROM process_documents pd WHERE pd.document_id = d.id) AS in_use \
-             FROM documents d WHERE d.id = $1 AND (d.client_id = $2 OR $3) FOR UPDATE OF d",
-            )
-            .bind(id.as_str())
-            .bind(caller.client_id.as_str())
-            .bind(caller.trusted)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_error)?;
-        let Some(row) = row else {
-            return Ok(DeleteDocumentOutcome::NotFound);
-        };
-        if row.decoded::<bool>("in_use")? {
-            return Ok(DeleteDocumentOutcome::InUse);
-        }
-        // A process that took the document after this statement's snapshot (a concurrent O1
-        // that committed while we waited for the row lock) is caught by the foreign key.
-        match self.query("DELETE FROM documents WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await {
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => return Ok(DeleteDocumentOutcome::InUse),
-            other => other.map_err(map_error)?,
-        };
-        tx.commit().await.map_err(map_error)?;
-        Ok(DeleteDocumentOutcome::Deleted)
+        let tx = self.begin().await?;
+        queries::delete_document(self, tx, document_in_use!(" FOR UPDATE OF d"), id, caller).await
     }
 
     #[tracing::instrument(skip_all, fields(document_id = %id))]
@@ -1127,60 +954,27 @@ impl Statements {
         caller: &Caller,
     ) -> Result<Option<DocumentContent>, RepositoryError> {
         let mut session = self.session().await?;
-        let row = self
-            .query(
-                "SELECT d.media_type, c.content FROM documents d JOIN document_contents c ON c.document_id = d.id \
-             WHERE d.id = $1 AND (d.client_id = $2 OR $3)",
-            )
-            .bind(id.as_str())
-            .bind(caller.client_id.as_str())
-            .bind(caller.trusted)
+        let row = bind_visible(self.query(queries::DOCUMENT_CONTENT), id.as_str(), caller)
             .fetch_optional(&mut *session)
             .await
             .map_err(map_error)?;
         session.end().await?;
-        row.map(|r| Ok(DocumentContent { media_type: r.decoded("media_type")?, bytes: r.decoded("content")? }))
-            .transpose()
+        row.map(|r| stored::document_content(&r)).transpose()
     }
 
     #[tracing::instrument(skip_all, fields(process_id = %id))]
     async fn events(&self, id: &ProcessId, caller: &Caller) -> Result<Option<Vec<AuditEvent>>, RepositoryError> {
         let mut session = self.session().await?;
-        let owned: Option<i32> = self
-            .query_scalar("SELECT 1 FROM signer_processes WHERE id = $1 AND (client_id = $2 OR $3)")
-            .bind(id.as_str())
-            .bind(caller.client_id.as_str())
-            .bind(caller.trusted)
+        let visible = bind_visible(self.query(queries::PROCESS_VISIBLE), id.as_str(), caller)
             .fetch_optional(&mut *session)
             .await
             .map_err(map_error)?;
-        if owned.is_none() {
+        if visible.is_none() {
             return Ok(None);
         }
-        let rows = self
-            .query(
-                "SELECT kind, at, actor, request_id, document_id, old_status, new_status \
-             FROM process_events WHERE process_id = $1 ORDER BY id",
-            )
-            .bind(id.as_str())
-            .fetch_all(&mut *session)
-            .await
-            .map_err(map_error)?;
+        let rows = self.query(queries::EVENTS).bind(id.as_str()).fetch_all(&mut *session).await.map_err(map_error)?;
         session.end().await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(AuditEvent {
-                    kind: EventKind::parse(r.decoded("kind")?).ok_or_else(|| corrupt("event kind"))?,
-                    at: r.decoded("at")?,
-                    actor: r.decoded("actor")?,
-                    request_id: r.decoded("request_id")?,
-                    document_id: r.decoded::<Option<&str>>("document_id")?.map(document_id).transpose()?,
-                    old_status: r.decoded("old_status")?,
-                    new_status: r.decoded("new_status")?,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+        rows.iter().map(stored::audit_event).collect::<Result<Vec<_>, _>>().map(Some)
     }
 
     async fn ping(&self) -> Result<(), RepositoryError> {

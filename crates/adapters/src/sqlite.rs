@@ -15,17 +15,21 @@ use esignsp_domain::ports::{
     WriteOutcome,
 };
 use esignsp_domain::process::{
-    DocumentContent, NewDocument, NewSignerProcess, NewStandaloneDocument, ProcessDocument, ProcessDocumentSource,
-    ProcessRequest, ProcessType, SignerProcess, StoredDocument,
+    DocumentContent, NewDocument, NewSignerProcess, NewStandaloneDocument, ProcessDocumentSource, SignerProcess,
+    StoredDocument,
 };
-use esignsp_domain::rules::{DocumentState, ProcessSnapshot, Version};
-use esignsp_domain::{Caller, ClientId, DocumentId, ProcessId, TaskId};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use esignsp_domain::rules::{DocumentState, ProcessSnapshot};
+use esignsp_domain::{Caller, DocumentId, ProcessId};
+use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
 use time::OffsetDateTime;
 
 use crate::postgres::PoolSettings;
-use crate::stored::{corrupt, document_id, stored_document_result, stored_process_result, StoredTransition};
+use crate::queries::{
+    self, bind_document, bind_process, bind_visible, document_in_use, insert_document, insert_event, own_document,
+    visible_to_caller, Event, Store,
+};
+use crate::stored::{self, document_id, stored_document_result, StoredRow, StoredTime, StoredTransition};
 
 /// The schema migrations of `migrations-sqlite/`, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations-sqlite");
@@ -195,15 +199,13 @@ pub fn map_error(error: sqlx::Error) -> RepositoryError {
     }
 }
 
-fn micros(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+/// The current time as SQLite stores it (see [`StoredTime`]): microseconds since the Unix
+/// epoch.
+macro_rules! now_micros {
+    () => {
+        "CAST(unixepoch('subsec') * 1000000 AS INTEGER)"
+    };
 }
-
-fn from_micros(us: i64) -> Result<OffsetDateTime, RepositoryError> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).map_err(|_| corrupt("timestamp"))
-}
-
-const NOW_MICROS: &str = "CAST(unixepoch('subsec') * 1000000 AS INTEGER)";
 
 /// The SQLite repository.
 #[derive(Debug, Clone)]
@@ -253,64 +255,52 @@ impl SqliteRepository {
     }
 }
 
-async fn insert_event(
-    tx: &mut Transaction<'_, Sqlite>,
-    process: &str,
-    kind: EventKind,
-    audit: &AuditContext,
-    document: Option<&str>,
-    old_status: Option<&str>,
-    new_status: Option<&str>,
-) -> Result<(), RepositoryError> {
-    sqlx::query(&format!(
-        "INSERT INTO process_events (process_id, kind, at, actor, request_id, document_id, old_status, new_status) \
-         VALUES (?, ?, {NOW_MICROS}, ?, ?, ?, ?, ?)"
-    ))
-    .bind(process)
-    .bind(kind.as_str())
-    .bind(audit.actor.as_str())
-    .bind(&audit.request_id)
-    .bind(document)
-    .bind(old_status)
-    .bind(new_status)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_error)?;
+impl Store for SqliteRepository {
+    type Database = Sqlite;
+
+    fn query<'q>(&self, sql: &'q str) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
+        sqlx::query(sql)
+    }
+
+    fn map_error(error: sqlx::Error) -> RepositoryError {
+        map_error(error)
+    }
+}
+
+async fn insert_event(tx: &mut Transaction<'_, Sqlite>, event: Event<'_>) -> Result<(), RepositoryError> {
+    queries::bind_event(sqlx::query(insert_event!(now_micros!())), event)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_error)?;
     Ok(())
 }
 
 /// Loads a versioned snapshot in one statement (a consistent read without a lock). `None`
 /// for an unknown or foreign process.
 async fn load(pool: &SqlitePool, id: &ProcessId, caller: &Caller) -> Result<Option<ProcessSnapshot>, RepositoryError> {
-    let rows = sqlx::query(
+    const LOAD: &str = concat!(
         "SELECT p.result_status, p.result_message, p.expires_at, p.version, \
                 pd.document_id, pd.result_status AS document_status, pd.result_message AS document_message \
          FROM signer_processes p LEFT JOIN process_documents pd ON pd.process_id = p.id \
-         WHERE p.id = ? AND (p.client_id = ? OR ?) ORDER BY pd.position",
-    )
-    .bind(id.as_str())
-    .bind(caller.client_id.as_str())
-    .bind(caller.trusted)
-    .fetch_all(pool)
-    .await
-    .map_err(map_error)?;
+         WHERE p.id = $1 AND ",
+        visible_to_caller!("p"),
+        " ORDER BY pd.position"
+    );
+    let rows = bind_visible(sqlx::query(LOAD), id.as_str(), caller).fetch_all(pool).await.map_err(map_error)?;
     let Some(first) = rows.first() else { return Ok(None) };
-    let documents = rows
-        .iter()
-        .filter_map(|r| r.get::<Option<&str>, _>("document_id").map(|id| (id, r)))
-        .map(|(id, r)| {
-            Ok(DocumentState {
-                id: document_id(id)?,
-                result: stored_document_result(r.get("document_status"), r.get("document_message"))?,
-            })
-        })
-        .collect::<Result<Vec<_>, RepositoryError>>()?;
-    Ok(Some(ProcessSnapshot {
-        version: Version(first.get("version")),
-        result: stored_process_result(first.get("result_status"), first.get("result_message"))?,
-        documents,
-        expires_at: from_micros(first.get("expires_at"))?,
-    }))
+    let mut documents = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(id) = row.optional_text("document_id")? {
+            documents.push(DocumentState {
+                id: document_id(&id)?,
+                result: stored_document_result(
+                    row.optional_text("document_status")?,
+                    row.optional_text("document_message")?,
+                )?,
+            });
+        }
+    }
+    stored::snapshot(first, documents).map(Some)
 }
 
 /// Writes a transition in one `BEGIN IMMEDIATE` transaction, only while the process's
@@ -320,14 +310,14 @@ async fn write(repository: &SqliteRepository, transition: &Transition) -> Result
     let id = transition.process.as_str();
     let mut tx = repository.write().await?;
     let advanced = match result {
-        Some((status, message)) => sqlx::query(
-            "UPDATE signer_processes SET result_status = ?, result_message = ?, \
-             result_at = CAST(unixepoch('subsec') * 1000000 AS INTEGER), version = version + 1 \
-             WHERE id = ? AND version = ?",
-        )
+        Some((status, message)) => sqlx::query(concat!(
+            "UPDATE signer_processes SET result_status = $1, result_message = $2, result_at = ",
+            now_micros!(),
+            ", version = version + 1 WHERE id = $3 AND version = $4"
+        ))
         .bind(status)
         .bind(message),
-        None => sqlx::query("UPDATE signer_processes SET version = version + 1 WHERE id = ? AND version = ?"),
+        None => sqlx::query("UPDATE signer_processes SET version = version + 1 WHERE id = $1 AND version = $2"),
     }
     .bind(id)
     .bind(transition.expected.0)
@@ -339,8 +329,8 @@ async fn write(repository: &SqliteRepository, transition: &Transition) -> Result
     }
     for ((document, status), message) in documents.ids.iter().zip(&documents.statuses).zip(&documents.messages) {
         sqlx::query(
-            "UPDATE process_documents SET result_status = ?, result_message = ? \
-             WHERE process_id = ? AND document_id = ? AND result_status IS NULL",
+            "UPDATE process_documents SET result_status = $1, result_message = $2 \
+             WHERE process_id = $3 AND document_id = $4 AND result_status IS NULL",
         )
         .bind(status)
         .bind(message)
@@ -350,9 +340,16 @@ async fn write(repository: &SqliteRepository, transition: &Transition) -> Result
         .await
         .map_err(map_error)?;
     }
-    let kind = EventKind::parse(event.kind).unwrap_or(EventKind::Result);
-    let audit = AuditContext { actor: transition.event.actor.clone(), request_id: event.request_id.to_owned() };
-    insert_event(&mut tx, id, kind, &audit, event.document_id, None, Some(event.new_status)).await?;
+    let event = Event {
+        process: id,
+        kind: transition.event.kind,
+        actor: event.actor,
+        request_id: event.request_id,
+        document: event.document_id,
+        old_status: None,
+        new_status: Some(event.new_status),
+    };
+    insert_event(&mut tx, event).await?;
     tx.commit().await.map_err(map_error)?;
     Ok(WriteOutcome::Written)
 }
@@ -376,41 +373,25 @@ impl TransitionStore for SqliteTransitions<'_> {
     }
 }
 
-/// Stores a document row and, apart, its bytes; returns its size in bytes.
+/// Stores a document row and, apart, its bytes.
 async fn insert_document(
     tx: &mut Transaction<'_, Sqlite>,
     doc: &NewDocument,
     owner: &str,
-    signers: Option<String>,
+    signers: Option<&serde_json::Value>,
     created_at: OffsetDateTime,
-) -> Result<u64, RepositoryError> {
-    let size = doc.bytes.len() as u64;
-    sqlx::query(
-        "INSERT INTO documents (id, client_id, media_type, filename, size, sha256, signers, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(doc.id.as_str())
-    .bind(owner)
-    .bind(&doc.media_type)
-    .bind(doc.filename.as_deref())
-    .bind(i64::try_from(size).unwrap_or(i64::MAX))
-    .bind(&doc.sha256)
-    .bind(signers)
-    .bind(micros(created_at))
-    .execute(&mut **tx)
-    .await
-    .map_err(map_error)?;
-    sqlx::query("INSERT INTO document_contents (document_id, content) VALUES (?, ?)")
+) -> Result<(), RepositoryError> {
+    bind_document(sqlx::query(insert_document!()), doc, owner, signers, created_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_error)?;
+    sqlx::query("INSERT INTO document_contents (document_id, content) VALUES ($1, $2)")
         .bind(doc.id.as_str())
         .bind(&doc.bytes)
         .execute(&mut **tx)
         .await
         .map_err(map_error)?;
-    Ok(size)
-}
-
-fn json_text(value: &impl serde::Serialize) -> Result<String, RepositoryError> {
-    serde_json::to_string(value).map_err(|e| RepositoryError::Unexpected(e.into()))
+    Ok(())
 }
 
 #[async_trait]
@@ -418,51 +399,26 @@ impl SignerProcessRepository for SqliteRepository {
     #[tracing::instrument(skip_all, fields(process_id = %process.id))]
     async fn create(&self, process: NewSignerProcess, audit: &AuditContext) -> Result<SignerProcess, CreateError> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO signer_processes (id, client_id, task_id, process_type, request, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(process.id.as_str())
-        .bind(process.owner.as_str())
-        .bind(process.task_id.as_str())
-        .bind(process.request.process_type().as_str())
-        .bind(json_text(process.request.members())?)
-        .bind(micros(process.created_at))
-        .bind(micros(process.expires_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_error)?;
+        bind_process(sqlx::query(queries::INSERT_PROCESS), &process).execute(&mut *tx).await.map_err(map_error)?;
         let mut documents = Vec::with_capacity(process.documents.len());
-        let mut seen = std::collections::HashSet::new();
-        for (position, source) in process.documents.into_iter().enumerate() {
-            let position = i64::try_from(position).unwrap_or(i64::MAX);
+        for placed in stored::placed_documents(&process) {
+            let (position, source) = placed?;
             let document = match source {
                 ProcessDocumentSource::Upload(doc) => {
-                    let size = insert_document(&mut tx, &doc, process.owner.as_str(), None, process.created_at).await?;
-                    ProcessDocument { id: doc.id, media_type: doc.media_type, size, sha256: doc.sha256, result: None }
+                    insert_document(&mut tx, doc, process.owner.as_str(), None, process.created_at).await?;
+                    stored::uploaded_document(doc)
                 }
                 ProcessDocumentSource::Existing(id) => {
-                    if !seen.insert(id.clone()) {
-                        return Err(CreateError::DuplicateDocument(id));
-                    }
-                    let row =
-                        sqlx::query("SELECT media_type, size, sha256 FROM documents WHERE id = ? AND client_id = ?")
-                            .bind(id.as_str())
-                            .bind(process.owner.as_str())
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(map_error)?
-                            .ok_or_else(|| CreateError::UnknownDocument(id.clone()))?;
-                    ProcessDocument {
-                        id,
-                        media_type: row.get("media_type"),
-                        size: u64::try_from(row.get::<i64, _>("size")).map_err(|_| corrupt("document size"))?,
-                        sha256: row.get("sha256"),
-                        result: None,
-                    }
+                    let row = sqlx::query(own_document!(""))
+                        .bind(id.as_str())
+                        .bind(process.owner.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_error)?;
+                    stored::taken_document(id, row.as_ref())?
                 }
             };
-            sqlx::query("INSERT INTO process_documents (process_id, position, document_id) VALUES (?, ?, ?)")
+            sqlx::query(queries::INSERT_PROCESS_DOCUMENT)
                 .bind(process.id.as_str())
                 .bind(position)
                 .bind(document.id.as_str())
@@ -471,108 +427,55 @@ impl SignerProcessRepository for SqliteRepository {
                 .map_err(map_error)?;
             documents.push(document);
         }
-        insert_event(&mut tx, process.id.as_str(), EventKind::Created, audit, None, None, None).await?;
+        insert_event(&mut tx, Event::of(process.id.as_str(), EventKind::Created, audit)).await?;
         tx.commit().await.map_err(map_error)?;
-        Ok(SignerProcess {
-            id: process.id,
-            task_id: process.task_id,
-            owner: process.owner,
-            request: process.request,
-            documents,
-            result: None,
-            created_at: process.created_at,
-            expires_at: process.expires_at,
-        })
+        Ok(stored::created_process(&process, documents))
     }
 
     #[tracing::instrument(skip_all, fields(process_id = %id))]
     async fn find(&self, id: &ProcessId, caller: &Caller) -> Result<Option<SignerProcess>, RepositoryError> {
-        let Some(row) = sqlx::query(
-            "SELECT client_id, task_id, process_type, request, result_status, result_message, created_at, expires_at \
-             FROM signer_processes WHERE id = ? AND (client_id = ? OR ?)",
-        )
-        .bind(id.as_str())
-        .bind(caller.client_id.as_str())
-        .bind(caller.trusted)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_error)?
+        let Some(row) = bind_visible(sqlx::query(queries::FIND_PROCESS), id.as_str(), caller)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?
         else {
             return Ok(None);
         };
-        let documents = sqlx::query(
-            "SELECT pd.document_id, d.media_type, d.size, d.sha256, pd.result_status, pd.result_message \
-             FROM process_documents pd JOIN documents d ON d.id = pd.document_id \
-             WHERE pd.process_id = ? ORDER BY pd.position",
-        )
-        .bind(id.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_error)?
-        .into_iter()
-        .map(|r| {
-            Ok(ProcessDocument {
-                id: document_id(r.get("document_id"))?,
-                media_type: r.get("media_type"),
-                size: u64::try_from(r.get::<i64, _>("size")).map_err(|_| corrupt("document size"))?,
-                sha256: r.get("sha256"),
-                result: stored_document_result(r.get("result_status"), r.get("result_message"))?,
-            })
-        })
-        .collect::<Result<Vec<_>, RepositoryError>>()?;
-        let members: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(row.get("request")).map_err(|_| corrupt("process request"))?;
-        Ok(Some(SignerProcess {
-            id: id.clone(),
-            task_id: TaskId::parse(row.get("task_id")).map_err(|_| corrupt("task id"))?,
-            owner: ClientId::parse(row.get("client_id")).map_err(|_| corrupt("client id"))?,
-            request: ProcessRequest::from_stored(
-                ProcessType::parse(row.get("process_type")).map_err(|_| corrupt("process type"))?,
-                members,
-            ),
-            documents,
-            result: stored_process_result(row.get("result_status"), row.get("result_message"))?,
-            created_at: from_micros(row.get("created_at"))?,
-            expires_at: from_micros(row.get("expires_at"))?,
-        }))
+        let documents =
+            sqlx::query(queries::PROCESS_DOCUMENTS).bind(id.as_str()).fetch_all(&self.pool).await.map_err(map_error)?;
+        stored::signer_process(id, &row, &documents).map(Some)
     }
 
     #[tracing::instrument(skip_all, fields(process_id = %id))]
     async fn delete(&self, id: &ProcessId, caller: &Caller, audit: &AuditContext) -> Result<bool, RepositoryError> {
         let mut tx = self.write().await?;
-        let Some(old_status) = sqlx::query_scalar::<_, Option<String>>(
-            "SELECT result_status FROM signer_processes WHERE id = ? AND (client_id = ? OR ?)",
-        )
-        .bind(id.as_str())
-        .bind(caller.client_id.as_str())
-        .bind(caller.trusted)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_error)?
+        let status = concat!("SELECT result_status FROM signer_processes WHERE id = $1 AND ", visible_to_caller!());
+        let Some(row) =
+            bind_visible(sqlx::query(status), id.as_str(), caller).fetch_optional(&mut *tx).await.map_err(map_error)?
         else {
             return Ok(false);
         };
-        let doc_ids: Vec<String> = sqlx::query_scalar("SELECT document_id FROM process_documents WHERE process_id = ?")
-            .bind(id.as_str())
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_error)?;
-        sqlx::query("DELETE FROM signer_processes WHERE id = ?")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_error)?;
+        let old_status = row.optional_text("result_status")?;
+        let doc_ids: Vec<String> =
+            sqlx::query_scalar("SELECT document_id FROM process_documents WHERE process_id = $1")
+                .bind(id.as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        sqlx::query(queries::DELETE_PROCESS).bind(id.as_str()).execute(&mut *tx).await.map_err(map_error)?;
+        // Its documents go with it, unless another process still uses them.
         for doc in doc_ids {
             sqlx::query(
-                "DELETE FROM documents WHERE id = ? AND NOT EXISTS (SELECT 1 FROM process_documents WHERE document_id = ?)",
+                "DELETE FROM documents WHERE id = $1 \
+                 AND NOT EXISTS (SELECT 1 FROM process_documents WHERE document_id = $1)",
             )
-            .bind(&doc)
             .bind(&doc)
             .execute(&mut *tx)
             .await
             .map_err(map_error)?;
         }
-        insert_event(&mut tx, id.as_str(), EventKind::Deleted, audit, None, old_status.as_deref(), None).await?;
+        let event = Event { old_status: old_status.as_deref(), ..Event::of(id.as_str(), EventKind::Deleted, audit) };
+        insert_event(&mut tx, event).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(true)
     }
@@ -583,59 +486,31 @@ impl SignerProcessRepository for SqliteRepository {
 
     #[tracing::instrument(skip_all)]
     async fn due_expiries(&self, at: OffsetDateTime, limit: u32) -> Result<Vec<ProcessId>, RepositoryError> {
-        let due: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM signer_processes WHERE result_status IS NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?",
-        )
-        .bind(micros(at))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_error)?;
-        due.iter().map(|id| ProcessId::parse(id).map_err(|_| corrupt("process id"))).collect()
+        let due: Vec<String> = sqlx::query_scalar(queries::DUE_EXPIRIES)
+            .bind(StoredTime(at))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)?;
+        stored::process_ids(&due)
     }
 
     #[tracing::instrument(skip_all, fields(document_id = %document.document.id))]
     async fn create_document(&self, document: NewStandaloneDocument) -> Result<StoredDocument, RepositoryError> {
-        let doc = document.document;
-        let signers = document.signers.as_ref().map(json_text).transpose()?;
         let mut tx = self.write().await?;
-        let size = insert_document(&mut tx, &doc, document.owner.as_str(), signers, document.created_at).await?;
+        let (doc, owner) = (&document.document, document.owner.as_str());
+        insert_document(&mut tx, doc, owner, document.signers.as_ref(), document.created_at).await?;
         tx.commit().await.map_err(map_error)?;
-        Ok(StoredDocument {
-            id: doc.id,
-            media_type: doc.media_type,
-            size,
-            sha256: doc.sha256,
-            signers: document.signers,
-            created_at: document.created_at,
-        })
+        Ok(stored::created_document(&document))
     }
 
     #[tracing::instrument(skip_all, fields(document_id = %id))]
     async fn find_document(&self, id: &DocumentId, caller: &Caller) -> Result<Option<StoredDocument>, RepositoryError> {
-        let row = sqlx::query(
-            "SELECT media_type, size, sha256, signers, created_at FROM documents WHERE id = ? AND (client_id = ? OR ?)",
-        )
-        .bind(id.as_str())
-        .bind(caller.client_id.as_str())
-        .bind(caller.trusted)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_error)?;
-        row.map(|r| {
-            Ok(StoredDocument {
-                id: id.clone(),
-                media_type: r.get("media_type"),
-                size: u64::try_from(r.get::<i64, _>("size")).map_err(|_| corrupt("document size"))?,
-                sha256: r.get("sha256"),
-                signers: r
-                    .get::<Option<String>, _>("signers")
-                    .map(|s| serde_json::from_str(&s).map_err(|_| corrupt("signers")))
-                    .transpose()?,
-                created_at: from_micros(r.get("created_at"))?,
-            })
-        })
-        .transpose()
+        let row = bind_visible(sqlx::query(queries::FIND_DOCUMENT), id.as_str(), caller)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        row.map(|r| stored::stored_document(id, &r)).transpose()
     }
 
     #[tracing::instrument(skip_all, fields(document_id = %id))]
@@ -644,31 +519,8 @@ impl SignerProcessRepository for SqliteRepository {
         id: &DocumentId,
         caller: &Caller,
     ) -> Result<DeleteDocumentOutcome, RepositoryError> {
-        let mut tx = self.write().await?;
-        let in_use: Option<bool> = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM process_documents pd WHERE pd.document_id = d.id) \
-             FROM documents d WHERE d.id = ? AND (d.client_id = ? OR ?)",
-        )
-        .bind(id.as_str())
-        .bind(caller.client_id.as_str())
-        .bind(caller.trusted)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_error)?;
-        match in_use {
-            None => Ok(DeleteDocumentOutcome::NotFound),
-            Some(true) => Ok(DeleteDocumentOutcome::InUse),
-            Some(false) => {
-                match sqlx::query("DELETE FROM documents WHERE id = ?").bind(id.as_str()).execute(&mut *tx).await {
-                    Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-                        return Ok(DeleteDocumentOutcome::InUse);
-                    }
-                    other => other.map_err(map_error)?,
-                };
-                tx.commit().await.map_err(map_error)?;
-                Ok(DeleteDocumentOutcome::Deleted)
-            }
-        }
+        let tx = self.write().await?;
+        queries::delete_document(self, tx, document_in_use!(""), id, caller).await
     }
 
     #[tracing::instrument(skip_all, fields(document_id = %id))]
@@ -677,54 +529,24 @@ impl SignerProcessRepository for SqliteRepository {
         id: &DocumentId,
         caller: &Caller,
     ) -> Result<Option<DocumentContent>, RepositoryError> {
-        let row = sqlx::query(
-            "SELECT d.media_type, c.content FROM documents d JOIN document_contents c ON c.document_id = d.id \
-             WHERE d.id = ? AND (d.client_id = ? OR ?)",
-        )
-        .bind(id.as_str())
-        .bind(caller.client_id.as_str())
-        .bind(caller.trusted)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_error)?;
-        Ok(row.map(|r| DocumentContent { media_type: r.get("media_type"), bytes: r.get("content") }))
+        let row = bind_visible(sqlx::query(queries::DOCUMENT_CONTENT), id.as_str(), caller)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        row.map(|r| stored::document_content(&r)).transpose()
     }
 
     #[tracing::instrument(skip_all, fields(process_id = %id))]
     async fn events(&self, id: &ProcessId, caller: &Caller) -> Result<Option<Vec<AuditEvent>>, RepositoryError> {
-        let owned: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM signer_processes WHERE id = ? AND (client_id = ? OR ?)")
-                .bind(id.as_str())
-                .bind(caller.client_id.as_str())
-                .bind(caller.trusted)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(map_error)?;
-        if owned.is_none() {
+        let visible = bind_visible(sqlx::query(queries::PROCESS_VISIBLE), id.as_str(), caller)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_error)?;
+        if visible.is_none() {
             return Ok(None);
         }
-        let rows = sqlx::query(
-            "SELECT kind, at, actor, request_id, document_id, old_status, new_status \
-             FROM process_events WHERE process_id = ? ORDER BY id",
-        )
-        .bind(id.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_error)?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(AuditEvent {
-                    kind: EventKind::parse(r.get("kind")).ok_or_else(|| corrupt("event kind"))?,
-                    at: from_micros(r.get("at"))?,
-                    actor: r.get("actor"),
-                    request_id: r.get("request_id"),
-                    document_id: r.get::<Option<&str>, _>("document_id").map(document_id).transpose()?,
-                    old_status: r.get("old_status"),
-                    new_status: r.get("new_status"),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+        let rows = sqlx::query(queries::EVENTS).bind(id.as_str()).fetch_all(&self.pool).await.map_err(map_error)?;
+        rows.iter().map(stored::audit_event).collect::<Result<Vec<_>, _>>().map(Some)
     }
 
     async fn ping(&self) -> Result<(), RepositoryError> {
