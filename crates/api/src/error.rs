@@ -335,18 +335,9 @@ pub enum ApiError {
     /// 405 with the `Allow` header.
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
-    /// 415 with a detail naming what is accepted.
-    #[error("unsupported media type")]
-    UnsupportedMediaType(&'static str),
-    /// 413: part of the body exceeds its limit (bytes after content decoding).
-    #[error("payload too large")]
-    PayloadTooLarge(Oversized, usize),
-    /// 408: the client took longer than `server.body_timeout_seconds` to send its body.
-    #[error("request timeout")]
-    RequestTimeout,
-    /// 400 `invalid-body`: syntax or schema.
-    #[error("invalid body: {0}")]
-    InvalidBody(String),
+    /// 415, 413, 408 or 400 `invalid-body`: the request body.
+    #[error(transparent)]
+    Body(#[from] BodyError),
     /// 400/401/403 from bearer token handling (RFC 6750).
     #[error("authorization failed")]
     Bearer(BearerRejection),
@@ -387,10 +378,10 @@ impl ApiError {
             Self::ResultNotEstablished => ProblemKind::ResultNotEstablished,
             Self::DocumentInUse => ProblemKind::DocumentInUse,
             Self::MethodNotAllowed(_) => ProblemKind::MethodNotAllowed,
-            Self::UnsupportedMediaType(_) => ProblemKind::UnsupportedMediaType,
-            Self::PayloadTooLarge(..) => ProblemKind::PayloadTooLarge,
-            Self::RequestTimeout => ProblemKind::RequestTimeout,
-            Self::InvalidBody(_) => ProblemKind::InvalidBody,
+            Self::Body(BodyError::UnsupportedMediaType(_)) => ProblemKind::UnsupportedMediaType,
+            Self::Body(BodyError::TooLarge(..)) => ProblemKind::PayloadTooLarge,
+            Self::Body(BodyError::Timeout) => ProblemKind::RequestTimeout,
+            Self::Body(BodyError::Invalid(_)) => ProblemKind::InvalidBody,
             Self::Bearer(rejection) => rejection.kind(),
             Self::Conflict(violation) => violation.kind.into(),
             Self::Unavailable(_) | Self::NotReady(_) => ProblemKind::ServiceUnavailable,
@@ -411,10 +402,10 @@ impl ApiError {
                 "A signature process holds this document; it keeps it until the process is deleted".to_owned()
             }
             Self::MethodNotAllowed(allow) => format!("This resource allows {allow}"),
-            Self::UnsupportedMediaType(expected) => format!("The request body must be {expected}"),
-            Self::PayloadTooLarge(what, limit) => oversized_detail(*what, *limit),
-            Self::InvalidBody(detail) => detail.clone(),
-            Self::RequestTimeout => "The request body was not received in time".to_owned(),
+            Self::Body(BodyError::UnsupportedMediaType(expected)) => format!("The request body must be {expected}"),
+            Self::Body(BodyError::TooLarge(what, limit)) => oversized_detail(*what, *limit),
+            Self::Body(BodyError::Invalid(InvalidBody(detail))) => detail.clone(),
+            Self::Body(BodyError::Timeout) => "The request body was not received in time".to_owned(),
             Self::Bearer(rejection) => rejection.description().to_owned(),
             Self::Conflict(violation) => violation.detail.clone(),
             Self::Unavailable(_) => "The service is temporarily unavailable".to_owned(),
@@ -505,27 +496,16 @@ impl From<EstablishResultError> for ApiError {
 impl From<CreateProcessError> for ApiError {
     fn from(e: CreateProcessError) -> Self {
         match e {
-            CreateProcessError::NoDocument => Self::InvalidBody("a process needs at least one document".to_owned()),
+            CreateProcessError::NoDocument => InvalidBody::new("a process needs at least one document").into(),
             CreateProcessError::Store(CreateError::Repository(r)) => r.into(),
-            CreateProcessError::Store(e) => Self::InvalidBody(e.to_string()),
+            CreateProcessError::Store(e) => InvalidBody::new(e.to_string()).into(),
         }
     }
 }
 
 impl From<InvalidBody> for ApiError {
     fn from(e: InvalidBody) -> Self {
-        Self::InvalidBody(e.0)
-    }
-}
-
-impl From<BodyError> for ApiError {
-    fn from(e: BodyError) -> Self {
-        match e {
-            BodyError::UnsupportedMediaType(expected) => Self::UnsupportedMediaType(expected),
-            BodyError::TooLarge(what, limit) => Self::PayloadTooLarge(what, limit),
-            BodyError::Timeout => Self::RequestTimeout,
-            BodyError::Invalid(invalid) => invalid.into(),
-        }
+        Self::Body(BodyError::Invalid(e))
     }
 }
 
@@ -552,7 +532,7 @@ impl ResponseError for ApiError {
         response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
         match self {
             // The rest of the body may still arrive: do not read it as a next request.
-            Self::RequestTimeout => {
+            Self::Body(BodyError::Timeout) => {
                 response.insert_header((header::CONNECTION, "close"));
             }
             Self::MethodNotAllowed(allow) => {
