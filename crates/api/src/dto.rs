@@ -72,11 +72,14 @@ impl Urls {
 /// `status` of a process result (eSignSP `SignerProcessResultUpdate`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-#[allow(missing_docs)] // the wire values; see the module documentation
 pub enum ProcessResultStatus {
+    /// `finished`: all the documents were signed.
     Finished,
+    /// `failed`: no document was signed, owing to an error.
     Failed,
+    /// `failed_documents`: some documents were signed, not all.
     FailedDocuments,
+    /// `canceled`: no document was signed because the process was canceled.
     Canceled,
 }
 
@@ -105,10 +108,12 @@ impl From<result::DocumentResultStatus> for ProcessResultStatus {
 /// `status` of a document result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-#[allow(missing_docs)] // the wire values; see the module documentation
 pub enum DocumentResultStatus {
+    /// `finished`: the document was signed.
     Finished,
+    /// `failed`: the document was not signed, owing to an error.
     Failed,
+    /// `canceled`: the document was not signed because signing was canceled.
     Canceled,
 }
 
@@ -418,10 +423,11 @@ pub struct Health {
 
 /// `process_type` of a process (SPEC §3.1).
 #[derive(Serialize, ToSchema)]
-#[allow(missing_docs)] // see the module documentation
 pub enum ProcessType {
+    /// `urn:safelayer:eidas:processes:document:sign:esigp`.
     #[serde(rename = "urn:safelayer:eidas:processes:document:sign:esigp")]
     Esigp,
+    /// `urn:safelayer:eidas:processes:document:sign`.
     #[serde(rename = "urn:safelayer:eidas:processes:document:sign")]
     Sign,
 }
