@@ -281,18 +281,18 @@ impl BearerRejection {
 
 /// What `/readyz` found missing (503, saying which).
 #[derive(Debug, thiserror::Error)]
+#[error("{}", self.what())]
 pub enum NotReady {
     /// The token verifier has no keys yet.
-    #[error("the verification keys are not loaded")]
     VerificationKeys,
     /// The database does not answer, or cannot take writes.
-    #[error("the database cannot serve")]
     Database(#[source] RepositoryError),
 }
 
 impl NotReady {
     /// The fixed text of the problem's `detail`, after `Not ready: `.
-    const fn what(&self) -> &'static str {
+    #[must_use]
+    pub const fn what(&self) -> &'static str {
         match self {
             Self::VerificationKeys => "the verification keys are not loaded",
             Self::Database(RepositoryError::ReadOnly(_)) => "the database is read-only",
