@@ -1,24 +1,28 @@
 //! Bearer-token authorization as an extractor (RFC 6750 §2.1 and §3, SPEC §6).
 //!
 //! [`Authenticated`] reads exactly one `Authorization: Bearer <b64token>` header, refuses a
-//! token in the query string, asks the [`AccessTokenVerifier`] port, and answers failures
-//! with the `WWW-Authenticate` challenges of RFC 6750 §3 — before any body is read.
+//! token in the query string and asks the [`AccessTokenVerifier`] port; a refusal is a
+//! [`BearerRejection`], answered by [`crate::error`] with its RFC 6750 §3 challenge — before
+//! any body is read.
+//!
+//! The verification of a request runs once: the first extractor that needs it
+//! ([`authentication`]) starts it and keeps it in the request, and every other one awaits the
+//! same outcome. The extractors of [`crate::extract`] await it before they answer, so that an
+//! unauthenticated request is 401 whatever else is wrong with it, even though actix-web polls a
+//! handler's extractors together.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
-use actix_web::http::StatusCode;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use esignsp_domain::auth::{Caller, TokenRejection};
 use esignsp_domain::ports::AccessTokenVerifier;
-use futures_util::future::LocalBoxFuture;
+use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 
-use crate::error::{ApiError, BearerChallenge};
+use crate::error::{ApiError, BearerRejection, MalformedCredential, NoCredential};
 use crate::metrics::Metrics;
-
-/// The realm of every challenge.
-pub const REALM: &str = "esignsp";
 
 /// What the extractor needs: the verifier and the scope named in 403 challenges.
 #[derive(Clone)]
@@ -33,33 +37,6 @@ pub struct BearerAuth {
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Caller);
 
-fn challenge(
-    status: StatusCode,
-    error: Option<&'static str>,
-    description: &'static str,
-    scope: Option<&str>,
-) -> ApiError {
-    let mut value = format!("Bearer realm=\"{REALM}\"");
-    if let Some(error) = error {
-        value.push_str(&format!(", error=\"{error}\""));
-        if scope.is_none() {
-            value.push_str(&format!(", error_description=\"{description}\""));
-        }
-    }
-    if let Some(scope) = scope {
-        value.push_str(&format!(", scope=\"{scope}\""));
-    }
-    ApiError::Bearer(BearerChallenge { status, error, description, www_authenticate: value })
-}
-
-fn unauthorized(description: &'static str) -> ApiError {
-    challenge(StatusCode::UNAUTHORIZED, None, description, None)
-}
-
-fn invalid_request(description: &'static str) -> ApiError {
-    challenge(StatusCode::BAD_REQUEST, Some("invalid_request"), description, None)
-}
-
 /// RFC 6750 §2.1 `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
@@ -73,61 +50,126 @@ fn query_has_access_token(query: &str) -> bool {
 /// Extracts the bearer token of a request.
 ///
 /// # Errors
-/// The RFC 6750 answer: 401 without an error code when there is no bearer credential (no
-/// header, another scheme, or a token only in the query); 400 `invalid_request` when the
-/// header is malformed, repeated, or combined with a query token.
-pub fn bearer_token<'a>(headers: &'a HeaderMap, query: &str) -> Result<&'a str, ApiError> {
+/// The RFC 6750 refusal: [`BearerRejection::NoCredential`] (401 without an error code) when
+/// there is no bearer credential (no header, another scheme, or a token only in the query);
+/// [`BearerRejection::InvalidRequest`] (400) when the header is malformed, repeated, or
+/// combined with a query token.
+pub fn bearer_token<'a>(headers: &'a HeaderMap, query: &str) -> Result<&'a str, BearerRejection> {
+    let malformed = BearerRejection::InvalidRequest;
     let mut values = headers.get_all(AUTHORIZATION);
     let in_query = query_has_access_token(query);
     let Some(value) = values.next() else {
-        return Err(unauthorized(if in_query {
-            "Access tokens are accepted only in the Authorization header"
+        return Err(BearerRejection::NoCredential(if in_query {
+            NoCredential::OnlyInQuery
         } else {
-            "An access token is required"
+            NoCredential::Missing
         }));
     };
     if values.next().is_some() {
-        return Err(invalid_request("The request has more than one Authorization header"));
+        return Err(malformed(MalformedCredential::Repeated));
     }
-    let raw = value.to_str().map_err(|_| invalid_request("The Authorization header is malformed"))?;
+    let raw = value.to_str().map_err(|_| malformed(MalformedCredential::Malformed))?;
     let (scheme, rest) = match raw.find([' ', '\t']) {
         Some(i) => (&raw[..i], &raw[i..]),
         None => (raw, ""),
     };
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(unauthorized("The Bearer authentication scheme is required"));
+        return Err(BearerRejection::NoCredential(NoCredential::OtherScheme));
     }
     if rest.starts_with('\t') || rest.contains('\t') {
-        return Err(invalid_request("The Authorization header is malformed"));
+        return Err(malformed(MalformedCredential::Malformed));
     }
     let token = rest.trim_start_matches(' ');
     if token.is_empty() {
-        return Err(invalid_request("The access token is missing"));
+        return Err(malformed(MalformedCredential::Empty));
     }
     if !is_b64token(token) {
-        return Err(invalid_request("The Authorization header is malformed"));
+        return Err(malformed(MalformedCredential::Malformed));
     }
     if in_query {
-        return Err(invalid_request("The access token must be sent in one place only"));
+        return Err(malformed(MalformedCredential::TwoPlaces));
     }
     Ok(token)
 }
 
-/// Maps a verifier rejection to its RFC 6750 §3.1 answer.
-#[must_use]
-pub fn rejection_error(rejection: &TokenRejection, required_scope: &str) -> ApiError {
-    match rejection {
-        TokenRejection::Invalid(reason) => {
-            challenge(StatusCode::UNAUTHORIZED, Some("invalid_token"), reason.description(), None)
+/// How a request's verification ended; unlike [`ApiError`], it can be shared.
+#[derive(Debug, Clone)]
+enum Refused {
+    /// The credential or the token is refused (RFC 6750 §3).
+    Bearer(BearerRejection),
+    /// No key or introspection answer can be had right now (503).
+    Unavailable,
+    /// The application has no [`BearerAuth`]: a wiring bug (500).
+    Unconfigured,
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Bearer(rejection) => Self::Bearer(rejection),
+            Refused::Unavailable => Self::Unavailable(None),
+            Refused::Unconfigured => Self::Internal("BearerAuth is not registered".into()),
         }
-        TokenRejection::InsufficientScope => challenge(
-            StatusCode::FORBIDDEN,
-            Some("insufficient_scope"),
-            "The access token lacks the required scope",
-            Some(required_scope),
-        ),
-        TokenRejection::Unavailable => ApiError::Unavailable(None),
     }
+}
+
+/// The verification of one request, kept in its extensions.
+#[derive(Clone)]
+struct Verification(Shared<LocalBoxFuture<'static, Result<Caller, Refused>>>);
+
+fn verify(req: &HttpRequest) -> LocalBoxFuture<'static, Result<Caller, Refused>> {
+    let Some(auth) = req.app_data::<web::Data<BearerAuth>>().cloned() else {
+        return async { Err(Refused::Unconfigured) }.boxed_local();
+    };
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    let reject = move |reason: &str| {
+        if let Some(m) = &metrics {
+            m.token_rejections.with_label_values(&[reason]).inc();
+        }
+    };
+    let token = bearer_token(req.headers(), req.query_string()).map(str::to_owned);
+    async move {
+        let token = match token {
+            Ok(t) => t,
+            Err(rejection) => {
+                reject(match rejection {
+                    BearerRejection::InvalidRequest(_) => "invalid_request",
+                    _ => "missing",
+                });
+                return Err(Refused::Bearer(rejection));
+            }
+        };
+        match auth.verifier.verify(&token).await {
+            Ok(caller) => Ok(caller),
+            Err(rejection) => {
+                tracing::info!(reason = %rejection, "access token rejected");
+                reject(match &rejection {
+                    TokenRejection::Invalid(reason) => reason.label(),
+                    TokenRejection::InsufficientScope => "insufficient_scope",
+                    TokenRejection::Unavailable => "unavailable",
+                });
+                Err(BearerRejection::of_token(&rejection, &auth.required_scope)
+                    .map_or(Refused::Unavailable, Refused::Bearer))
+            }
+        }
+    }
+    .boxed_local()
+}
+
+/// The caller of `req`, once its bearer token is verified: started by the first call for a
+/// request, shared by the later ones (the token is verified, and a refusal counted, once).
+///
+/// # Errors
+/// [`ApiError::Bearer`] for a refused credential or token; [`ApiError::Unavailable`] when no
+/// verification key can be had.
+pub fn authentication(req: &HttpRequest) -> impl Future<Output = Result<Caller, ApiError>> + 'static {
+    let existing = req.extensions().get::<Verification>().cloned();
+    let verification = existing.unwrap_or_else(|| {
+        let started = Verification(verify(req).shared());
+        req.extensions_mut().insert(started.clone());
+        started
+    });
+    async move { verification.0.await.map_err(ApiError::from) }
 }
 
 impl FromRequest for Authenticated {
@@ -135,40 +177,7 @@ impl FromRequest for Authenticated {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let Some(auth) = req.app_data::<web::Data<BearerAuth>>().cloned() else {
-            return Box::pin(async { Err(ApiError::Internal("BearerAuth is not registered".into())) });
-        };
-        let metrics = req.app_data::<web::Data<Metrics>>().cloned();
-        let reject = move |reason: &str| {
-            if let Some(m) = &metrics {
-                m.token_rejections.with_label_values(&[reason]).inc();
-            }
-        };
-        let token = bearer_token(req.headers(), req.query_string()).map(str::to_owned);
-        Box::pin(async move {
-            let token = match token {
-                Ok(t) => t,
-                Err(e) => {
-                    reject(match &e {
-                        ApiError::Bearer(c) if c.error.is_some() => "invalid_request",
-                        _ => "missing",
-                    });
-                    return Err(e);
-                }
-            };
-            match auth.verifier.verify(&token).await {
-                Ok(caller) => Ok(Self(caller)),
-                Err(rejection) => {
-                    tracing::info!(reason = %rejection, "access token rejected");
-                    reject(match &rejection {
-                        TokenRejection::Invalid(reason) => reason.label(),
-                        TokenRejection::InsufficientScope => "insufficient_scope",
-                        TokenRejection::Unavailable => "unavailable",
-                    });
-                    Err(rejection_error(&rejection, &auth.required_scope))
-                }
-            }
-        })
+        authentication(req).map(|caller| caller.map(Self)).boxed_local()
     }
 }
 
@@ -186,12 +195,8 @@ mod tests {
         h
     }
 
-    fn status(result: Result<&str, ApiError>) -> Option<(u16, Option<&'static str>)> {
-        match result {
-            Ok(_) => None,
-            Err(ApiError::Bearer(c)) => Some((c.status.as_u16(), c.error)),
-            Err(other) => panic!("unexpected {other:?}"),
-        }
+    fn status(result: Result<&str, BearerRejection>) -> Option<(u16, Option<&'static str>)> {
+        result.err().map(|r| (r.status().as_u16(), r.error_code()))
     }
 
     #[test]
@@ -218,22 +223,5 @@ mod tests {
         ] {
             assert_eq!(status(bearer_token(&headers(&values), query)), expected, "{why}");
         }
-    }
-
-    #[test]
-    fn challenges_follow_rfc6750_section_3() {
-        let ApiError::Bearer(c) = rejection_error(&TokenRejection::InsufficientScope, "urn:s") else {
-            panic!("bearer");
-        };
-        assert_eq!(c.www_authenticate, r#"Bearer realm="esignsp", error="insufficient_scope", scope="urn:s""#);
-        let ApiError::Bearer(c) =
-            rejection_error(&TokenRejection::Invalid(esignsp_domain::InvalidTokenReason::Expired), "urn:s")
-        else {
-            panic!("bearer");
-        };
-        assert_eq!(
-            c.www_authenticate,
-            r#"Bearer realm="esignsp", error="invalid_token", error_description="The access token expired""#
-        );
     }
 }

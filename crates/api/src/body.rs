@@ -1,5 +1,8 @@
 //! Request bodies: media-type checks (415), size limits counted after content decoding
 //! (413), and the multipart form of O1 in every shape real clients send (SPEC §3.2).
+//!
+//! Readers and parsers of bodies answer [`BodyError`] (and the JSON parsers of
+//! [`crate::dto`] [`InvalidBody`]); [`crate::error`] maps both to problem documents.
 
 use actix_multipart::Field;
 use actix_multipart::{Multipart, MultipartError};
@@ -7,13 +10,62 @@ use actix_web::dev::{Decompress, Payload};
 use actix_web::error::PayloadError;
 use actix_web::http::header::{Charset, ExtendedValue};
 use actix_web::http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
-use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::web::{Bytes, BytesMut};
 use esignsp_domain::service::DocumentUpload;
 use esignsp_domain::text::{InvalidText, Text, TextDefect, TextKind};
 use futures_util::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
-use crate::error::{ApiError, Oversized};
+/// A request body that is malformed or has not the expected shape: 400 `invalid-body`, with
+/// this text as the problem's `detail` (what is wrong and where, never a secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidBody(pub String);
+
+impl InvalidBody {
+    /// An invalid body with this `detail`.
+    #[must_use]
+    pub fn new(detail: impl Into<String>) -> Self {
+        Self(detail.into())
+    }
+}
+
+/// What exceeded a size limit (413), so that the answer names it and the limit that applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oversized {
+    /// The whole (decoded) request body.
+    Body,
+    /// A JSON part of a multipart body (`process`, `signers`): `server.max_json_bytes`.
+    JsonPart(&'static str),
+    /// The document bytes of one request together: `server.max_document_bytes`.
+    Documents,
+    /// The header lines of one multipart part (RFC 7578 §4.8), or the preamble before the
+    /// first boundary: the multipart parser's buffer.
+    PartHeaders,
+}
+
+/// Why a request body was refused, before, while or after it was read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// 415: not the media type (or content encoding) the operation takes; names what it takes.
+    #[error("the body must be {0}")]
+    UnsupportedMediaType(&'static str),
+    /// 413: what exceeded which limit, in bytes after content decoding.
+    #[error("the body exceeds a limit of {1} bytes")]
+    TooLarge(Oversized, usize),
+    /// 408: not received within `server.body_timeout_seconds`.
+    #[error("the body was not received in time")]
+    Timeout,
+    /// 400: malformed or of the wrong shape.
+    #[error(transparent)]
+    Invalid(#[from] InvalidBody),
+}
+
+impl BodyError {
+    fn invalid(detail: impl Into<String>) -> Self {
+        Self::Invalid(InvalidBody::new(detail))
+    }
+}
 
 /// The body's media type, lowercased without parameters, if there is a parsable one.
 fn media_type(headers: &HeaderMap) -> Option<mime::Mime> {
@@ -24,11 +76,11 @@ fn media_type(headers: &HeaderMap) -> Option<mime::Mime> {
 /// form encodings and a missing header are refused (SPEC §2).
 ///
 /// # Errors
-/// [`ApiError::UnsupportedMediaType`].
-pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+/// [`BodyError::UnsupportedMediaType`].
+pub fn require_json(headers: &HeaderMap) -> Result<(), BodyError> {
     match media_type(headers) {
         Some(m) if m.essence_str().eq_ignore_ascii_case("application/json") => Ok(()),
-        _ => Err(ApiError::UnsupportedMediaType("application/json")),
+        _ => Err(BodyError::UnsupportedMediaType("application/json")),
     }
 }
 
@@ -57,57 +109,55 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 /// limits count decoded bytes.
 ///
 /// # Errors
-/// [`ApiError::UnsupportedMediaType`] for any other or a repeated encoding (RFC 9110 §8.4.1):
+/// [`BodyError::UnsupportedMediaType`] for any other or a repeated encoding (RFC 9110 §8.4.1):
 /// a body that cannot be decoded is never taken as it is.
-fn decoded(headers: &HeaderMap, payload: web::Payload) -> Result<Decompress<Payload>, ApiError> {
+fn decoded(headers: &HeaderMap, payload: Payload) -> Result<Decompress<Payload>, BodyError> {
     let mut encodings = headers.get_all(CONTENT_ENCODING);
     if let Some(value) = encodings.next() {
         let supported = value.to_str().is_ok_and(|v| {
             matches!(v.trim().to_ascii_lowercase().as_str(), "gzip" | "x-gzip" | "deflate" | "identity")
         });
         if !supported || encodings.next().is_some() {
-            return Err(ApiError::UnsupportedMediaType("sent with Content-Encoding gzip, deflate or identity"));
+            return Err(BodyError::UnsupportedMediaType("sent with Content-Encoding gzip, deflate or identity"));
         }
     }
-    Ok(Decompress::from_headers(payload.into_inner(), headers))
+    Ok(Decompress::from_headers(payload, headers))
 }
 
 /// Most documents one request may carry.
 pub const MAX_DOCUMENTS: usize = 100;
 
-fn payload_error(e: &PayloadError, limit: usize) -> ApiError {
+fn payload_error(e: &PayloadError, limit: usize) -> BodyError {
     match e {
-        PayloadError::Overflow => ApiError::PayloadTooLarge(Oversized::Body, limit),
-        _ => ApiError::InvalidBody("the request body could not be read".to_owned()),
+        PayloadError::Overflow => BodyError::TooLarge(Oversized::Body, limit),
+        _ => BodyError::invalid("the request body could not be read"),
     }
 }
 
 /// Reads the whole (decoded) body, refusing more than `limit` bytes.
 ///
 /// # Errors
-/// [`ApiError::PayloadTooLarge`] beyond `limit`; [`ApiError::InvalidBody`] when the body
-/// cannot be read or decoded; [`ApiError::RequestTimeout`] when it takes longer than `timeout`.
+/// [`BodyError::TooLarge`] beyond `limit`; [`BodyError::Invalid`] when the body cannot be
+/// read or decoded; [`BodyError::Timeout`] when it takes longer than `timeout`.
 pub async fn read_limited(
     headers: &HeaderMap,
-    payload: web::Payload,
+    payload: Payload,
     limit: usize,
     timeout: std::time::Duration,
-) -> Result<Bytes, ApiError> {
-    tokio::time::timeout(timeout, read_limited_inner(headers, payload, limit))
-        .await
-        .map_err(|_| ApiError::RequestTimeout)?
+) -> Result<Bytes, BodyError> {
+    tokio::time::timeout(timeout, read_limited_inner(headers, payload, limit)).await.map_err(|_| BodyError::Timeout)?
 }
 
-async fn read_limited_inner(headers: &HeaderMap, payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+async fn read_limited_inner(headers: &HeaderMap, payload: Payload, limit: usize) -> Result<Bytes, BodyError> {
     if declared_length(headers).is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::PayloadTooLarge(Oversized::Body, limit));
+        return Err(BodyError::TooLarge(Oversized::Body, limit));
     }
     let mut payload = decoded(headers, payload)?;
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| payload_error(&e, limit))?;
         if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge(Oversized::Body, limit));
+            return Err(BodyError::TooLarge(Oversized::Body, limit));
         }
         body.extend_from_slice(&chunk);
     }
@@ -152,13 +202,13 @@ pub const MAX_PART_HEADER_BYTES: usize = 64 * 1024;
 /// A multipart failure: a body over `max_body` bytes when `body_overflowed` (our own count),
 /// otherwise an overflow is the parser's buffer, i.e. part headers over
 /// [`MAX_PART_HEADER_BYTES`].
-fn multipart_error(e: &MultipartError, max_body: usize, body_overflowed: bool) -> ApiError {
+fn multipart_error(e: &MultipartError, max_body: usize, body_overflowed: bool) -> BodyError {
     match e {
         MultipartError::Payload(PayloadError::Overflow) if !body_overflowed => {
-            ApiError::PayloadTooLarge(Oversized::PartHeaders, MAX_PART_HEADER_BYTES)
+            BodyError::TooLarge(Oversized::PartHeaders, MAX_PART_HEADER_BYTES)
         }
         MultipartError::Payload(p) => payload_error(p, max_body),
-        other => ApiError::InvalidBody(format!("the multipart body is malformed: {other}")),
+        other => BodyError::invalid(format!("the multipart body is malformed: {other}")),
     }
 }
 
@@ -202,17 +252,17 @@ fn file_names(field: &Field) -> Result<Vec<Text>, InvalidText> {
 /// empty; a PDF when declared one). Which parts are required is the caller's decision.
 ///
 /// # Errors
-/// [`ApiError::PayloadTooLarge`] beyond the limits, naming which; [`ApiError::InvalidBody`]
-/// for a malformed body, a repeated JSON part, or a part that fails its checks (the detail
-/// names the part); [`ApiError::RequestTimeout`] beyond `limits.body_timeout`.
+/// [`BodyError::TooLarge`] beyond the limits, naming which; [`BodyError::Invalid`] for a
+/// malformed body, a repeated JSON part, or a part that fails its checks (the detail names
+/// the part); [`BodyError::Timeout`] beyond `limits.body_timeout`.
 pub async fn read_creation_form(
     headers: &HeaderMap,
-    payload: web::Payload,
+    payload: Payload,
     limits: FormLimits,
-) -> Result<CreationForm, ApiError> {
+) -> Result<CreationForm, BodyError> {
     let max_body = limits.max_body_bytes();
     if declared_length(headers).is_some_and(|n| n > max_body as u64) {
-        return Err(ApiError::PayloadTooLarge(Oversized::Body, max_body));
+        return Err(BodyError::TooLarge(Oversized::Body, max_body));
     }
     let body_overflowed = std::rc::Rc::new(std::cell::Cell::new(false));
     let overflowed = body_overflowed.clone();
@@ -240,18 +290,18 @@ pub async fn read_creation_form(
             .name()
             .map(|n| Text::new(TextKind::PartName, n))
             .transpose()
-            .map_err(|d| ApiError::InvalidBody(format!("part #{parts} of the form: {}", d.at("its name"))))?;
+            .map_err(|d| BodyError::invalid(format!("part #{parts} of the form: {}", d.at("its name"))))?;
         match name.as_deref() {
             Some(part @ ("process" | "signers")) => {
                 let slot = if part == "process" { &mut process } else { &mut signers };
                 if slot.is_some() {
-                    return Err(ApiError::InvalidBody(format!("the `{part}` part is repeated")));
+                    return Err(BodyError::invalid(format!("the `{part}` part is repeated")));
                 }
                 let mut bytes = BytesMut::new();
                 while let Some(chunk) = field.try_next().await.map_err(|e| failed(&e))? {
                     if bytes.len() + chunk.len() > limits.max_json_bytes {
                         let part = if part == "process" { "process" } else { "signers" };
-                        return Err(ApiError::PayloadTooLarge(Oversized::JsonPart(part), limits.max_json_bytes));
+                        return Err(BodyError::TooLarge(Oversized::JsonPart(part), limits.max_json_bytes));
                     }
                     bytes.extend_from_slice(&chunk);
                 }
@@ -259,10 +309,10 @@ pub async fn read_creation_form(
             }
             Some("document") => {
                 if documents.len() == MAX_DOCUMENTS {
-                    return Err(ApiError::InvalidBody(format!("at most {MAX_DOCUMENTS} documents per request")));
+                    return Err(BodyError::invalid(format!("at most {MAX_DOCUMENTS} documents per request")));
                 }
                 let label = format!("the `document` part #{}", documents.len() + 1);
-                let invalid = |e: InvalidText| ApiError::InvalidBody(format!("{label}: {e}"));
+                let invalid = |e: InvalidText| BodyError::invalid(format!("{label}: {e}"));
                 let declared_type = field
                     .content_type()
                     .map(|m| Text::new(TextKind::MediaType, m.to_string()))
@@ -274,14 +324,14 @@ pub async fn read_creation_form(
                 while let Some(chunk) = field.try_next().await.map_err(|e| failed(&e))? {
                     document_bytes += chunk.len();
                     if document_bytes > limits.max_document_bytes {
-                        return Err(ApiError::PayloadTooLarge(Oversized::Documents, limits.max_document_bytes));
+                        return Err(BodyError::TooLarge(Oversized::Documents, limits.max_document_bytes));
                     }
                     hasher.update(&chunk);
                     bytes.extend_from_slice(&chunk);
                 }
                 let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
                 let upload = DocumentUpload::new(declared_type, names, sha256, bytes)
-                    .map_err(|e| ApiError::InvalidBody(format!("{label} {e}")))?;
+                    .map_err(|e| BodyError::invalid(format!("{label} {e}")))?;
                 documents.push(upload);
             }
             _ => while field.try_next().await.map_err(|e| failed(&e))?.is_some() {},
@@ -316,7 +366,7 @@ mod tests {
         let over = first_part_with_headers_of(MAX_PART_HEADER_BYTES + 1024).await;
         assert!(matches!(over, Err(MultipartError::Payload(PayloadError::Overflow))), "{over:?}");
         let answer = multipart_error(&over.expect_err("overflow"), 1 << 30, false);
-        assert!(matches!(answer, ApiError::PayloadTooLarge(Oversized::PartHeaders, MAX_PART_HEADER_BYTES)));
+        assert_eq!(answer, BodyError::TooLarge(Oversized::PartHeaders, MAX_PART_HEADER_BYTES));
     }
 
     #[test]

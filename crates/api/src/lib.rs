@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod dto;
 pub mod error;
+pub mod extract;
 pub mod framing;
 pub mod metrics;
 pub mod openapi;

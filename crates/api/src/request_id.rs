@@ -22,6 +22,14 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
 
+impl RequestId {
+    /// The id [`middleware`] gave `req` (a fresh one outside it).
+    #[must_use]
+    pub fn of(req: &HttpRequest) -> Self {
+        req.extensions().get::<Self>().cloned().unwrap_or_else(|| Self(generate()))
+    }
+}
+
 /// Accepts a client's id when it is 1 to 128 characters of `[A-Za-z0-9._:-]`.
 #[must_use]
 pub fn sane(value: &HeaderValue) -> Option<String> {
@@ -105,6 +113,6 @@ impl FromRequest for RequestId {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(Ok(req.extensions().get::<RequestId>().cloned().unwrap_or_else(|| RequestId(generate()))))
+        ready(Ok(Self::of(req)))
     }
 }

@@ -5,8 +5,7 @@ use actix_web::http::header::{Charset, ContentDisposition, HeaderValue, CONTENT_
 use actix_web::test::TestRequest;
 use actix_web::web::{self, Bytes};
 use actix_web::FromRequest;
-use esignsp_api::body::{read_creation_form, CreationForm, FormLimits, MAX_DOCUMENTS};
-use esignsp_api::error::ApiError;
+use esignsp_api::body::{read_creation_form, BodyError, CreationForm, FormLimits, MAX_DOCUMENTS};
 use esignsp_domain::text::TextKind;
 use sha2::{Digest, Sha256};
 
@@ -20,13 +19,13 @@ const LIMITS: FormLimits =
     FormLimits { max_json_bytes: 2048, max_document_bytes: 8192, body_timeout: std::time::Duration::from_secs(5) };
 
 /// Reads `body` as the real handlers do, with `Content-Type: multipart/form-data; boundary=…`.
-fn read_form(body: Bytes, boundary: &str) -> Result<CreationForm, ApiError> {
+fn read_form(body: Bytes, boundary: &str) -> Result<CreationForm, BodyError> {
     let content_type = format!("multipart/form-data; boundary={boundary}");
     let (req, mut payload) =
         TestRequest::default().insert_header((CONTENT_TYPE, content_type)).set_payload(body).to_http_parts();
     block_on(async move {
         let payload = web::Payload::from_request(&req, &mut payload).await.expect("a payload");
-        read_creation_form(req.headers(), payload, LIMITS).await
+        read_creation_form(req.headers(), payload.into_inner(), LIMITS).await
     })
 }
 
@@ -133,7 +132,7 @@ pub fn multipart_form(data: &[u8]) {
             let again = read_form(body, &boundary).expect("the canonical form of an accepted form is accepted");
             assert_same_form(&form, &again);
         }
-        Err(e) => assert_client_error(&e, &[400, 413], "multipart body"),
+        Err(e) => assert_client_error(e, &[400, 413], "multipart body"),
     }
 }
 
@@ -154,7 +153,7 @@ pub fn content_disposition(data: &[u8]) {
     body.extend_from_slice(format!("\r\n\r\n%PDF-1.7 x\r\n--{BOUNDARY}--\r\n").as_bytes());
     let form = match read_form(Bytes::from(body), BOUNDARY) {
         Ok(form) => form,
-        Err(e) => return assert_client_error(&e, &[400, 413], "part headers"),
+        Err(e) => return assert_client_error(e, &[400, 413], "part headers"),
     };
     assert_form(&form);
     let Some(document) = form.documents.first() else { return };

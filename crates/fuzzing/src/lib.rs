@@ -39,8 +39,9 @@ pub const TARGETS: [(&str, Check); 8] = [
 ];
 
 /// A refused input must be answered with a 4xx RFC 9457 problem document of one of
-/// `statuses`, never a 5xx.
-fn assert_client_error(error: &ApiError, statuses: &[u16], input: &str) {
+/// `statuses`, never a 5xx: `error` is the parser's own error, answered through [`ApiError`].
+fn assert_client_error(error: impl Into<ApiError>, statuses: &[u16], input: &str) {
+    let error = error.into();
     let status = error.status_code().as_u16();
     assert!(statuses.contains(&status), "{input}: refused with {status} ({error:?}), expected one of {statuses:?}");
     let response = error.error_response();

@@ -1,5 +1,5 @@
-//! Ids in paths (SPEC §2): routed by actix's router, percent-decoded, then parsed by the
-//! handlers' helpers; anything that cannot be one of ours answers 404, never 400 or 500.
+//! Ids in paths (SPEC §2): routed by actix's router, percent-decoded, then parsed as the path
+//! extractors parse them; anything that cannot be one of ours answers 404, never 400 or 500.
 
 use std::sync::OnceLock;
 
@@ -8,11 +8,11 @@ use actix_web::http::Uri;
 use actix_web::test::TestRequest;
 use esignsp_api::dto::API_BASE;
 use esignsp_api::error::ApiError;
-use esignsp_api::routes::processes::{document_id, process_id};
+use esignsp_api::extract::{document_id, process_id};
 
 use crate::assert_client_error;
 
-/// The routes with ids, below [`API_BASE`], with the helper that reads each id.
+/// The routes with ids, below [`API_BASE`].
 const ROUTES: [&str; 7] = [
     "/signer_processes/{id}",
     "/signer_processes/{id}/result",
@@ -73,7 +73,7 @@ pub fn path_id(data: &[u8]) {
                 Ok(id) => assert_minted_shape(id),
                 Err(e) => {
                     assert!(matches!(e, ApiError::NotFound), "a path id that is not ours is a 404: {e:?}");
-                    assert_client_error(e, &[404], "path id");
+                    assert_client_error(ApiError::NotFound, &[404], "path id");
                 }
             }
         }

@@ -11,8 +11,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use esignsp_adapters::jwt::{parse_algorithm, JwtVerifier, Profile, VerifierSettings};
 use esignsp_adapters::keys::keys_from_jwk_json;
-use esignsp_api::auth::{bearer_token, rejection_error, REALM};
-use esignsp_api::error::ApiError;
+use esignsp_api::auth::bearer_token;
+use esignsp_api::error::{ApiError, BearerRejection, REALM};
 use esignsp_api::request_id::sane;
 use esignsp_api::routes::ui::signer_process_id;
 use esignsp_domain::auth::{Caller, TokenRejection};
@@ -36,17 +36,17 @@ fn has_access_token(query: &str) -> bool {
 /// The RFC 6750 §3 answer of a refused credential: 400 `invalid_request` or 401 without an
 /// error code, a problem document, and a `WWW-Authenticate` of the realm that is a valid
 /// field value.
-fn assert_challenge(error: &ApiError) -> u16 {
-    let ApiError::Bearer(challenge) = error else { panic!("a credential is refused with a challenge: {error:?}") };
-    let status = challenge.status.as_u16();
+fn assert_challenge(rejection: &BearerRejection) -> u16 {
+    let status = rejection.status().as_u16();
     match status {
-        400 => assert_eq!(challenge.error, Some("invalid_request")),
-        401 => assert_eq!(challenge.error, None),
+        400 => assert_eq!(rejection.error_code(), Some("invalid_request")),
+        401 => assert_eq!(rejection.error_code(), None),
         other => panic!("a malformed or missing credential is 400 or 401, not {other}"),
     }
-    assert!(challenge.www_authenticate.starts_with(&format!("Bearer realm=\"{REALM}\"")));
-    assert!(HeaderValue::from_str(&challenge.www_authenticate).is_ok(), "WWW-Authenticate is a field value");
-    assert_client_error(error, &[400, 401], "Authorization");
+    let challenge = rejection.www_authenticate();
+    assert!(challenge.starts_with(&format!("Bearer realm=\"{REALM}\"")));
+    assert!(HeaderValue::from_str(&challenge).is_ok(), "WWW-Authenticate is a field value");
+    assert_client_error(rejection.clone(), &[400, 401], "Authorization");
     status
 }
 
@@ -259,9 +259,9 @@ pub fn jwt(data: &[u8]) {
         }
         Err(TokenRejection::Unavailable) => panic!("a static key is never unavailable"),
         Err(rejection) => {
-            let error = rejection_error(&rejection, SCOPE);
-            assert_client_error(&error, &[401, 403], "access token");
+            let error = ApiError::token_rejected(&rejection, SCOPE);
             let status = error.status_code().as_u16();
+            assert_client_error(error, &[401, 403], "access token");
             assert_eq!(status == 403, rejection == TokenRejection::InsufficientScope, "403 only for the scope");
         }
     }

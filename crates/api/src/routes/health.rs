@@ -1,18 +1,16 @@
 //! `GET /healthz` (the process is alive) and `GET /readyz` (the database answers).
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
 
-use esignsp_domain::ports::RepositoryError;
-
-use crate::error::ApiError;
+use crate::dto::Health;
+use crate::error::{ApiError, NotReady};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// 200 `{"status":"ok"}` while the process runs.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "Alive", body = crate::openapi::Health)))]
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "Alive", body = crate::dto::Health)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// 200 when the database answers and can take writes and verification keys are loaded, else
@@ -21,23 +19,15 @@ pub async fn healthz() -> HttpResponse {
 /// # Errors
 /// [`ApiError::NotReady`] when anything is missing.
 #[utoipa::path(get, path = "/readyz", responses(
-    (status = 200, description = "Database reachable and keys loaded", body = crate::openapi::Health),
-    (status = 503, description = "Not ready", body = crate::openapi::Problem, content_type = "application/problem+json")
+    (status = 200, description = "Database reachable and keys loaded", body = crate::dto::Health),
+    (status = 503, description = "Not ready", body = crate::error::Problem, content_type = "application/problem+json")
 ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if !state.verifier.ready() {
-        return Err(ApiError::NotReady("the verification keys are not loaded", None));
+        return Err(NotReady::VerificationKeys.into());
     }
-    state.service.repository().ping().await.map_err(|e| match e {
-        RepositoryError::ReadOnly(source) => ApiError::NotReady("the database is read-only", Some(source)),
-        RepositoryError::InsufficientStorage(source) => {
-            ApiError::NotReady("the database has no storage space left", Some(source))
-        }
-        RepositoryError::Unavailable(source) | RepositoryError::Unexpected(source) => {
-            ApiError::NotReady("the database is unavailable", Some(source))
-        }
-    })?;
-    Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
+    state.service.repository().ping().await.map_err(NotReady::Database)?;
+    Ok(HttpResponse::Ok().json(Health { status: "ready" }))
 }
 
 /// Prometheus text exposition of the service's metrics.

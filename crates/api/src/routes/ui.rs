@@ -4,13 +4,11 @@
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use esignsp_domain::events::AuditContext;
-use esignsp_domain::service::SYSTEM_ACTOR;
-use esignsp_domain::{ClientId, ProcessId};
+use esignsp_domain::ProcessId;
 
-use crate::dto::result_json;
+use crate::dto::ProcessResult;
 use crate::error::ApiError;
-use crate::request_id::RequestId;
+use crate::extract::BrowserAudit;
 use crate::state::AppState;
 
 /// Escapes text for HTML element content and quoted attribute values.
@@ -87,13 +85,13 @@ pub fn signer_process_id(query: &str) -> Option<ProcessId> {
         (status = 302, description = "To the signing application while pending; to finish_callback_url with status and signer_process_id once ended"),
         (status = 200, description = "A page saying the process waits or has ended", content_type = "text/html"),
         (status = 404, description = "A page saying there is no such process", content_type = "text/html"),
-        (status = 503, description = "Database unavailable", body = crate::openapi::Problem, content_type = "application/problem+json")
+        (status = 503, description = "Database unavailable", body = crate::error::Problem, content_type = "application/problem+json")
     )
 )]
 #[tracing::instrument(skip_all)]
 pub async fn browser(
     req: HttpRequest,
-    request_id: RequestId,
+    BrowserAudit(audit): BrowserAudit,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let not_found = || {
@@ -101,10 +99,6 @@ pub async fn browser(
     };
     let Some(id) = signer_process_id(req.query_string()) else {
         return Ok(not_found());
-    };
-    let audit = AuditContext {
-        actor: ClientId::parse(SYSTEM_ACTOR).map_err(|e| ApiError::Internal(e.into()))?,
-        request_id: request_id.0,
     };
     let Some(process) = state.service.find_for_browser(&id, &audit).await? else {
         return Ok(not_found());
@@ -130,7 +124,8 @@ pub async fn browser(
                     if let Some(m) = &result.message {
                         lines.push(m.as_str().to_owned());
                     }
-                    tracing::debug!(result = %result_json(result), "result page");
+                    let shown = serde_json::to_string(&ProcessResult::from(result)).unwrap_or_default();
+                    tracing::debug!(result = %shown, "result page");
                     Ok(page(StatusCode::OK, "Signature process ended", &lines))
                 }
             }

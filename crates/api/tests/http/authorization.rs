@@ -500,3 +500,83 @@ async fn an_introspection_answer_with_a_member_of_the_wrong_type_answers_401_inv
     let cases = cases.iter().enumerate().map(|(i, (_, why))| (format!("case-{i}"), (*why).to_owned())).collect();
     assert_all_invalid_tokens(&app, cases).await;
 }
+
+/// actix-web polls a handler's extractors together. With a verification that waits on the
+/// network (introspection), a malformed path id, a wrong media type or a body still answer only
+/// once the caller is known, in the order of SPEC §2 and §6 (token, then path, then body), and
+/// the token is verified, and a refusal counted, once per request however many extractors ask.
+#[tokio::test]
+async fn while_the_token_is_introspected_the_path_and_the_body_wait_for_it() {
+    let now = esignsp_testkit::now();
+    let good = json!({"active": true, "client_id": "relying-app", "sub": "relying-app", "scope": format!("openid {SCOPE}"),
+        "iss": ISSUER, "aud": AUDIENCE, "exp": now + 300, "iat": now, "jti": "j1", "token_type": "Bearer"});
+    let url = serve_introspection(HashMap::from([("good-token".to_owned(), good)])).await;
+    let app = spawn_app_with(|s| {
+        s.auth.introspection_url = Some(url::Url::parse(&url).expect("url"));
+        s.auth.introspection_client_id = "esignsp".to_owned();
+        s.auth.introspection_client_secret = secrecy::SecretString::from("esignsp-secret");
+    })
+    .await;
+    let unknown = "0123456789abcdefghijklmnopqrstuv";
+    let cases = [
+        ("bad-1", "PUT", "/signer_processes/NOTOURS/result", "text/plain", 401, "invalid-token", "token before path"),
+        (
+            "bad-2",
+            "PUT",
+            &format!("/signer_processes/{unknown}/result"),
+            "text/plain",
+            401,
+            "invalid-token",
+            "token before body",
+        ),
+        (
+            "bad-3",
+            "GET",
+            "/signer_processes/NOTOURS/result",
+            "text/plain",
+            401,
+            "invalid-token",
+            "token before O4's 410",
+        ),
+        ("bad-4", "POST", "/documents", "text/plain", 401, "invalid-token", "token before O8's body"),
+        ("good-token", "PUT", "/signer_processes/NOTOURS/result", "text/plain", 404, "not-found", "path before body"),
+        ("good-token", "GET", "/signer_processes/NOTOURS/result", "text/plain", 410, "process-not-found", "O4's path"),
+        (
+            "good-token",
+            "PUT",
+            &format!("/signer_processes/{unknown}/result"),
+            "text/plain",
+            415,
+            "unsupported-media-type",
+            "body before the process",
+        ),
+        (
+            "good-token",
+            "PUT",
+            &format!("/signer_processes/{unknown}/result"),
+            "application/json",
+            404,
+            "not-found",
+            "then the process",
+        ),
+        ("good-token", "POST", "/documents", "text/plain", 415, "unsupported-media-type", "O8's body"),
+    ];
+    for (token, method, path, content_type, status, kind, why) in cases {
+        let r = app
+            .client
+            .request(method.parse().expect("method"), app.url(path))
+            .bearer_auth(token)
+            .header("Content-Type", content_type)
+            .body(r#"{"status":"canceled"}"#)
+            .send()
+            .await
+            .expect("req");
+        assert_problem(r, status, kind, why).await;
+    }
+    let metrics = app.client.get(format!("http://127.0.0.1:{}/metrics", app.port)).send().await.expect("req");
+    let metrics = metrics.text().await.expect("text");
+    assert!(
+        metrics.contains(r#"esignsp_token_rejections_total{reason="inactive"} 4"#),
+        "each refused token is verified and counted once:\n{metrics}"
+    );
+}

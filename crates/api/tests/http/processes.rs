@@ -208,3 +208,41 @@ async fn numbers_in_stored_members_come_back_as_the_client_sent_them() {
     let read = app.get("relying-app", &format!("/signer_processes/{id}")).await.text().await.expect("body");
     assert!(read.contains(&expected), "{expected} in the answer of O2: {read}");
 }
+
+/// The process representation's members come in one order, its schema's, whichever the
+/// operation (O1, O2), the order the client sent them in, and the store (PostgreSQL's jsonb
+/// keeps keys in an order of its own).
+#[tokio::test]
+async fn the_process_representation_has_one_member_order() {
+    let app = spawn_app().await;
+    let process = json!({
+        "timestamp": {"b": 2}, "views": {"a": 1}, "finish_callback_url": "https://relying.example/done",
+        "ui_locales": ["en"], "signer": {"signature_policy_id": "urn:x"}, "labels": [["a"]],
+        "process_type": "urn:safelayer:eidas:processes:document:sign"
+    });
+    let keys = |v: &Value| v.as_object().expect("object").keys().cloned().collect::<Vec<_>>();
+    let mut expected = vec![
+        "id",
+        "self",
+        "process_type",
+        "labels",
+        "signer",
+        "ui_locales",
+        "finish_callback_url",
+        "views",
+        "timestamp",
+        "tasks",
+        "documents",
+        "created_at",
+        "expires_at",
+    ];
+    let created = app.create_process_with_json("relying-app", process).await;
+    assert_eq!(keys(&created), expected, "O1");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let read: Value = app.get("relying-app", &format!("/signer_processes/{id}")).await.json().await.expect("json");
+    assert_eq!(keys(&read), expected, "O2");
+    assert_eq!(app.put_result("relying-app", &id, r#"{"status":"canceled"}"#).await.status(), 200);
+    let read: Value = app.get("relying-app", &format!("/signer_processes/{id}")).await.json().await.expect("json");
+    expected.insert(9, "result");
+    assert_eq!(keys(&read), expected, "O2 with a result");
+}
