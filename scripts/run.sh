@@ -27,14 +27,16 @@ cargo build --release --locked --bin esignsp
 
 dev=.esignsp-dev
 mkdir -p "$dev"
+# The port: ESIGNSP_PORT (or ESIGNSP__SERVER__PORT), 8080 by default; the links follow it.
+port=${ESIGNSP_PORT:-${ESIGNSP__SERVER__PORT:-8080}}
 cat > "$dev/esignsp.toml" <<TOML
 # Development configuration, rewritten by scripts/run.sh on every start. Not for production:
 # with no auth.issuer and no keys, esignsp accepts tokens signed by the key it generates in
 # server.data_dir (mint them with \`esignsp token\`).
 [server]
 host = "127.0.0.1"
-port = 8080
-public_url = "http://127.0.0.1:8080"
+port = $port
+public_url = "http://127.0.0.1:$port"
 data_dir = "$PWD/$dev"
 
 [auth]

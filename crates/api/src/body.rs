@@ -260,6 +260,16 @@ pub async fn read_creation_form(
     payload: Payload,
     limits: FormLimits,
 ) -> Result<CreationForm, BodyError> {
+    tokio::time::timeout(limits.body_timeout, read_creation_form_inner(headers, payload, limits))
+        .await
+        .map_err(|_| BodyError::Timeout)?
+}
+
+async fn read_creation_form_inner(
+    headers: &HeaderMap,
+    payload: Payload,
+    limits: FormLimits,
+) -> Result<CreationForm, BodyError> {
     let max_body = limits.max_body_bytes();
     if declared_length(headers).is_some_and(|n| n > max_body as u64) {
         return Err(BodyError::TooLarge(Oversized::Body, max_body));

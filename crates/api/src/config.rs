@@ -80,10 +80,13 @@ pub struct ServerSettings {
     /// Most document bytes one request may carry (25 MiB).
     pub max_document_bytes: NonZeroUsize,
     /// How long in-flight requests may take to finish on shutdown, in seconds (30).
+    #[serde(deserialize_with = "seconds")]
     pub shutdown_timeout_seconds: u64,
     /// How long a client may take to send a request body, in seconds (60); then 408.
+    #[serde(deserialize_with = "positive_seconds")]
     pub body_timeout_seconds: NonZeroU64,
     /// Worker threads (0: one per core).
+    #[serde(deserialize_with = "workers")]
     pub workers: usize,
     /// Directory of the embedded database and the development key (`esignsp-data`).
     pub data_dir: PathBuf,
@@ -155,11 +158,13 @@ pub struct DatabaseSettings {
     /// Pool size (16).
     pub max_connections: NonZeroU32,
     /// How long a request waits for a pooled connection before answering 503, in seconds (5).
+    #[serde(deserialize_with = "positive_seconds")]
     pub acquire_timeout_seconds: NonZeroU64,
     /// Run pending migrations when `serve` starts (true).
     pub migrate_on_start: bool,
     /// Longest a PostgreSQL statement or lock wait may take before the request answers 503,
     /// in seconds (10).
+    #[serde(deserialize_with = "positive_seconds")]
     pub statement_timeout_seconds: NonZeroU64,
     /// `database.url` leads to a pooler in transaction mode, such as pgbouncer with
     /// `pool_mode = transaction` (false): statements then live only inside a transaction and
@@ -202,8 +207,10 @@ pub struct AuthSettings {
     #[serde(deserialize_with = "http_url", serialize_with = "redacted_http_url")]
     pub jwks_url: Option<Url>,
     /// Least interval between two JWKS fetches, in seconds.
+    #[serde(deserialize_with = "positive_seconds")]
     pub jwks_min_refresh_seconds: NonZeroU64,
     /// Allowed clock skew, in seconds.
+    #[serde(deserialize_with = "seconds")]
     pub leeway_seconds: u64,
     /// RFC 7662 introspection endpoint for opaque tokens (http or https; unset or empty: none).
     #[serde(deserialize_with = "http_url", serialize_with = "redacted_http_url")]
@@ -214,6 +221,7 @@ pub struct AuthSettings {
     #[serde(serialize_with = "redact_secret")]
     pub introspection_client_secret: SecretString,
     /// Longest time an introspection answer is cached, in seconds.
+    #[serde(deserialize_with = "seconds")]
     pub introspection_cache_seconds: u64,
     /// How strict the claims of a token must be.
     pub profile: TokenProfile,
@@ -295,6 +303,7 @@ pub struct ProcessSettings {
     pub ttl_seconds: NonZeroU64,
     /// How often the background sweeper expires overdue processes, in seconds (30; 0: never,
     /// expiry then happens on read only).
+    #[serde(deserialize_with = "seconds")]
     pub sweep_interval_seconds: u64,
 }
 
@@ -432,6 +441,40 @@ fn algorithms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Algorith
         .map(|name| esignsp_adapters::jwt::parse_algorithm(name))
         .collect::<Result<_, _>>()
         .map_err(D::Error::custom)
+}
+
+/// Longest accepted time-out, leeway or interval: one day (a longer one is a typo, and some
+/// overflow what they are added to or sent as, such as PostgreSQL's `statement_timeout` in
+/// milliseconds).
+pub const MAX_SECONDS: u64 = 86_400;
+
+/// Most worker threads (actix-server's limit).
+pub const MAX_WORKERS: usize = 512;
+
+/// A number of seconds, 0 to [`MAX_SECONDS`].
+fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let n = u64::deserialize(deserializer)?;
+    if n > MAX_SECONDS {
+        return Err(D::Error::custom(format!("expected 0 to {MAX_SECONDS} seconds (one day), not {n}")));
+    }
+    Ok(n)
+}
+
+/// A number of seconds, 1 to [`MAX_SECONDS`].
+fn positive_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<NonZeroU64, D::Error> {
+    let n = u64::deserialize(deserializer)?;
+    NonZeroU64::new(n)
+        .filter(|n| n.get() <= MAX_SECONDS)
+        .ok_or_else(|| D::Error::custom(format!("expected 1 to {MAX_SECONDS} seconds (one day), not {n}")))
+}
+
+/// `server.workers`: 0 (one per core) to [`MAX_WORKERS`].
+fn workers<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+    let n = usize::deserialize(deserializer)?;
+    if n > MAX_WORKERS {
+        return Err(D::Error::custom(format!("expected 0 (one per core) to {MAX_WORKERS}, not {n}")));
+    }
+    Ok(n)
 }
 
 /// `processes.ttl_seconds`: 1 to [`MAX_TTL_SECONDS`].
@@ -765,7 +808,19 @@ mod tests {
         for (variable, value, expected) in [
             ("ESIGNSP__AUTH__PROFILE", "strict", r#"auth.profile: expected "rfc9068" or "lenient", not "strict""#),
             ("ESIGNSP__LOG__FORMAT", "xml", r#"log.format: expected "text" or "json", not "xml""#),
-            ("ESIGNSP__DATABASE__ACQUIRE_TIMEOUT_SECONDS", "0", "database.acquire_timeout_seconds: invalid value"),
+            (
+                "ESIGNSP__DATABASE__ACQUIRE_TIMEOUT_SECONDS",
+                "0",
+                "database.acquire_timeout_seconds: expected 1 to 86400",
+            ),
+            (
+                "ESIGNSP__DATABASE__ACQUIRE_TIMEOUT_SECONDS",
+                "18446744073709551615",
+                "database.acquire_timeout_seconds: expected 1 to 86400 seconds (one day), not 18446744073709551615",
+            ),
+            ("ESIGNSP__DATABASE__STATEMENT_TIMEOUT_SECONDS", "86401", "database.statement_timeout_seconds: expected"),
+            ("ESIGNSP__AUTH__LEEWAY_SECONDS", "99999999999", "auth.leeway_seconds: expected 0 to 86400"),
+            ("ESIGNSP__SERVER__WORKERS", "100000", "server.workers: expected 0 (one per core) to 512, not 100000"),
             ("ESIGNSP__PROCESSES__TTL_SECONDS", "0", "processes.ttl_seconds: expected 1 to 315360000 (ten years)"),
             (
                 "ESIGNSP__SERVER__PUBLIC_URL",

@@ -97,8 +97,13 @@ impl Metrics {
         Self { registry, requests, latency, pool, results, token_rejections }
     }
 
-    /// Records one answered request.
+    /// Records one answered request. A method that is not one of RFC 9110 §9's is counted as
+    /// `other`: a client must not add label values (and memory) at will.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE" | "PATCH" => method,
+            _ => "other",
+        };
         let status = status.to_string();
         let labels = [method, route, status.as_str()];
         self.requests.with_label_values(&labels).inc();

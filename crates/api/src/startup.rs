@@ -274,7 +274,11 @@ impl Application {
             time::Duration::seconds(i64::try_from(settings.processes.ttl_seconds.get()).unwrap_or(i64::MAX)),
         );
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).map_err(|e| {
-            anyhow::anyhow!("server.port: cannot bind {}:{}: {e}", settings.server.host, settings.server.port)
+            anyhow::anyhow!(
+                "server.host, server.port: cannot bind {}:{}: {e}",
+                settings.server.host,
+                settings.server.port
+            )
         })?;
         let port = listener.local_addr()?.port();
         let public_url = settings.server.public_base(port);

@@ -323,26 +323,63 @@ async fn head_answers_like_get_without_a_body() {
 async fn a_stalled_body_answers_408_instead_of_holding_the_connection() {
     let app = spawn_app_with(|s| s.server.body_timeout_seconds = std::num::NonZeroU64::MIN).await;
     let id = app.create_process("relying-app", 1).await["id"].as_str().expect("id").to_owned();
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port)).await.expect("connect");
-    let head = format!(
-        "PUT /trustedx-resources/esignsp/v2/signer_processes/{id}/result HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"status\":",
-        token("relying-app")
+    let bearer = token("relying-app");
+    let form = |path: &str| {
+        format!(
+            "POST /trustedx-resources/esignsp/v2{path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {bearer}\r\n\
+             Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: 100000\r\n\r\n"
+        )
+    };
+    let document_part = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"document\"; filename=\"a.pdf\"\r\n\r\n%PDF-1.7 part"
     );
-    tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes()).await.expect("write");
-    let mut answer = vec![0u8; 4096];
-    let started = std::time::Instant::now();
-    let n = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        tokio::io::AsyncReadExt::read(&mut stream, &mut answer),
-    )
-    .await
-    .expect("answered, not held open")
-    .expect("read");
-    let answer = String::from_utf8_lossy(&answer[..n]).to_string();
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(answer.contains("urn:esignsp:problem:request-timeout"), "{answer}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let process_part =
+        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"process\"\r\n\r\n{{\"process_type\":");
+    let cases = [
+        (
+            "a JSON result that stops inside its value",
+            format!(
+                "PUT /trustedx-resources/esignsp/v2/signer_processes/{id}/result HTTP/1.1\r\nHost: x\r\n\
+                 Authorization: Bearer {bearer}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"status\":"
+            ),
+        ),
+        (
+            "a chunked JSON result that stops after its first chunk",
+            format!(
+                "PUT /trustedx-resources/esignsp/v2/signer_processes/{id}/result HTTP/1.1\r\nHost: x\r\n\
+                 Authorization: Bearer {bearer}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
+                 a\r\n{{\"status\":\r\n"
+            ),
+        ),
+        ("an O1 form before its first byte", form("/signer_processes")),
+        ("an O1 form inside a part's headers", format!("{}--{BOUNDARY}\r\nContent-Dispo", form("/signer_processes"))),
+        ("an O1 form inside the process JSON", format!("{}{process_part}", form("/signer_processes"))),
+        ("an O1 form inside the document bytes", format!("{}{document_part}", form("/signer_processes"))),
+        ("an O8 form inside the document bytes", format!("{}{document_part}", form("/documents"))),
+    ];
+    for (why, request) in cases {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port)).await.expect("connect");
+        tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes()).await.expect("write");
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        // The whole answer, then the end of the connection: a stalled body is not read as a
+        // next request.
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{why}: answered and closed, not held open"))
+        .unwrap_or_else(|e| panic!("{why}: read: {e}"));
+        let answer = String::from_utf8_lossy(&answer).to_string();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{why}: {answer}");
+        assert!(answer.contains("urn:esignsp:problem:request-timeout"), "{why}: {answer}");
+        assert!(answer.to_ascii_lowercase().contains("connection: close"), "{why}: {answer}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{why}: {:?}", started.elapsed());
+    }
     assert_eq!(app.events_of(&id).await, ["created"]);
+    assert_eq!(app.count("SELECT count(*) FROM signer_processes").await, 1, "no stalled form stored a process");
+    assert_eq!(app.count("SELECT count(*) FROM documents").await, 1, "no stalled form stored a document");
 }
 
 #[tokio::test]

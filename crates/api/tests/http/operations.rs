@@ -54,6 +54,32 @@ async fn health_readiness_and_metrics_answer() {
 }
 
 #[tokio::test]
+async fn a_client_cannot_add_metric_labels_with_method_tokens_of_its_own() {
+    let app = spawn_app().await;
+    for i in 0..20 {
+        let method = reqwest::Method::from_bytes(format!("XAB{i}CD").as_bytes()).expect("token");
+        let r = app.client.request(method, format!("http://127.0.0.1:{}/healthz", app.port)).send().await.expect("req");
+        assert!(r.status().is_client_error(), "{}", r.status());
+    }
+    let text = app
+        .client
+        .get(format!("http://127.0.0.1:{}/metrics", app.port))
+        .send()
+        .await
+        .expect("req")
+        .text()
+        .await
+        .expect("text");
+    assert!(!text.contains("XAB"), "a method token of the client's became a label:\n{text}");
+    let other = text
+        .lines()
+        .filter(|l| l.starts_with("esignsp_http_requests_total{method=\"other\""))
+        .map(|l| l.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0))
+        .sum::<u64>();
+    assert_eq!(other, 20, "counted under method=\"other\":\n{text}");
+}
+
+#[tokio::test]
 async fn an_unreachable_database_answers_503_quickly_and_readiness_says_so() {
     let app = spawn_app_with(|s| {
         s.database.url = secrecy::SecretString::from("postgres://postgres@127.0.0.1:1/nothing");
