@@ -11,6 +11,7 @@ pub mod introspection;
 pub mod jwks;
 pub mod jwt;
 pub mod keys;
+pub mod pades;
 pub mod postgres;
 mod queries;
 pub mod redact;
