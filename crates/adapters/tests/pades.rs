@@ -33,6 +33,7 @@ fn scratch(name: &str) -> PathBuf {
 /// A test PKI: the root CA's certificate (PEM) and a signer's key (PKCS#8 PEM) and chain.
 struct Pki {
     ca_pem: String,
+    cert_pem: String,
     key_pem: String,
     chain_pem: String,
 }
@@ -65,6 +66,7 @@ impl Ca {
         let signer_cert = signer.signed_by(&key, &self.issuer).expect("signer certificate");
         Pki {
             ca_pem: self.pem.clone(),
+            cert_pem: signer_cert.pem(),
             key_pem: key.serialize_pem(),
             chain_pem: format!("{}{}", signer_cert.pem(), self.pem),
         }
@@ -150,6 +152,19 @@ struct Verdicts {
 /// Runs every validator on `pdf`, asserting that each accepts it, with `signatures`
 /// signatures in it, each trusted under the test root `ca_pem`.
 fn validate(dir: &Path, name: &str, pdf: &[u8], ca_pem: &str, signatures: usize) -> Verdicts {
+    validate_with(dir, name, pdf, ca_pem, signatures, "")
+}
+
+/// [`validate`], with `pyhanko_status` expected in pyHanko's one-line status of each signature
+/// but the last (e.g. `ACCEPTABLE_MODIFICATIONS` for a certification our signature follows).
+fn validate_with(
+    dir: &Path,
+    name: &str,
+    pdf: &[u8],
+    ca_pem: &str,
+    signatures: usize,
+    pyhanko_status: &str,
+) -> Verdicts {
     let file = dir.join(name);
     std::fs::write(&file, pdf).expect("write");
     let ca = dir.join("ca.pem");
@@ -188,6 +203,14 @@ fn validate(dir: &Path, name: &str, pdf: &[u8], ca_pem: &str, signatures: usize)
     assert!(ok, "pyhanko sign validate:\n{validate}");
     assert_eq!(validate.matches("The signature is judged VALID.").count(), signatures, "pyhanko:\n{validate}");
     assert!(!validate.contains("INVALID") && !validate.contains("ILLEGAL"), "pyhanko:\n{validate}");
+    let (ok, summary) =
+        run(Command::new(&pyhanko).args(["sign", "validate", "--trust"]).arg(&ca).arg("--trust-replace").arg(&file));
+    assert!(ok, "pyhanko sign validate:\n{summary}");
+    let lines: Vec<&str> = summary.lines().filter(|l| l.contains(":INTACT:")).collect();
+    assert_eq!(lines.len(), signatures, "pyhanko:\n{summary}");
+    assert!(lines.iter().all(|l| l.contains(":INTACT:TRUSTED")), "pyhanko:\n{summary}");
+    assert!(lines.last().is_some_and(|l| l.ends_with(",UNTOUCHED")), "the last signature covers all:\n{summary}");
+    assert!(lines[..signatures - 1].iter().all(|l| l.contains(pyhanko_status)), "pyhanko:\n{summary}");
 
     let (ok, adesverify) = run(Command::new(&pyhanko)
         .args(["sign", "adesverify", "--pretty-print", "--no-revocation-check", "--trust"])
@@ -201,7 +224,7 @@ fn validate(dir: &Path, name: &str, pdf: &[u8], ca_pem: &str, signatures: usize)
     let (ok, profile) = run(Command::new(venv_tool("python")).arg(script).arg(&file));
     assert!(ok, "pades_profile.py:\n{profile}");
     assert_eq!(profile.lines().filter(|l| l.ends_with(" level=B-B")).count(), signatures, "profile:\n{profile}");
-    Verdicts { pdfsig, pyhanko: validate, adesverify, profile, qpdf }
+    Verdicts { pdfsig, pyhanko: format!("{validate}{summary}"), adesverify, profile, qpdf }
 }
 
 /// The `/ByteRange` of the last signature: `[0 a b c]`.
@@ -392,4 +415,45 @@ async fn credentials_that_cannot_sign_are_refused() {
     let signer = signer(&one, RsaPadding::Pkcs1v15);
     let outcome = signer.sign(&pdf_14(1), &SignatureRequest::at(time::OffsetDateTime::UNIX_EPOCH)).await;
     assert!(matches!(outcome, Err(SigningError::Credentials(_))), "a certificate not valid at the time: {outcome:?}");
+}
+
+/// `pdf` certified by pyHanko (scripts/pades_certify.py) with DocMDP `permission`.
+fn certified(dir: &Path, pki: &Pki, permission: &str, pdf: &[u8]) -> Vec<u8> {
+    let (key, cert, input, output) =
+        (dir.join("certifier.key.pem"), dir.join("certifier.pem"), dir.join("plain.pdf"), dir.join("certified.pdf"));
+    std::fs::write(&key, &pki.key_pem).expect("write");
+    std::fs::write(&cert, &pki.cert_pem).expect("write");
+    std::fs::write(&input, pdf).expect("write");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pades_certify.py");
+    let (ok, text) = run(Command::new(venv_tool("python"))
+        .arg(script)
+        .arg(&key)
+        .arg(&cert)
+        .arg(permission)
+        .arg(&input)
+        .arg(&output));
+    assert!(ok, "pades_certify.py: {text}");
+    std::fs::read(output).expect("read")
+}
+
+#[tokio::test]
+async fn a_pdf_certified_for_form_filling_is_signed_and_the_certification_stays_valid() {
+    let dir = scratch("certified");
+    let ca = ca();
+    let (certifier, second) =
+        (ca.signer(&rcgen::PKCS_ECDSA_P256_SHA256, "certifier"), ca.signer(&rcgen::PKCS_ECDSA_P256_SHA256, "signer"));
+    let original = certified(&dir, &certifier, "FILL_FORMS", &with_object_streams(&dir, &pdf_14(2)));
+    let signed = signer(&second, RsaPadding::Pkcs1v15).sign(&original, &request()).await.expect("signed");
+    assert!(signed.starts_with(&original));
+    let verdicts = validate_with(&dir, "certified.signed.pdf", &signed, &ca.pem, 2, "ACCEPTABLE_MODIFICATIONS");
+    println!("== certified.signed.pdf\n{}\n{}", verdicts.pdfsig, verdicts.pyhanko);
+}
+
+#[tokio::test]
+async fn a_pdf_certified_without_changes_is_refused() {
+    let dir = scratch("locked");
+    let pki = pki(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let original = certified(&dir, &pki, "NO_CHANGES", &pdf_14(1));
+    let outcome = signer(&pki, RsaPadding::Pkcs1v15).sign(&original, &request()).await;
+    assert!(matches!(outcome, Err(SigningError::ChangesNotPermitted)), "{outcome:?}");
 }
