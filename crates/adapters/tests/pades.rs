@@ -17,8 +17,27 @@ use esignsp_domain::{DocumentSigner, SignatureLevel, SignatureRequest, SigningEr
 use lopdf::{dictionary, Document, Object, Stream};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SignatureAlgorithm};
 
-/// A scratch directory of its own for each test.
-fn scratch(name: &str) -> PathBuf {
+/// A scratch directory of its own for each test, removed when the test passes (kept, with
+/// the signed files, when it fails).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "esignsp-pades-{}-{}-{name}",
@@ -27,7 +46,7 @@ fn scratch(name: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch directory");
-    dir
+    Scratch(dir)
 }
 
 /// A test PKI: the root CA's certificate (PEM) and a signer's key (PKCS#8 PEM) and chain.
@@ -456,4 +475,43 @@ async fn a_pdf_certified_without_changes_is_refused() {
     let original = certified(&dir, &pki, "NO_CHANGES", &pdf_14(1));
     let outcome = signer(&pki, RsaPadding::Pkcs1v15).sign(&original, &request()).await;
     assert!(matches!(outcome, Err(SigningError::ChangesNotPermitted)), "{outcome:?}");
+}
+
+#[test]
+fn damaged_bytes_give_an_error_or_a_signature_never_a_panic() {
+    let dir = scratch("mutations");
+    let pki = pki(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let signer = signer(&pki, RsaPadding::Pkcs1v15);
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        // xorshift64: a fixed sequence, so a failure repeats.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut signed, mut refused) = (0, 0);
+    for original in [pdf_14(2), with_object_streams(&dir, &pdf_14(2))] {
+        for round in 0..250 {
+            let mut pdf = original.clone();
+            for _ in 0..=(next() % 4) {
+                let at = usize::try_from(next() % pdf.len() as u64).expect("index");
+                match next() % 3 {
+                    0 => pdf[at] = (next() & 0xff) as u8,
+                    1 => {
+                        pdf.remove(at);
+                    }
+                    _ => pdf.insert(at, b"0 R<>[]/ \n"[usize::try_from(next() % 10).expect("index")]),
+                }
+            }
+            let outcome = std::panic::catch_unwind(|| signer.sign_blocking(&pdf, &request()));
+            match outcome {
+                Ok(Ok(_)) => signed += 1,
+                Ok(Err(_)) => refused += 1,
+                Err(_) => panic!("round {round}: signing a mutated PDF panicked"),
+            }
+        }
+    }
+    println!("mutated PDFs: {signed} signed, {refused} refused");
+    assert!(signed > 0 && refused > 0, "both outcomes occur: {signed} signed, {refused} refused");
 }
