@@ -7,7 +7,7 @@ structure meets, as read by pyHanko's PDF reader and asn1crypto (not by esignsp'
 One line per signature:
 
     Signature1 subfilter=/ETSI.CAdES.detached M=yes Cert=no signed=content_type,...
-        unsigned= level=B-B
+        unsigned= name=... level=B-B
 
 The level is the highest whose structural requirements the signature meets: B-B needs
 /SubFilter /ETSI.CAdES.detached, /M, no /Cert, the signed attributes content-type,
@@ -69,6 +69,7 @@ def main(path):
                 f" M={'yes' if '/M' in sig_object else 'no'}"
                 f" Cert={'yes' if '/Cert' in sig_object else 'no'}"
                 f" signed={','.join(signed)} unsigned={','.join(unsigned)}"
+                f" name={sig_object.get('/Name')!s}"
                 f" level={level(sig_object, signed, unsigned, has_dss, bool(later))}"
             )
     return 0

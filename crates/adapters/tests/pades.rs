@@ -304,11 +304,17 @@ async fn a_pdf_14_with_a_classic_xref_table_is_signed_b_b_and_validates() {
     let signer = signer(&pki, RsaPadding::Pkcs1v15);
     assert_eq!(signer.level(), SignatureLevel::BB);
     let original = pdf_14(1);
+    assert!(original.starts_with(b"%PDF-1.4"), "a PDF 1.4");
+    assert!(original.windows(6).any(|w| w == b"\nxref\n"), "with a classic cross-reference table");
     let signed = sign_and_check(&dir, "classic.signed.pdf", &signer, &pki, &original, 1).await;
     let appended = String::from_utf8_lossy(&signed[original.len()..]);
     assert!(appended.contains("\nxref\n"), "a table after a table");
     assert!(appended.contains("/SubFilter/ETSI.CAdES.detached"));
     assert!(appended.contains("/M(D:"), "the claimed time in /M");
+    let file = dir.join("classic.signed.pdf");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pades_profile.py");
+    let (_, profile) = run(Command::new(venv_tool("python")).arg(script).arg(&file));
+    assert!(profile.contains(" name=Test Signer — Ünïcode "), "pyHanko reads /Name back: {profile}");
 }
 
 #[tokio::test]
