@@ -156,3 +156,53 @@ pub(crate) fn signed_data(credentials: &SigningCredentials, content_digest: &[u8
     builder.add_signer_info::<_, SignatureValue>(signer_info).map_err(|e| build(&e))?;
     builder.build().map_err(|e| build(&e))?.to_der().map_err(|e| build(&e))
 }
+
+#[cfg(test)]
+mod tests {
+    use cms::content_info::ContentInfo;
+    use cms::signed_data::SignedData;
+    use der::Decode;
+
+    use super::*;
+    use crate::pades::credentials::RsaPadding;
+
+    fn credentials() -> SigningCredentials {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(rcgen::DnType::CommonName, "cms test");
+        let certificate = params.self_signed(&key).expect("certificate");
+        SigningCredentials::from_pem(key.serialize_pem().as_bytes(), certificate.pem().as_bytes(), RsaPadding::Pkcs1v15)
+            .expect("credentials")
+    }
+
+    #[test]
+    fn the_signed_attributes_are_content_type_message_digest_and_signing_certificate_v2_only() {
+        let credentials = credentials();
+        let digest = digest(&credentials, &[b"part one", b"part two"]);
+        let der = signed_data(&credentials, &digest).expect("signed data");
+        assert!(der.len() <= max_len(&credentials), "the estimate bounds the size");
+        let info = ContentInfo::from_der(&der).expect("ContentInfo");
+        assert_eq!(info.content_type, rfc5911::ID_SIGNED_DATA);
+        let signed: SignedData = info.content.decode_as().expect("SignedData");
+        assert!(signed.encap_content_info.econtent.is_none(), "detached");
+        assert_eq!(signed.encap_content_info.econtent_type, rfc5911::ID_DATA);
+        let signer = signed.signer_infos.0.get(0).expect("one signer");
+        assert!(matches!(signer.sid, SignerIdentifier::IssuerAndSerialNumber(_)));
+        let attributes: Vec<_> =
+            signer.signed_attrs.as_ref().expect("signed attributes").iter().map(|a| a.oid).collect();
+        let mut expected =
+            vec![rfc5911::ID_CONTENT_TYPE, rfc5911::ID_MESSAGE_DIGEST, rfc5911::ID_AA_SIGNING_CERTIFICATE_V_2];
+        let mut sorted = attributes.clone();
+        sorted.sort();
+        expected.sort();
+        assert_eq!(sorted, expected, "no signing-time (ETSI EN 319 142-1 §6.3)");
+        assert!(signer.unsigned_attrs.is_none());
+        let message_digest = signer
+            .signed_attrs
+            .as_ref()
+            .and_then(|a| a.iter().find(|a| a.oid == rfc5911::ID_MESSAGE_DIGEST))
+            .and_then(|a| a.values.get(0))
+            .map(|v| v.value().to_vec());
+        assert_eq!(message_digest, Some(sha2::Sha256::digest(b"part onepart two").to_vec()));
+    }
+}

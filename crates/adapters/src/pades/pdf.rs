@@ -427,6 +427,8 @@ fn runs(offsets: &[(ObjectId, usize)]) -> Vec<&[(ObjectId, usize)]> {
 
 #[cfg(test)]
 mod tests {
+    use lopdf::dictionary;
+
     use super::*;
 
     #[test]
@@ -452,6 +454,62 @@ mod tests {
         let request = SignatureRequest::at(time::OffsetDateTime::UNIX_EPOCH);
         assert!(matches!(prepare(b"hello", &request, 10), Err(SigningError::NotPdf)));
         assert!(matches!(prepare(b"", &request, 10), Err(SigningError::NotPdf)));
+    }
+
+    /// A one-page PDF (lopdf, classic table); `with_page` false leaves the page tree empty.
+    fn tiny_pdf(with_page: bool) -> Vec<u8> {
+        let mut document = Document::with_version("1.4");
+        let pages = document.new_object_id();
+        let mut kids = Vec::new();
+        if with_page {
+            kids.push(Object::Reference(document.add_object(dictionary! {
+                "Type" => "Page", "Parent" => pages, "MediaBox" => vec![0.into(), 0.into(), 10.into(), 10.into()],
+            })));
+        }
+        let count = kids.len() as i64;
+        document
+            .objects
+            .insert(pages, Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => count }));
+        let catalog = document.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages });
+        document.trailer.set("Root", catalog);
+        document.reference_table.cross_reference_type = lopdf::xref::XrefType::CrossReferenceTable;
+        let mut out = Vec::new();
+        document.save_to(&mut out).expect("save");
+        out
+    }
+
+    #[test]
+    fn the_byte_range_leaves_out_exactly_the_contents_string() {
+        let request = SignatureRequest::at(time::OffsetDateTime::UNIX_EPOCH);
+        let pdf = tiny_pdf(true);
+        let prepared = prepare(&pdf, &request, 8).expect("prepared");
+        let [before, after] = prepared.signed_parts();
+        assert!(before.starts_with(&pdf), "the original is a prefix");
+        assert!(before.ends_with(b"/Contents"), "the gap starts at '<'");
+        assert!(after.starts_with(b">>"), "and ends past '>'");
+        assert!(after.ends_with(b"%%EOF\n"), "the second part runs to the end");
+        let (gap_start, gap_end) = (before.len(), before.len() + 18);
+        let expected = format!("/ByteRange[0 {gap_start} {gap_end} {}]", after.len());
+        {
+            let text = String::from_utf8_lossy(before);
+            let range = &text[text.rfind("/ByteRange").expect("/ByteRange")..];
+            assert!(range.starts_with(&expected), "{range}");
+        }
+        let signed = prepared.fill(&[0xAB; 8]).expect("fits");
+        assert_eq!(&signed[gap_start..gap_end], b"<ABABABABABABABAB>");
+    }
+
+    #[test]
+    fn a_signature_larger_than_its_slot_is_an_error_not_a_truncated_signature() {
+        let request = SignatureRequest::at(time::OffsetDateTime::UNIX_EPOCH);
+        let prepared = prepare(&tiny_pdf(true), &request, 8).expect("prepared");
+        assert!(matches!(prepared.fill(&[0; 9]), Err(SigningError::Unexpected(_))));
+    }
+
+    #[test]
+    fn a_pdf_without_pages_is_damaged() {
+        let request = SignatureRequest::at(time::OffsetDateTime::UNIX_EPOCH);
+        assert!(matches!(prepare(&tiny_pdf(false), &request, 8), Err(SigningError::Damaged(_))));
     }
 
     #[test]
