@@ -70,6 +70,24 @@ ensure_pgbouncer() {
     || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; }
 }
 
+# ensure_apt_tools COMMAND:PACKAGE...: installs Debian's PACKAGE for each COMMAND not on PATH
+# (root only).
+ensure_apt_tools() {
+  local pair missing=()
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  done
+  [ ${#missing[@]} = 0 ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    echo "esignsp: missing ${missing[*]} (apt-get install ${missing[*]}, as root)" >&2
+    return 1
+  fi
+  echo "esignsp: installing ${missing[*]} with apt-get" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }
+}
+
 ensure_build_tools() {
   if ! command -v cargo >/dev/null 2>&1; then
     [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"

@@ -11,6 +11,10 @@ ensure_build_tools || { echo "esignsp: cargo is required" >&2; exit 1; }
 ensure_postgres || exit 1
 # pgbouncer in transaction pooling mode, started by the HTTP tests in front of PostgreSQL.
 ensure_pgbouncer || exit 1
+# The independent validators of the PAdES signer's tests (crates/adapters/tests/pades.rs):
+# poppler's pdfsig with NSS's certutil for its trust store, and qpdf; pyHanko is in .venv.
+ensure_apt_tools pdfsig:poppler-utils qpdf:qpdf certutil:libnss3-tools || exit 1
+ensure_venv scripts/requirements.txt || exit 1
 echo "esignsp: testing against $(echo "$DATABASE_URL" | sed -E 's#://([^:@/]*):[^@]*@#://\1:***@#')"
 
 drop_test_databases() {
@@ -37,5 +41,4 @@ ESIGNSP_TEST_DATABASE=sqlite cargo test -p esignsp-api --test http --locked --no
 bash scripts/schemathesis.sh
 # /docs in a real browser (Debian's chromium) with the network blocked.
 bash scripts/docs-browser.sh
-ensure_venv scripts/requirements.txt
 "$VENV/bin/python" scripts/check_container.py

@@ -1,5 +1,6 @@
 //! Adapters of esignsp: PostgreSQL and embedded SQLite persistence (sqlx), JWT access-token
-//! verification (jsonwebtoken), the system clock and the CSPRNG id source.
+//! verification (jsonwebtoken), the system clock and the CSPRNG id source, and the PAdES
+//! document signer ([`pades`]).
 //!
 //! Token verification depends one way: [`keys`] and [`http`] (over [`redact`]) at the bottom,
 //! [`jwks`] (keys, http) and [`introspection`] (http, claims) above them, [`jwt`] (the
@@ -11,6 +12,7 @@ pub mod introspection;
 pub mod jwks;
 pub mod jwt;
 pub mod keys;
+pub mod pades;
 pub mod postgres;
 mod queries;
 pub mod redact;

@@ -2,7 +2,7 @@
 //! (SPEC §4) and the ports its adapters implement.
 //!
 //! Nothing here does I/O; persistence and token verification are behind the traits of
-//! [`ports`].
+//! [`ports`], signing documents behind [`signing::DocumentSigner`].
 
 pub mod auth;
 pub mod events;
@@ -12,6 +12,7 @@ pub mod process;
 pub mod result;
 pub mod rules;
 pub mod service;
+pub mod signing;
 pub mod text;
 
 pub use auth::{Caller, InvalidTokenReason, TokenRejection};
@@ -28,4 +29,7 @@ pub use process::{
 pub use result::{DocumentResult, DocumentResultStatus, ProcessResult, ResultMessage, ResultStatus};
 pub use rules::{Outcome, ProcessSnapshot, ResultStateMachine, RuleViolation, Version};
 pub use service::SignerProcessService;
+pub use signing::{
+    DocumentSigner, SignatureLevel, SignatureRequest, SigningCause, SigningError, UnknownSignatureLevel,
+};
 pub use text::{InvalidText, Text, TextDefect, TextKind};
