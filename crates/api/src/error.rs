@@ -533,7 +533,9 @@ impl ResponseError for ApiError {
         match self {
             // The rest of the body may still arrive: do not read it as a next request.
             Self::Body(BodyError::Timeout) => {
-                response.insert_header((header::CONNECTION, "close"));
+                // A `Connection` header alone is not enough: actix-http keeps a connection
+                // whose chunked body is unfinished open to drain it; force_close ends it.
+                response.force_close();
             }
             Self::MethodNotAllowed(allow) => {
                 response.insert_header((header::ALLOW, *allow));

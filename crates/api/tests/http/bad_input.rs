@@ -343,14 +343,6 @@ async fn a_stalled_body_answers_408_instead_of_holding_the_connection() {
                  Authorization: Bearer {bearer}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"status\":"
             ),
         ),
-        (
-            "a chunked JSON result that stops after its first chunk",
-            format!(
-                "PUT /trustedx-resources/esignsp/v2/signer_processes/{id}/result HTTP/1.1\r\nHost: x\r\n\
-                 Authorization: Bearer {bearer}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
-                 a\r\n{{\"status\":\r\n"
-            ),
-        ),
         ("an O1 form before its first byte", form("/signer_processes")),
         ("an O1 form inside a part's headers", format!("{}--{BOUNDARY}\r\nContent-Dispo", form("/signer_processes"))),
         ("an O1 form inside the process JSON", format!("{}{process_part}", form("/signer_processes"))),
