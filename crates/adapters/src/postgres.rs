@@ -598,7 +598,7 @@ pub fn map_error(error: sqlx::Error) -> RepositoryError {
 }
 
 /// The audit event of an operation other than a transition (those are in [`sql::WRITE`]).
-const INSERT_EVENT: &str = insert_event!("now()");
+const INSERT_EVENT: &str = insert_event!("now()", "CAST($8 AS jsonb)");
 
 /// The statements of the transition protocol (SPEC §8) on PostgreSQL, public so that
 /// `scripts/bench.sh` runs exactly these in pgbench beside the service.
@@ -618,14 +618,11 @@ pub mod sql {
         visible_to_caller!("p")
     );
 
-    /// Writes a whole transition in one statement, only while the process's `version` is
-    /// still `$10` (compare-and-set), and advances it: the process result when `$2` is not
-    /// NULL, the document results of the arrays (only where a document has none), and the
-    /// audit event. Answers one row: the number of processes written (0: stale, or gone).
-    /// Parameters: `$1` id, `$2`/`$3` status/message or NULL, `$4`/`$5`/`$6` document ids,
-    /// statuses and messages (arrays of equal length), `$7` actor, `$8` request id, `$9` event
-    /// kind, `$10` expected version, `$11` event document id or NULL, `$12` event new status.
-    pub const WRITE: &str = "WITH p AS (UPDATE signer_processes \
+    /// The compare-and-set update of a transition's process and its document results, the CTEs
+    /// `p` and `d` that [`WRITE`] and [`WRITE_SIGNED`] share (parameters as [`WRITE`]'s).
+    macro_rules! process_and_documents {
+        () => {
+            "WITH p AS (UPDATE signer_processes \
                     SET result_status = COALESCE($2, result_status), \
                         result_message = CASE WHEN $2::text IS NULL THEN result_message ELSE $3 END, \
                         result_at = CASE WHEN $2::text IS NULL THEN result_at ELSE now() END, \
@@ -633,10 +630,41 @@ pub mod sql {
                     WHERE id = $1 AND version = $10 RETURNING id), \
               d AS (UPDATE process_documents pd SET result_status = u.status, result_message = u.message \
                     FROM p, unnest($4::text[], $5::text[], $6::text[]) AS u(document_id, status, message) \
-                    WHERE pd.process_id = p.id AND pd.document_id = u.document_id AND pd.result_status IS NULL), \
-              e AS (INSERT INTO process_events (process_id, kind, actor, request_id, document_id, old_status, new_status) \
+                    WHERE pd.process_id = p.id AND pd.document_id = u.document_id AND pd.result_status IS NULL), "
+        };
+    }
+
+    /// Writes a whole transition in one statement, only while the process's `version` is
+    /// still `$10` (compare-and-set), and advances it: the process result when `$2` is not
+    /// NULL, the document results of the arrays (only where a document has none), and the
+    /// audit event. Answers one row: the number of processes written (0: stale, or gone).
+    /// Parameters: `$1` id, `$2`/`$3` status/message or NULL, `$4`/`$5`/`$6` document ids,
+    /// statuses and messages (arrays of equal length), `$7` actor, `$8` request id, `$9` event
+    /// kind, `$10` expected version, `$11` event document id or NULL, `$12` event new status.
+    pub const WRITE: &str = concat!(
+        process_and_documents!(),
+        "e AS (INSERT INTO process_events (process_id, kind, actor, request_id, document_id, old_status, new_status) \
                     SELECT p.id, $9, $7, $8, $11, NULL, $12 FROM p) \
-         SELECT count(*) FROM p";
+         SELECT count(*) FROM p"
+    );
+
+    /// [`WRITE`] for the signing page's transition (SPEC §10): besides, the signed contents
+    /// replace the documents' bytes, size and SHA-256, and the event carries its details —
+    /// all in the same statement, so all or nothing. Further parameters: `$13` document ids,
+    /// `$14` signed bytes, `$15` sizes, `$16` SHA-256 (arrays of equal length), `$17` the
+    /// event's details (JSON text) or NULL.
+    pub const WRITE_SIGNED: &str = concat!(
+        process_and_documents!(),
+        "c AS (UPDATE document_contents dc SET content = u.content \
+                    FROM p, unnest($13::text[], $14::bytea[]) AS u(document_id, content) \
+                    WHERE dc.document_id = u.document_id), \
+              m AS (UPDATE documents doc SET size = u.size, sha256 = u.sha256 \
+                    FROM p, unnest($13::text[], $15::bigint[], $16::text[]) AS u(document_id, size, sha256) \
+                    WHERE doc.id = u.document_id), \
+              e AS (INSERT INTO process_events (process_id, kind, actor, request_id, document_id, old_status, new_status, details) \
+                    SELECT p.id, $9, $7, $8, $11, NULL, $12, CAST($17 AS jsonb) FROM p) \
+         SELECT count(*) FROM p"
+    );
 
     /// The pending processes due to expire: `$1` the time, `$2` at most this many, soonest
     /// first.
@@ -677,8 +705,10 @@ async fn write(
     persistent: bool,
     transition: &Transition,
 ) -> Result<WriteOutcome, RepositoryError> {
-    let StoredTransition { result, documents, event } = StoredTransition::of(transition);
-    let written: i64 = sqlx::query_scalar(sql::WRITE)
+    let StoredTransition { result, documents, event, signed } = StoredTransition::of(transition);
+    let statement =
+        if transition.signed.is_empty() && event.details.is_none() { sql::WRITE } else { sql::WRITE_SIGNED };
+    let mut query = sqlx::query_scalar(statement)
         .persistent(persistent)
         .bind(transition.process.as_str())
         .bind(result.map(|r| r.0))
@@ -691,10 +721,12 @@ async fn write(
         .bind(event.kind)
         .bind(transition.expected.0)
         .bind(event.document_id)
-        .bind(event.new_status)
-        .fetch_one(connection)
-        .await
-        .map_err(map_error)?;
+        .bind(event.new_status);
+    if statement == sql::WRITE_SIGNED {
+        query =
+            query.bind(signed.ids).bind(signed.contents).bind(signed.sizes).bind(signed.sha256s).bind(event.details);
+    }
+    let written: i64 = query.fetch_one(connection).await.map_err(map_error)?;
     Ok(if written == 1 { WriteOutcome::Written } else { WriteOutcome::Stale })
 }
 

@@ -74,13 +74,14 @@ pub(crate) const PROCESS_VISIBLE: &str =
     concat!("SELECT 1 FROM signer_processes WHERE id = $1 AND ", visible_to_caller!());
 
 /// The documents of process `$1` with their results, in order.
-pub(crate) const PROCESS_DOCUMENTS: &str = "SELECT pd.document_id, d.media_type, d.size, d.sha256, \
+pub(crate) const PROCESS_DOCUMENTS: &str = "SELECT pd.document_id, d.media_type, d.filename, d.size, d.sha256, \
      pd.result_status, pd.result_message \
      FROM process_documents pd JOIN documents d ON d.id = pd.document_id \
      WHERE pd.process_id = $1 ORDER BY pd.position";
 
 /// The audit events of process `$1`, oldest first.
-pub(crate) const EVENTS: &str = "SELECT kind, at, actor, request_id, document_id, old_status, new_status \
+pub(crate) const EVENTS: &str = "SELECT kind, at, actor, request_id, document_id, old_status, new_status, \
+     CAST(details AS TEXT) AS details \
      FROM process_events WHERE process_id = $1 ORDER BY id";
 
 /// The pending processes due to expire: `$1` the time, `$2` at most this many, soonest first.
@@ -125,7 +126,7 @@ pub(crate) const INSERT_PROCESS_DOCUMENT: &str =
 /// the row lock that keeps it from being deleted until the process is committed.
 macro_rules! own_document {
     ($lock:literal) => {
-        concat!("SELECT media_type, size, sha256 FROM documents WHERE id = $1 AND client_id = $2", $lock)
+        concat!("SELECT media_type, filename, size, sha256 FROM documents WHERE id = $1 AND client_id = $2", $lock)
     };
 }
 pub(crate) use own_document;
@@ -234,14 +235,17 @@ pub(crate) const DOCUMENT_CONTENT: &str = concat!(
     visible_to_caller!("d")
 );
 
-/// Appends an audit event at `$now` (the store's current time); [`bind_event`] binds it.
+/// Appends an audit event at `$now` (the store's current time) with `$details` (`$8` as the
+/// store's JSON type); [`bind_event`] binds it.
 macro_rules! insert_event {
-    ($now:expr) => {
+    ($now:expr, $details:expr) => {
         concat!(
-            "INSERT INTO process_events (process_id, kind, at, actor, request_id, document_id, old_status, new_status) \
+            "INSERT INTO process_events (process_id, kind, at, actor, request_id, document_id, old_status, new_status, details) \
              VALUES ($1, $2, ",
             $now,
-            ", $3, $4, $5, $6, $7)"
+            ", $3, $4, $5, $6, $7, ",
+            $details,
+            ")"
         )
     };
 }
@@ -262,6 +266,9 @@ pub(crate) struct Event<'q> {
     /// The process's result status before (`$6`) and after (`$7`).
     pub old_status: Option<&'q str>,
     pub new_status: Option<&'q str>,
+    /// What else the event records, as JSON text (`$8`): the signing record of a result the
+    /// signing page established.
+    pub details: Option<&'q str>,
 }
 
 impl<'q> Event<'q> {
@@ -276,6 +283,7 @@ impl<'q> Event<'q> {
             document: None,
             old_status: None,
             new_status: None,
+            details: None,
         }
     }
 }
@@ -298,4 +306,5 @@ where
         .bind(event.document)
         .bind(event.old_status)
         .bind(event.new_status)
+        .bind(event.details)
 }

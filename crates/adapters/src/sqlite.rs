@@ -268,7 +268,7 @@ impl Store for SqliteRepository {
 }
 
 async fn insert_event(tx: &mut Transaction<'_, Sqlite>, event: Event<'_>) -> Result<(), RepositoryError> {
-    queries::bind_event(sqlx::query(insert_event!(now_micros!())), event)
+    queries::bind_event(sqlx::query(insert_event!(now_micros!(), "$8")), event)
         .execute(&mut **tx)
         .await
         .map_err(map_error)?;
@@ -306,7 +306,7 @@ async fn load(pool: &SqlitePool, id: &ProcessId, caller: &Caller) -> Result<Opti
 /// Writes a transition in one `BEGIN IMMEDIATE` transaction, only while the process's
 /// version is the expected one.
 async fn write(repository: &SqliteRepository, transition: &Transition) -> Result<WriteOutcome, RepositoryError> {
-    let StoredTransition { result, documents, event } = StoredTransition::of(transition);
+    let StoredTransition { result, documents, event, signed } = StoredTransition::of(transition);
     let id = transition.process.as_str();
     let mut tx = repository.write().await?;
     let advanced = match result {
@@ -340,6 +340,23 @@ async fn write(repository: &SqliteRepository, transition: &Transition) -> Result
         .await
         .map_err(map_error)?;
     }
+    for (((document, content), size), sha256) in
+        signed.ids.iter().zip(&signed.contents).zip(&signed.sizes).zip(&signed.sha256s)
+    {
+        sqlx::query("UPDATE document_contents SET content = $1 WHERE document_id = $2")
+            .bind(*content)
+            .bind(document)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        sqlx::query("UPDATE documents SET size = $1, sha256 = $2 WHERE id = $3")
+            .bind(size)
+            .bind(sha256)
+            .bind(document)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+    }
     let event = Event {
         process: id,
         kind: transition.event.kind,
@@ -348,6 +365,7 @@ async fn write(repository: &SqliteRepository, transition: &Transition) -> Result
         document: event.document_id,
         old_status: None,
         new_status: Some(event.new_status),
+        details: event.details.as_deref(),
     };
     insert_event(&mut tx, event).await?;
     tx.commit().await.map_err(map_error)?;

@@ -3,7 +3,7 @@
 //! hold differently, a point in time, is [`StoredTime`]. Stored data was valid when written;
 //! anything else is reported as an unexpected error, never a panic.
 
-use esignsp_domain::events::{AuditEvent, EventKind};
+use esignsp_domain::events::{AuditEvent, EventKind, SigningRecord};
 use esignsp_domain::ports::{CreateError, RepositoryError, Transition};
 use esignsp_domain::process::{
     DocumentContent, NewDocument, NewSignerProcess, NewStandaloneDocument, ProcessDocument, ProcessDocumentSource,
@@ -227,6 +227,7 @@ fn process_document(row: &impl StoredRow) -> Result<ProcessDocument, RepositoryE
     Ok(ProcessDocument {
         id: document_id(&row.text("document_id")?)?,
         media_type: row.text("media_type")?,
+        filename: row.optional_text("filename")?,
         size: document_size(row)?,
         sha256: row.text("sha256")?,
         result: stored_document_result(row.optional_text("result_status")?, row.optional_text("result_message")?)?,
@@ -240,6 +241,7 @@ pub(crate) fn taken_document(id: &DocumentId, row: Option<&impl StoredRow>) -> R
     Ok(ProcessDocument {
         id: id.clone(),
         media_type: row.text("media_type")?,
+        filename: row.optional_text("filename")?,
         size: document_size(row)?,
         sha256: row.text("sha256")?,
         result: None,
@@ -264,6 +266,7 @@ pub(crate) fn uploaded_document(doc: &NewDocument) -> ProcessDocument {
     ProcessDocument {
         id: doc.id.clone(),
         media_type: doc.media_type.clone(),
+        filename: doc.filename.clone(),
         size: doc.bytes.len() as u64,
         sha256: doc.sha256.clone(),
         result: None,
@@ -324,7 +327,20 @@ pub(crate) fn audit_event(row: &impl StoredRow) -> Result<AuditEvent, Repository
         document_id: row.optional_text("document_id")?.as_deref().map(document_id).transpose()?,
         old_status: row.optional_text("old_status")?,
         new_status: row.optional_text("new_status")?,
+        signing: row
+            .optional_text("details")?
+            .map(|text| serde_json::from_str::<EventDetails>(&text).map_err(|_| corrupt("event details")))
+            .transpose()?
+            .and_then(|details| details.signing),
     })
+}
+
+/// The `details` of an audit event, as stored (JSON).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct EventDetails {
+    /// The signing page's record ([`SigningRecord`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signing: Option<SigningRecord>,
 }
 /// A [`Transition`] as the SQL adapters bind it: statuses and messages as text, document
 /// results as three arrays of equal length.
@@ -333,6 +349,15 @@ pub(crate) struct StoredTransition<'t> {
     pub result: Option<(&'static str, Option<&'t str>)>,
     pub documents: StoredDocumentResults<'t>,
     pub event: StoredEvent<'t>,
+    pub signed: StoredSignedContents<'t>,
+}
+
+/// The signed contents of a transition, as arrays of equal length.
+pub(crate) struct StoredSignedContents<'t> {
+    pub ids: Vec<&'t str>,
+    pub contents: Vec<&'t [u8]>,
+    pub sizes: Vec<i64>,
+    pub sha256s: Vec<&'t str>,
 }
 
 pub(crate) struct StoredDocumentResults<'t> {
@@ -347,6 +372,8 @@ pub(crate) struct StoredEvent<'t> {
     pub request_id: &'t str,
     pub document_id: Option<&'t str>,
     pub new_status: &'static str,
+    /// The event's details as JSON text, when it has any.
+    pub details: Option<String>,
 }
 
 impl<'t> StoredTransition<'t> {
@@ -363,7 +390,18 @@ impl<'t> StoredTransition<'t> {
             documents.messages.push(result.message.as_ref().map(ResultMessage::as_str));
         }
         let event = &transition.event;
+        let signed = StoredSignedContents {
+            ids: transition.signed.iter().map(|s| s.document.as_str()).collect(),
+            contents: transition.signed.iter().map(|s| &*s.bytes).collect(),
+            sizes: transition.signed.iter().map(|s| i64::try_from(s.bytes.len()).unwrap_or(i64::MAX)).collect(),
+            sha256s: transition.signed.iter().map(|s| s.sha256.as_str()).collect(),
+        };
+        let details = event
+            .signing
+            .as_ref()
+            .and_then(|signing| serde_json::to_string(&EventDetails { signing: Some(signing.clone()) }).ok());
         Self {
+            signed,
             result: change.result.as_ref().map(|r| (r.status.as_str(), r.message.as_ref().map(ResultMessage::as_str))),
             documents,
             event: StoredEvent {
@@ -372,6 +410,7 @@ impl<'t> StoredTransition<'t> {
                 request_id: &event.request_id,
                 document_id: event.document_id.as_ref().map(DocumentId::as_str),
                 new_status: event.new_status,
+                details,
             },
         }
     }

@@ -547,7 +547,9 @@ fn finished_transition(id: &ProcessId, expected: Version, document: &DocumentId)
             request_id: "req-cas".to_owned(),
             document_id: None,
             new_status: "finished",
+            signing: None,
         },
+        signed: Vec::new(),
     }
 }
 

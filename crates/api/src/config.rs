@@ -11,6 +11,7 @@ use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use esignsp_domain::SignatureLevel;
 use jsonwebtoken::Algorithm;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::Error as _;
@@ -40,6 +41,8 @@ pub struct Settings {
     pub processes: ProcessSettings,
     /// `[ui]`.
     pub ui: UiSettings,
+    /// `[signing]`.
+    pub signing: SigningSettings,
     /// `[log]`.
     pub log: LogSettings,
     /// True when no authorization is configured at all: a development set-up with a signing
@@ -321,6 +324,104 @@ pub struct UiSettings {
     /// (http or https; unset or empty: none).
     #[serde(deserialize_with = "http_url", serialize_with = "redacted_http_url")]
     pub signing_app_url: Option<Url>,
+}
+
+/// `[signing]`: the built-in signing application (SPEC §10).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SigningSettings {
+    /// `builtin` (the default): O12 shows the built-in signing page while a process is pending
+    /// — unless `ui.signing_app_url` is set, which always wins.
+    pub provider: SigningProvider,
+    /// The PAdES baseline level of every signature (ETSI EN 319 142-1 §6): `B-B` (default),
+    /// `B-T`, `B-LT` or `B-LTA`.
+    #[serde(deserialize_with = "signature_level", serialize_with = "signature_level_name")]
+    pub level: SignatureLevel,
+    /// The signing key: PKCS#8 PEM (plain or encrypted) or PKCS#12. Unset: none (the
+    /// development set-up generates one in `server.data_dir`).
+    pub key_file: Option<PathBuf>,
+    /// The password of an encrypted `key_file`; redacted whenever settings are printed.
+    #[serde(serialize_with = "redact_secret")]
+    pub key_password: SecretString,
+    /// The signer's certificate then its CA certificates, PEM (optional for a PKCS#12 key that
+    /// carries them).
+    pub certificate_chain_file: Option<PathBuf>,
+    /// RSA signature scheme: `pkcs1v15` (default) or `pss` (RFC 8017 §8).
+    pub rsa_padding: RsaPaddingName,
+    /// The RFC 3161 time-stamping authority for `B-T` and above (http or https).
+    #[serde(deserialize_with = "http_url", serialize_with = "redacted_http_url")]
+    pub tsa_url: Option<Url>,
+    /// Time-out of each request to the TSA and to OCSP/CRL sources, in seconds.
+    #[serde(deserialize_with = "positive_seconds")]
+    pub timeout_seconds: NonZeroU64,
+    /// How the signer is identified on the signing page: `none` (the unguessable task URL is
+    /// the capability; the development default).
+    pub signer_authentication: SignerAuthentication,
+    /// The key of the signing page's CSRF tokens (HMAC-SHA-256, RFC 2104), at least 32
+    /// characters; every replica behind one address needs the same. Unset: random per start
+    /// (one replica). Redacted whenever settings are printed.
+    #[serde(serialize_with = "redact_secret")]
+    pub form_secret: SecretString,
+    /// True when `key_file` and `certificate_chain_file` are the development identity that
+    /// `esignsp serve` generates in `server.data_dir` (the development set-up, no key set).
+    #[serde(skip)]
+    pub development_identity: bool,
+}
+
+impl Default for SigningSettings {
+    fn default() -> Self {
+        Self {
+            provider: SigningProvider::Builtin,
+            level: SignatureLevel::BB,
+            key_file: None,
+            key_password: SecretString::from(""),
+            certificate_chain_file: None,
+            rsa_padding: RsaPaddingName::Pkcs1v15,
+            tsa_url: None,
+            timeout_seconds: const { NonZeroU64::new(10).expect("positive") },
+            signer_authentication: SignerAuthentication::None,
+            form_secret: SecretString::from(""),
+            development_identity: false,
+        }
+    }
+}
+
+/// `signing.provider`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SigningProvider {
+    /// The built-in signing page signs with `signing.key_file` (SPEC §10).
+    #[default]
+    Builtin,
+}
+
+/// `signing.rsa_padding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RsaPaddingName {
+    /// RSASSA-PKCS1-v1_5 (RFC 8017 §8.2).
+    #[default]
+    Pkcs1v15,
+    /// RSASSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt (RFC 8017 §8.1, RFC 4055).
+    Pss,
+}
+
+/// `signing.signer_authentication`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignerAuthentication {
+    /// No login: whoever has the task URL signs.
+    #[default]
+    None,
+}
+
+fn signature_level<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SignatureLevel, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    SignatureLevel::parse(&name).map_err(|_| D::Error::custom(expected_one_of(&["B-B", "B-T", "B-LT", "B-LTA"], &name)))
+}
+
+fn signature_level_name<S: Serializer>(level: &SignatureLevel, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(level.as_str())
 }
 
 /// `[log]`.
@@ -621,6 +722,12 @@ impl Settings {
         if self.development {
             self.auth.issuer = DEV_ISSUER.to_owned();
             self.auth.dev_signing_key_file = Some(self.server.data_dir.join(DEV_KEY_FILE));
+            if self.builtin_signing() && self.signing.key_file.is_none() {
+                let identity = esignsp_adapters::pades::development::DevelopmentIdentity::in_dir(&self.server.data_dir);
+                self.signing.key_file = Some(identity.key_file);
+                self.signing.certificate_chain_file = Some(identity.chain_file);
+                self.signing.development_identity = true;
+            }
         }
     }
 
@@ -631,6 +738,7 @@ impl Settings {
     /// # Errors
     /// [`ConfigError`] naming the first offending key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_signing()?;
         let auth = &self.auth;
         if auth.issuer.trim().is_empty() {
             return Err(invalid("auth.issuer", "must be set to the exact `iss` of accepted tokens"));
@@ -639,6 +747,30 @@ impl Settings {
             && (auth.introspection_client_id.is_empty() || auth.introspection_client_secret.expose_secret().is_empty())
         {
             return Err(invalid("auth.introspection_client_id", "introspection needs a client id and secret"));
+        }
+        Ok(())
+    }
+
+    /// Whether O12 shows the built-in signing page (no `ui.signing_app_url`, SPEC §5, §10).
+    #[must_use]
+    pub fn builtin_signing(&self) -> bool {
+        self.ui.signing_app_url.is_none()
+    }
+
+    fn validate_signing(&self) -> Result<(), ConfigError> {
+        let signing = &self.signing;
+        if !self.builtin_signing() {
+            return Ok(());
+        }
+        if signing.level > SignatureLevel::BB && signing.tsa_url.is_none() {
+            return Err(invalid(
+                "signing.tsa_url",
+                format!("signing.level {} needs an RFC 3161 time-stamping authority", signing.level),
+            ));
+        }
+        let secret = signing.form_secret.expose_secret();
+        if !secret.is_empty() && secret.chars().count() < 32 {
+            return Err(invalid("signing.form_secret", "must be at least 32 characters (or unset)"));
         }
         Ok(())
     }

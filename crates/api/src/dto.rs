@@ -378,6 +378,11 @@ pub struct AuditEvent {
     pub document_id: Option<String>,
     pub old_status: Option<String>,
     pub new_status: Option<String>,
+    // For a result the built-in signing page established (SPEC §10): the signer, and per
+    // document the level and the SHA-256 of the original and of the signed bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, example = json!({"documents": [{"document_id": "…", "level": "B-B", "original_sha256": "…", "signed_sha256": "…"}]}))]
+    pub signing: Option<Value>,
 }
 
 impl From<&events::AuditEvent> for AuditEvent {
@@ -390,6 +395,7 @@ impl From<&events::AuditEvent> for AuditEvent {
             document_id: e.document_id.as_ref().map(|d| d.as_str().to_owned()),
             old_status: e.old_status.clone(),
             new_status: e.new_status.clone(),
+            signing: e.signing.as_ref().and_then(|s| serde_json::to_value(s).ok()),
         }
     }
 }

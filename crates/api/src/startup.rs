@@ -220,6 +220,7 @@ impl Application {
     /// As [`Application::build`].
     pub async fn build_with(settings: Settings, extra_routes: fn(&mut web::ServiceConfig)) -> anyhow::Result<Self> {
         ensure_dev_key(&settings)?;
+        let signing = crate::signing::build_signing(&settings)?.map(Arc::new);
         let jwt_verifier = build_verifier(&settings)?;
         let warming = jwt_verifier.clone();
         tokio::spawn(async move { warming.warm_up().await });
@@ -296,6 +297,7 @@ impl Application {
             signing_app_url: settings.ui.signing_app_url.as_ref().map(ToString::to_string).unwrap_or_default(),
             store: store.clone(),
             verifier: verifier.clone(),
+            signing,
         });
         let metrics = web::Data::new(Metrics::new());
         let sweeper = (settings.processes.sweep_interval_seconds > 0).then(|| {

@@ -9,6 +9,7 @@ use esignsp_domain::SignerProcessService;
 
 use crate::body::FormLimits;
 use crate::dto::Urls;
+use crate::signing::BuiltinSigning;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -25,4 +26,6 @@ pub struct AppState {
     pub store: Store,
     /// The token verifier, for readiness.
     pub verifier: Arc<dyn AccessTokenVerifier>,
+    /// The built-in signing application, unless `ui.signing_app_url` is set.
+    pub signing: Option<Arc<BuiltinSigning>>,
 }

@@ -16,11 +16,11 @@ pub mod signing;
 pub mod text;
 
 pub use auth::{Caller, InvalidTokenReason, TokenRejection};
-pub use events::{AuditContext, AuditEvent, EventKind};
+pub use events::{AuditContext, AuditEvent, DocumentSigningRecord, EventKind, SignerIdentity, SigningRecord};
 pub use ids::{ClientId, DocumentId, MalformedId, ProcessId, TaskId};
 pub use ports::{
     AccessTokenVerifier, Clock, CreateError, DeleteDocumentOutcome, EstablishResultError, IdGenerator, RepositoryError,
-    SignerProcessRepository, Transition, TransitionEvent, TransitionStore, WriteOutcome,
+    SignedContent, SignerProcessRepository, Transition, TransitionEvent, TransitionStore, WriteOutcome,
 };
 pub use process::{
     DocumentContent, InvalidProcess, NewDocument, NewSignerProcess, NewStandaloneDocument, ProcessDocument,

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use crate::auth::{Caller, TokenRejection};
 use crate::events::EventKind;
-use crate::events::{AuditContext, AuditEvent};
+use crate::events::{AuditContext, AuditEvent, SigningRecord};
 use crate::ids::{ClientId, DocumentId, ProcessId};
 use crate::process::{DocumentContent, NewSignerProcess, NewStandaloneDocument, SignerProcess, StoredDocument};
 use crate::rules::{Change, ProcessSnapshot, RuleViolation, Version};
@@ -83,6 +83,21 @@ pub struct TransitionEvent {
     pub document_id: Option<DocumentId>,
     /// The status after (the process's, or the document's for a document result).
     pub new_status: &'static str,
+    /// What the built-in signing application did, when it established the result.
+    pub signing: Option<SigningRecord>,
+}
+
+/// The signed bytes of a document, written with the transition that establishes its result
+/// (SPEC §10): they replace the document's content, size and SHA-256. The original bytes are
+/// an unchanged prefix of them (an incremental update, ISO 32000-1 §7.5.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedContent {
+    /// The document.
+    pub document: DocumentId,
+    /// The signed PDF.
+    pub bytes: std::sync::Arc<[u8]>,
+    /// Lowercase hex SHA-256 of `bytes`.
+    pub sha256: String,
 }
 
 /// A decided transition of one process, to be written whole or not at all (SPEC §8).
@@ -97,6 +112,8 @@ pub struct Transition {
     pub change: Change,
     /// Its audit event.
     pub event: TransitionEvent,
+    /// Signed document contents to store with it (only from the built-in signing page).
+    pub signed: Vec<SignedContent>,
 }
 
 /// How writing a [`Transition`] ended.

@@ -335,6 +335,8 @@ pub struct ProcessDocument {
     pub id: DocumentId,
     /// Stored media type.
     pub media_type: String,
+    /// The file name it was uploaded with, if any.
+    pub filename: Option<String>,
     /// Size in bytes.
     pub size: u64,
     /// Lowercase hex SHA-256 of the bytes.

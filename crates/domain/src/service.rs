@@ -9,18 +9,19 @@ use serde_json::Value;
 
 use crate::auth::Caller;
 use crate::events::EventKind;
-use crate::events::{AuditContext, AuditEvent};
+use crate::events::{AuditContext, AuditEvent, DocumentSigningRecord, SignerIdentity, SigningRecord};
 use crate::ids::{ClientId, DocumentId, ProcessId, TaskId};
 use crate::ports::{
-    Clock, CreateError, DeleteDocumentOutcome, EstablishResultError, IdGenerator, RepositoryError,
+    Clock, CreateError, DeleteDocumentOutcome, EstablishResultError, IdGenerator, RepositoryError, SignedContent,
     SignerProcessRepository, Transition, TransitionEvent, WriteOutcome,
 };
 use crate::process::{
     sniff_media_type, DocumentContent, NewDocument, NewSignerProcess, NewStandaloneDocument, ProcessDocumentSource,
     ProcessRequest, SignerProcess, StoredDocument,
 };
-use crate::result::{DocumentResult, ProcessResult};
+use crate::result::{DocumentResult, DocumentResultStatus, ProcessResult, ResultMessage, ResultStatus};
 use crate::rules::{expiry_result, Change, Outcome, ProcessSnapshot, Request, ResultStateMachine};
+use crate::signing::{DocumentSigner, SignatureRequest};
 use crate::text::Text;
 
 /// A document file as received from a client (multipart part `document` of O1 or O8),
@@ -149,6 +150,38 @@ pub enum CreateProcessError {
 /// The client id the service itself acts as, in audit events it causes (expiry).
 pub const SYSTEM_ACTOR: &str = "esignsp";
 
+/// The message of the result *Decline* establishes on the signing page (SPEC §10).
+pub const DECLINED_BY_THE_SIGNER: &str = "declined by the signer";
+
+/// Lowercase hex SHA-256 of `bytes`.
+#[must_use]
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(bytes))
+}
+
+fn message(text: &str) -> Option<ResultMessage> {
+    ResultMessage::new(text).ok()
+}
+
+/// The process result the signing page establishes once every document it could sign is
+/// signed (SPEC §10): `finished` when every document is, `failed` when none is,
+/// `failed_documents` otherwise.
+fn signing_result(documents: &[crate::rules::DocumentState]) -> ProcessResult {
+    let finished = documents
+        .iter()
+        .filter(|d| d.result.as_ref().is_some_and(|r| r.status == DocumentResultStatus::Finished))
+        .count();
+    match finished {
+        n if n == documents.len() => ProcessResult { status: ResultStatus::Finished, message: None },
+        0 => ProcessResult { status: ResultStatus::Failed, message: message("no document could be signed") },
+        _ => ProcessResult {
+            status: ResultStatus::FailedDocuments,
+            message: message("some documents could not be signed"),
+        },
+    }
+}
+
 fn system_audit(request_id: &str) -> AuditContext {
     AuditContext {
         actor: ClientId::parse(SYSTEM_ACTOR).unwrap_or_else(|_| unreachable!("a valid constant")),
@@ -198,6 +231,23 @@ fn answer<T>(outcome: Outcome<Change>, requested: T) -> Outcome<T> {
         Outcome::Established(_) => Outcome::Established(requested),
         Outcome::Replayed(_) => Outcome::Replayed(requested),
     }
+}
+
+/// `change`'s document results applied to `state` (the signing page decides its documents one
+/// after another, each on the state the previous ones leave).
+fn apply(state: &mut ProcessSnapshot, change: &Change) {
+    for (id, result) in &change.document_results {
+        if let Some(d) = state.documents.iter_mut().find(|d| d.id == *id) {
+            d.result = Some(result.clone());
+        }
+    }
+}
+
+/// The process result of a change that has one.
+fn established(change: Change) -> Result<ProcessResult, EstablishResultError> {
+    change.result.ok_or_else(|| {
+        EstablishResultError::Repository(RepositoryError::Unexpected("the signing transition set no result".into()))
+    })
 }
 
 /// The use cases of the document signature process API.
@@ -316,8 +366,7 @@ impl SignerProcessService {
         id: &ProcessId,
         audit: &AuditContext,
     ) -> Result<Option<SignerProcess>, RepositoryError> {
-        let system = Caller { client_id: system_audit("").actor, trusted: true };
-        self.find(&system, id, audit).await
+        self.find(&self.browser_caller(), id, audit).await
     }
 
     /// The expiry sweeper's step: expires at most `limit` overdue pending processes.
@@ -364,12 +413,36 @@ impl SignerProcessService {
         audit: &AuditContext,
         decide: impl Fn(&ProcessSnapshot, time::OffsetDateTime) -> Result<(Outcome<Change>, EventOf), E>,
     ) -> Result<Option<Outcome<Change>>, TransitionFailure<E>> {
+        self.transition_with(id, caller, audit, &[], None, decide).await
+    }
+
+    /// [`Self::transition`], writing with the change the `signed` contents of the documents it
+    /// makes `finished` and `signing` in its event (the signing page's *Sign*).
+    async fn transition_with<E>(
+        &self,
+        id: &ProcessId,
+        caller: &Caller,
+        audit: &AuditContext,
+        signed: &[SignedContent],
+        signing: Option<&SigningRecord>,
+        decide: impl Fn(&ProcessSnapshot, time::OffsetDateTime) -> Result<(Outcome<Change>, EventOf), E>,
+    ) -> Result<Option<Outcome<Change>>, TransitionFailure<E>> {
         let mut store = self.repository.transitions().await?;
         for _ in 0..MAX_ATTEMPTS {
             let Some(snapshot) = store.load(id, caller).await? else { return Ok(None) };
             let (outcome, (kind, document_id, new_status)) =
                 decide(&snapshot, self.clock.now()).map_err(TransitionFailure::Refused)?;
             let Outcome::Established(change) = outcome else { return Ok(Some(outcome)) };
+            let signed = signed
+                .iter()
+                .filter(|s| {
+                    change
+                        .document_results
+                        .iter()
+                        .any(|(d, r)| *d == s.document && r.status == DocumentResultStatus::Finished)
+                })
+                .cloned()
+                .collect();
             let transition = Transition {
                 process: id.clone(),
                 expected: snapshot.version,
@@ -380,7 +453,9 @@ impl SignerProcessService {
                     request_id: audit.request_id.clone(),
                     document_id,
                     new_status,
+                    signing: signing.cloned(),
                 },
+                signed,
             };
             match store.write(&transition).await? {
                 WriteOutcome::Written => return Ok(Some(Outcome::Established(transition.change))),
@@ -494,6 +569,148 @@ impl SignerProcessService {
             .await
             .map_err(TransitionFailure::into_error)?;
         Ok(answer(outcome.ok_or(EstablishResultError::NotFound)?, requested))
+    }
+
+    /// The signing page's *Sign* (SPEC §10): signs, with `signer`, every document of a
+    /// pending process that has no result yet, then establishes in one transition the document
+    /// results (`finished` for a signed document, whose signed bytes replace its content;
+    /// `failed` with the reason for one that could not be signed) and the process result the
+    /// rules give them (`finished`, `failed_documents` or `failed`), exactly as O7 and O5 would,
+    /// with a [`SigningRecord`] in its audit event. No database connection is held while
+    /// signing. A process that already has a result (or is past its expiry) is not signed
+    /// again: its result is answered as [`Outcome::Replayed`], so a repeated or late POST
+    /// changes nothing.
+    ///
+    /// # Errors
+    /// [`EstablishResultError::NotFound`] for an unknown process, [`EstablishResultError::Rule`]
+    /// when a custom rule refuses, storage errors. Nothing is written on any error.
+    pub async fn sign_in_browser(
+        &self,
+        id: &ProcessId,
+        signer: &dyn DocumentSigner,
+        identity: Option<SignerIdentity>,
+        audit: &AuditContext,
+    ) -> Result<Outcome<ProcessResult>, EstablishResultError> {
+        let system = self.browser_caller();
+        let snapshot = {
+            let mut store = self.repository.transitions().await?;
+            store.load(id, &system).await?.ok_or(EstablishResultError::NotFound)?
+        };
+        let now = self.now();
+        if snapshot.current_result(now).is_some() {
+            return self.settled_in_browser(id, audit).await;
+        }
+        let request = SignatureRequest {
+            time: now,
+            signer_name: identity.as_ref().map(|i| i.display_name().to_owned()),
+            reason: None,
+            location: None,
+        };
+        let level = signer.level().as_str().to_owned();
+        let (mut signed, mut results, mut records) = (Vec::new(), Vec::new(), Vec::new());
+        for document in snapshot.documents.iter().filter(|d| d.result.is_none()) {
+            let content =
+                self.repository.document_content(&document.id, &system).await?.ok_or(EstablishResultError::NotFound)?;
+            let original_sha256 = sha256_hex(&content.bytes);
+            let record = |signed_sha256, error| DocumentSigningRecord {
+                document_id: document.id.as_str().to_owned(),
+                level: level.clone(),
+                original_sha256: original_sha256.clone(),
+                signed_sha256,
+                error,
+            };
+            match signer.sign(&content.bytes, &request).await {
+                Ok(bytes) => {
+                    let sha256 = sha256_hex(&bytes);
+                    records.push(record(Some(sha256.clone()), None));
+                    signed.push(SignedContent { document: document.id.clone(), bytes: bytes.into(), sha256 });
+                    results.push((
+                        document.id.clone(),
+                        DocumentResult { status: DocumentResultStatus::Finished, message: None },
+                    ));
+                }
+                Err(error) => {
+                    let cause = std::error::Error::source(&error).map(ToString::to_string);
+                    tracing::warn!(process_id = %id, document_id = %document.id, %error, cause, "a document could not be signed");
+                    records.push(record(None, Some(error.to_string())));
+                    let message = message(&error.to_string());
+                    results
+                        .push((document.id.clone(), DocumentResult { status: DocumentResultStatus::Failed, message }));
+                }
+            }
+        }
+        let record = SigningRecord { signer: identity, documents: records };
+        let outcome = self
+            .transition_with(id, &system, audit, &signed, Some(&record), |snapshot, now| {
+                if let Some(current) = snapshot.current_result(now) {
+                    return Ok((
+                        Outcome::Replayed(Change { result: Some(current), ..Change::default() }),
+                        (EventKind::Result, None, ""),
+                    ));
+                }
+                let mut state = snapshot.clone();
+                let mut change = Change::default();
+                for (document, result) in &results {
+                    let Some(index) = state.documents.iter().position(|d| d.id == *document && d.result.is_none())
+                    else {
+                        continue; // set meanwhile (O7): it keeps that result
+                    };
+                    let decided = self.machine.decide(&state, now, Request::Document { index, result });
+                    if let Outcome::Established(c) = decided.map_err(EstablishResultError::Rule)? {
+                        apply(&mut state, &c);
+                        change.document_results.extend(c.document_results);
+                    }
+                }
+                let process = signing_result(&state.documents);
+                let decided =
+                    self.machine.decide(&state, now, Request::Process(&process)).map_err(EstablishResultError::Rule)?;
+                if let Outcome::Established(c) = decided {
+                    change.result = c.result;
+                    change.document_results.extend(c.document_results);
+                }
+                Ok((Outcome::Established(change), (EventKind::Result, None, process.status.as_str())))
+            })
+            .await
+            .map_err(TransitionFailure::into_error)?;
+        match outcome.ok_or(EstablishResultError::NotFound)? {
+            Outcome::Established(change) => Ok(Outcome::Established(established(change)?)),
+            Outcome::Replayed(change) => Ok(Outcome::Replayed(established(change)?)),
+        }
+    }
+
+    /// The signing page's *Decline* (SPEC §10): establishes `canceled` with the message
+    /// [`DECLINED_BY_THE_SIGNER`] as O5 would. A process that already has a result keeps it and
+    /// it is answered as [`Outcome::Replayed`].
+    ///
+    /// # Errors
+    /// [`EstablishResultError::NotFound`] for an unknown process, storage errors.
+    pub async fn decline_in_browser(
+        &self,
+        id: &ProcessId,
+        audit: &AuditContext,
+    ) -> Result<Outcome<ProcessResult>, EstablishResultError> {
+        let declined = ProcessResult { status: ResultStatus::Canceled, message: message(DECLINED_BY_THE_SIGNER) };
+        match self.establish_result(&self.browser_caller(), id, declined, audit).await {
+            Err(EstablishResultError::Rule(_)) => self.settled_in_browser(id, audit).await,
+            other => other,
+        }
+    }
+
+    /// The result a process already has (materialising its expiry), as a replay.
+    async fn settled_in_browser(
+        &self,
+        id: &ProcessId,
+        audit: &AuditContext,
+    ) -> Result<Outcome<ProcessResult>, EstablishResultError> {
+        let process = self.find_for_browser(id, audit).await?.ok_or(EstablishResultError::NotFound)?;
+        let result = process.result.ok_or_else(|| {
+            EstablishResultError::Repository(RepositoryError::Unexpected(format!("process {id} has no result").into()))
+        })?;
+        Ok(Outcome::Replayed(result))
+    }
+
+    fn browser_caller(&self) -> Caller {
+        Caller { client_id: system_audit("").actor, trusted: true }
     }
 
     /// O10: a document's bytes.

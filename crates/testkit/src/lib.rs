@@ -1,6 +1,8 @@
 //! Test support shared by the adapter and HTTP test tiers: a fresh PostgreSQL database per
 //! test, signing keys generated in the test run, and real signed access tokens.
 
+pub mod pdf;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 

@@ -15,6 +15,7 @@
 
 mod cms;
 pub mod credentials;
+pub mod development;
 mod pdf;
 
 use std::path::Path;
@@ -24,6 +25,16 @@ use async_trait::async_trait;
 use esignsp_domain::{DocumentSigner, SignatureLevel, SignatureRequest, SigningError};
 
 pub use credentials::{CredentialsError, RsaPadding, SigningCredentials};
+
+/// The number of pages of `pdf` (its page tree, ISO 32000-1 §7.7.3), read as the signer reads
+/// it; for the signing page.
+///
+/// # Errors
+/// As the signer: [`SigningError::NotPdf`], [`SigningError::Encrypted`] or
+/// [`SigningError::Damaged`]; never a panic.
+pub fn page_count(pdf: &[u8]) -> Result<usize, SigningError> {
+    Ok(pdf::load(pdf)?.get_pages().len())
+}
 
 /// Signs PDFs with one key and certificate chain at PAdES level B-B (ETSI EN 319 142-1 §6.3).
 #[derive(Debug, Clone)]

@@ -78,7 +78,7 @@ fn damaged(detail: impl Into<String>) -> SigningError {
 /// [`SigningError::NotPdf`] without a `%PDF-` header in the first 1024 bytes (ISO 32000-1
 /// §7.5.2 and its implementation note), [`SigningError::Encrypted`], or
 /// [`SigningError::Damaged`].
-fn load(pdf: &[u8]) -> Result<Document, SigningError> {
+pub(crate) fn load(pdf: &[u8]) -> Result<Document, SigningError> {
     if !pdf[..pdf.len().min(1024)].windows(5).any(|w| w == b"%PDF-") {
         return Err(SigningError::NotPdf);
     }

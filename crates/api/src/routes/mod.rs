@@ -4,6 +4,7 @@ pub mod docs;
 pub mod documents;
 pub mod health;
 pub mod processes;
+pub mod signing_page;
 pub mod ui;
 
 use actix_web::{web, HttpResponse};
@@ -77,6 +78,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(ui::browser))
                     .route(web::head().to(ui::browser))
                     .default_service(not_allowed("GET, HEAD")),
+            )
+            .service(
+                web::resource("/ui/sign")
+                    .route(web::post().to(signing_page::sign))
+                    .default_service(not_allowed("POST")),
+            )
+            .service(
+                web::resource("/ui/decline")
+                    .route(web::post().to(signing_page::decline))
+                    .default_service(not_allowed("POST")),
+            )
+            .service(
+                web::resource("/ui/document")
+                    .route(web::get().to(signing_page::document))
+                    .route(web::head().to(signing_page::document))
+                    .default_service(not_allowed("GET, HEAD")),
+            )
+            .service(
+                web::resource("/ui/assets/signing.css")
+                    .route(web::get().to(signing_page::stylesheet))
+                    .default_service(not_allowed("GET")),
+            )
+            .service(
+                web::resource("/ui/assets/signing.js")
+                    .route(web::get().to(signing_page::script))
+                    .default_service(not_allowed("GET")),
             ),
     )
     .service(

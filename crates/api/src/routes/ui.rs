@@ -4,9 +4,8 @@
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use esignsp_domain::ProcessId;
+use esignsp_domain::{ProcessId, SignerProcess};
 
-use crate::dto::ProcessResult;
 use crate::error::ApiError;
 use crate::extract::BrowserAudit;
 use crate::state::AppState;
@@ -28,7 +27,9 @@ pub fn html_escape(s: &str) -> String {
     out
 }
 
-fn page(status: StatusCode, title: &str, paragraphs: &[String]) -> HttpResponse {
+/// A minimal HTML page of `paragraphs` (escaped), never cached, loading nothing.
+#[must_use]
+pub fn page(status: StatusCode, title: &str, paragraphs: &[String]) -> HttpResponse {
     let body: String = paragraphs.iter().map(|p| format!("<p>{}</p>\n", html_escape(p))).collect();
     let html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{t}</title></head>\n<body>\n<h1>{t}</h1>\n{body}</body>\n</html>\n",
@@ -42,7 +43,13 @@ fn page(status: StatusCode, title: &str, paragraphs: &[String]) -> HttpResponse 
 }
 
 fn redirect(location: &str) -> HttpResponse {
-    HttpResponse::Found()
+    redirect_with(StatusCode::FOUND, location)
+}
+
+/// A redirect of `status` (302 for O12, 303 after a POST) to `location`, never cached.
+#[must_use]
+pub fn redirect_with(status: StatusCode, location: &str) -> HttpResponse {
+    HttpResponse::build(status)
         .insert_header((header::LOCATION, location))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish()
@@ -106,31 +113,47 @@ pub async fn browser(
     match &process.result {
         None => match with_query(&state.signing_app_url, &[("signerProcessId", id.as_str())]) {
             Some(location) if !state.signing_app_url.is_empty() => Ok(redirect(&location)),
-            _ => Ok(page(
-                StatusCode::OK,
-                "Signature process pending",
-                &[format!("The signature process {id} is waiting for its documents to be signed.")],
-            )),
+            _ => match &state.signing {
+                Some(signing) => super::signing_page::signing_page(&state, signing, &process).await,
+                None => Ok(page(
+                    StatusCode::OK,
+                    "Signature process pending",
+                    &[format!("The signature process {id} is waiting for its documents to be signed.")],
+                )),
+            },
         },
-        Some(result) => {
-            let callback = process
-                .request
-                .finish_callback_url()
-                .and_then(|u| with_query(u, &[("status", result.status.as_str()), ("signer_process_id", id.as_str())]));
-            match callback {
-                Some(location) => Ok(redirect(&location)),
-                None => {
-                    let mut lines = vec![format!("The signature process {id} ended: {}.", result.status)];
-                    if let Some(m) = &result.message {
-                        lines.push(m.as_str().to_owned());
-                    }
-                    let shown = serde_json::to_string(&ProcessResult::from(result)).unwrap_or_default();
-                    tracing::debug!(result = %shown, "result page");
-                    Ok(page(StatusCode::OK, "Signature process ended", &lines))
-                }
-            }
-        }
+        Some(result) => Ok(ended(&process, result)),
     }
+}
+
+/// Where a browser goes once `process` has `result` (SPEC §5): its `finish_callback_url` with
+/// `status` and `signer_process_id` added (a `redirect` answer), or a page saying how it ended.
+#[must_use]
+pub fn ended_location(process: &SignerProcess, result: &esignsp_domain::ProcessResult) -> Option<String> {
+    let id = &process.id;
+    process
+        .request
+        .finish_callback_url()
+        .and_then(|u| with_query(u, &[("status", result.status.as_str()), ("signer_process_id", id.as_str())]))
+}
+
+/// O12 once `process` has `result`: 302 to [`ended_location`], or the result page.
+fn ended(process: &SignerProcess, result: &esignsp_domain::ProcessResult) -> HttpResponse {
+    let id = &process.id;
+    match ended_location(process, result) {
+        Some(location) => redirect(&location),
+        None => result_page(id, result),
+    }
+}
+
+/// The page saying how process `id` ended, for a process without a callback URL.
+#[must_use]
+pub fn result_page(id: &ProcessId, result: &esignsp_domain::ProcessResult) -> HttpResponse {
+    let mut lines = vec![format!("The signature process {id} ended: {}.", result.status)];
+    if let Some(m) = &result.message {
+        lines.push(m.as_str().to_owned());
+    }
+    page(StatusCode::OK, "Signature process ended", &lines)
 }
 
 #[cfg(test)]

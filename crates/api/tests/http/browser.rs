@@ -50,9 +50,9 @@ async fn custom_scheme_callbacks_and_pages_without_urls() {
     let id = p["id"].as_str().expect("id");
     let task = p["tasks"]["pending"][0]["url"].as_str().expect("task url");
     let r = follow(&app, task).await;
-    assert_eq!(r.status(), 200, "no signing app configured: a waiting page");
+    assert_eq!(r.status(), 200, "no signing app configured: the built-in signing page");
     assert!(r.headers()["content-type"].to_str().expect("ascii").starts_with("text/html"));
-    assert!(r.text().await.expect("text").contains("waiting"));
+    assert!(r.text().await.expect("text").contains("<h1>Sign 1 document</h1>"));
     assert_eq!(app.put_result("relying-app", id, r#"{"status":"canceled"}"#).await.status(), 200);
     let r = follow(&app, task).await;
     assert_eq!(r.headers()["location"], format!("com.example.app://done?status=canceled&signer_process_id={id}"));

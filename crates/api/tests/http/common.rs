@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use esignsp_adapters::pades::development::DevelopmentIdentity;
 use esignsp_adapters::postgres::PoolSettings;
 use esignsp_adapters::store::Store;
 use esignsp_api::config::Settings;
@@ -39,7 +40,29 @@ pub fn test_settings(database_url: &str) -> Settings {
     s.auth.audience = vec![AUDIENCE.to_owned()];
     s.auth.public_key_files = keys().public_key_files.clone();
     s.auth.trusted_clients = vec!["signing-app".to_owned()];
+    let identity = signing_identity();
+    s.signing.key_file = Some(identity.key_file.clone());
+    s.signing.certificate_chain_file = Some(identity.chain_file.clone());
     s
+}
+
+/// A development signing identity (CA, key, chain) made once per test run, for the built-in
+/// signing page of the servers the tests start.
+pub fn signing_identity() -> &'static DevelopmentIdentity {
+    static IDENTITY: std::sync::OnceLock<DevelopmentIdentity> = std::sync::OnceLock::new();
+    IDENTITY.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("esignsp-http-signing-{}", std::process::id()));
+        DevelopmentIdentity::ensure(&dir).expect("a development signing identity").0
+    })
+}
+
+/// The environment that gives a server started as a process the signing identity.
+pub fn signing_env() -> Vec<(&'static str, String)> {
+    let identity = signing_identity();
+    vec![
+        ("ESIGNSP__SIGNING__KEY_FILE", identity.key_file.display().to_string()),
+        ("ESIGNSP__SIGNING__CERTIFICATE_CHAIN_FILE", identity.chain_file.display().to_string()),
+    ]
 }
 
 pub async fn spawn_app() -> TestApp {

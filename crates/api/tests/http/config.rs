@@ -21,10 +21,11 @@ fn fresh_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// `esignsp` in `cwd` with exactly `env` (plus `PATH`): no variable of the test run leaks in.
+/// `esignsp` in `cwd` with exactly `env` (plus `PATH` and the test signing identity,
+/// [`signing_env`]): no variable of the test run leaks in.
 fn esignsp(cwd: &Path, env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_esignsp"));
-    command.current_dir(cwd).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    command.current_dir(cwd).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).envs(signing_env());
     for (k, v) in env {
         command.env(k, v);
     }
@@ -463,7 +464,12 @@ async fn a_read_only_data_directory_answers_503_with_its_cause_and_says_so_at_st
         );
         let mut command = Command::new("unshare");
         command.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
-        command.current_dir(&dir).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).envs(env);
+        command
+            .current_dir(&dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(signing_env())
+            .envs(env);
         command
     } else {
         let mut perms = std::fs::metadata(&data_dir).expect("meta").permissions();

@@ -16,3 +16,4 @@ mod openapi;
 mod operations;
 mod processes;
 mod result;
+mod signing;

@@ -248,6 +248,7 @@ pub(crate) async fn spawn_binary(database_url: &str, extra: &[(&str, &str)]) -> 
         .env("ESIGNSP__AUTH__PUBLIC_KEY_FILES", keys.join(","))
         .env("ESIGNSP__LOG__FORMAT", "json")
         .env("ESIGNSP__LOG__LEVEL", "debug")
+        .envs(signing_env())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (k, v) in extra {

@@ -1,0 +1,184 @@
+//! The built-in signing application (SPEC §10), as the API holds it: the [`DocumentSigner`] of
+//! `[signing]` and the key of the signing page's CSRF tokens.
+
+use std::sync::Arc;
+
+use esignsp_adapters::pades::development::DevelopmentIdentity;
+use esignsp_adapters::pades::{PadesSigner, RsaPadding};
+use esignsp_domain::{DocumentSigner, ProcessId, TaskId};
+use ring::hmac;
+use secrecy::ExposeSecret;
+
+use crate::config::{ConfigError, RsaPaddingName, Settings};
+
+/// The built-in signing application: its signer and the key of its form tokens.
+pub struct BuiltinSigning {
+    /// Signs every document of a process on *Sign*.
+    pub signer: Arc<dyn DocumentSigner>,
+    form_key: hmac::Key,
+}
+
+impl std::fmt::Debug for BuiltinSigning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltinSigning").field("level", &self.signer.level()).finish_non_exhaustive()
+    }
+}
+
+/// The domain-separation label of form tokens.
+const FORM_TOKEN_LABEL: &[u8] = b"esignsp signing page form v1\0";
+
+impl BuiltinSigning {
+    /// The signing application of `signer`, with form tokens keyed by `form_secret` (random
+    /// when empty).
+    #[must_use]
+    pub fn new(signer: Arc<dyn DocumentSigner>, form_secret: &str) -> Self {
+        let form_key = if form_secret.is_empty() {
+            hmac::Key::generate(hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
+                .unwrap_or_else(|_| hmac::Key::new(hmac::HMAC_SHA256, &rand::random::<[u8; 32]>()))
+        } else {
+            hmac::Key::new(hmac::HMAC_SHA256, form_secret.as_bytes())
+        };
+        Self { signer, form_key }
+    }
+
+    /// The CSRF token of the signing page's forms for one task: base64url of
+    /// HMAC-SHA-256(key, label ‖ process id ‖ NUL ‖ task id) (RFC 2104). It binds a POST to the
+    /// task it was shown for; it changes with neither time nor session, since the task URL
+    /// itself is the capability (`signing.signer_authentication = "none"`).
+    #[must_use]
+    pub fn form_token(&self, process: &ProcessId, task: &TaskId) -> String {
+        let tag = hmac::sign(&self.form_key, &Self::message(process, task));
+        data_encoding::BASE64URL_NOPAD.encode(tag.as_ref())
+    }
+
+    /// Whether `token` is [`BuiltinSigning::form_token`] of this task (compared in constant
+    /// time).
+    #[must_use]
+    pub fn check_form_token(&self, process: &ProcessId, task: &TaskId, token: &str) -> bool {
+        data_encoding::BASE64URL_NOPAD
+            .decode(token.as_bytes())
+            .is_ok_and(|tag| hmac::verify(&self.form_key, &Self::message(process, task), &tag).is_ok())
+    }
+
+    fn message(process: &ProcessId, task: &TaskId) -> Vec<u8> {
+        [FORM_TOKEN_LABEL, process.as_str().as_bytes(), b"\0", task.as_str().as_bytes()].concat()
+    }
+}
+
+/// The signer of `[signing]`, or `None` when O12 redirects to `ui.signing_app_url` instead.
+/// In the development set-up the development identity is generated in `server.data_dir` on
+/// first start (with a loud warning). The certificate must be valid now.
+///
+/// # Errors
+/// [`ConfigError`] naming `signing.key_file` or `signing.certificate_chain_file` when they
+/// cannot be read or used, or the certificate is not valid now.
+pub fn build_signing(settings: &Settings) -> Result<Option<BuiltinSigning>, ConfigError> {
+    if !settings.builtin_signing() {
+        return Ok(None);
+    }
+    let signing = &settings.signing;
+    if signing.key_file.is_none() {
+        return Err(ConfigError(
+            "signing.key_file, ui.signing_app_url: neither is set: set signing.key_file (with \
+             signing.certificate_chain_file) for the built-in signing page, or ui.signing_app_url for an external \
+             signing application"
+                .to_owned(),
+        ));
+    }
+    if signing.development_identity {
+        let (identity, generated) = DevelopmentIdentity::ensure(&settings.server.data_dir)
+            .map_err(|e| ConfigError(format!("server.data_dir: {e}")))?;
+        tracing::warn!(
+            generated,
+            trust_root = %identity.ca_file.display(),
+            "DEVELOPMENT SIGNING IDENTITY: documents are signed with a certificate of a development CA made in the \
+             data directory, which no one trusts. Never use it in production: set signing.key_file and \
+             signing.certificate_chain_file"
+        );
+    }
+    let signer = load_signer(settings)?;
+    tracing::info!(identity = %describe(&signer), level = %signing.level, "built-in signing page enabled");
+    Ok(Some(BuiltinSigning::new(Arc::new(signer), signing.form_secret.expose_secret())))
+}
+
+/// The PAdES signer of `[signing]`, its certificate checked to be valid now.
+///
+/// # Errors
+/// As [`build_signing`].
+pub fn load_signer(settings: &Settings) -> Result<PadesSigner, ConfigError> {
+    let signing = &settings.signing;
+    let key = signing.key_file.as_deref().ok_or_else(|| ConfigError("signing.key_file: not set".to_owned()))?;
+    let chain = signing.certificate_chain_file.as_deref().ok_or_else(|| {
+        ConfigError("signing.certificate_chain_file: not set (the signer's certificate, then its CAs, PEM)".to_owned())
+    })?;
+    let padding = match signing.rsa_padding {
+        RsaPaddingName::Pkcs1v15 => RsaPadding::Pkcs1v15,
+        RsaPaddingName::Pss => RsaPadding::Pss,
+    };
+    let signer = PadesSigner::from_files(key, chain, padding)
+        .map_err(|e| ConfigError(format!("signing.key_file, signing.certificate_chain_file: {e}")))?;
+    let validity = &signer.credentials().certificate().tbs_certificate.validity;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    if now < validity.not_before.to_unix_duration() || validity.not_after.to_unix_duration() < now {
+        return Err(ConfigError(format!(
+            "signing.certificate_chain_file: the signing certificate is not valid now (valid from {} to {})",
+            validity.not_before, validity.not_after
+        )));
+    }
+    Ok(signer)
+}
+
+/// The signing identity in one line (`esignsp check-config`, the start-up log): subject,
+/// issuer, validity and key type.
+#[must_use]
+pub fn describe(signer: &PadesSigner) -> String {
+    let certificate = signer.credentials().certificate();
+    let tbs = &certificate.tbs_certificate;
+    format!(
+        "subject \"{}\", issuer \"{}\", valid from {} to {}, key {}",
+        tbs.subject,
+        tbs.issuer,
+        tbs.validity.not_before,
+        tbs.validity.not_after,
+        signer.credentials().key_description()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nothing;
+
+    #[async_trait::async_trait]
+    impl DocumentSigner for Nothing {
+        fn level(&self) -> esignsp_domain::SignatureLevel {
+            esignsp_domain::SignatureLevel::BB
+        }
+
+        async fn sign(
+            &self,
+            _: &[u8],
+            _: &esignsp_domain::SignatureRequest,
+        ) -> Result<Vec<u8>, esignsp_domain::SigningError> {
+            Err(esignsp_domain::SigningError::NotPdf)
+        }
+    }
+
+    #[test]
+    fn a_form_token_is_bound_to_its_task_and_key() {
+        let process = ProcessId::from_random([1; 20]);
+        let (task, other_task) = (TaskId::from_random([2; 20]), TaskId::from_random([3; 20]));
+        let signing = BuiltinSigning::new(Arc::new(Nothing), "a form secret of at least 32 characters");
+        let token = signing.form_token(&process, &task);
+        assert!(signing.check_form_token(&process, &task, &token));
+        assert!(!signing.check_form_token(&process, &other_task, &token));
+        assert!(!signing.check_form_token(&ProcessId::from_random([4; 20]), &task, &token));
+        assert!(!signing.check_form_token(&process, &task, ""));
+        assert!(!signing.check_form_token(&process, &task, "not base64 !"));
+        let same_key = BuiltinSigning::new(Arc::new(Nothing), "a form secret of at least 32 characters");
+        assert!(same_key.check_form_token(&process, &task, &token), "replicas with one secret agree");
+        let random = BuiltinSigning::new(Arc::new(Nothing), "");
+        assert!(!random.check_form_token(&process, &task, &token));
+    }
+}
