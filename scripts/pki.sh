@@ -17,7 +17,7 @@
 #                         (its TSA at $ESIGNSP_TEST_PKI_URL/tsa/tsa)
 #   ESIGNSP_TEST_PKI_DIR  a directory with root.pem (the trust anchor), signer.key.pem and
 #                         signer2.key.pem (PKCS#8 PEM, unencrypted), signer.chain.pem and
-#                         signer2.chain.pem (the certificate, then the intermediate CA), and
+#                         signer2.chain.pem (the certificate, the intermediate CA, the root), and
 #                         certomancer.log
 # The keys are generated afresh each time with openssl; certomancer issues the certificates,
 # whose CRL distribution points and OCSP URLs point at the animator.
@@ -54,7 +54,7 @@ start_test_pki() {
   "${certomancer[@]}" summon --ignore-tty esignsp interm "$dir/interm.pem" || return 1
   for key in signer signer2; do
     "${certomancer[@]}" summon --ignore-tty esignsp "$key" "$dir/$key.pem" || return 1
-    cat "$dir/$key.pem" "$dir/interm.pem" > "$dir/$key.chain.pem"
+    cat "$dir/$key.pem" "$dir/interm.pem" "$dir/root.pem" > "$dir/$key.chain.pem"
     cp "$dir/keys/$key.key.pem" "$dir/$key.key.pem"
   done
   "${certomancer[@]}" animate --port "$port" --no-web-ui > "$dir/certomancer.log" 2>&1 &

@@ -15,7 +15,7 @@
 
 use const_oid::db::{rfc5280, rfc5912, rfc6960};
 use der::asn1::OctetString;
-use der::{Decode, Encode};
+use der::{Decode, Encode, Tagged};
 use esignsp_domain::SigningError;
 use rand::RngCore;
 use x509_cert::crl::CertificateList;
@@ -24,9 +24,45 @@ use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, CrlDistributionPoints};
 use x509_cert::ext::Extension;
 use x509_cert::Certificate;
-use x509_ocsp::{
-    BasicOcspResponse, CertId, CertStatus, OcspRequest, OcspResponse, OcspResponseStatus, Request, TbsRequest, Version,
-};
+use x509_ocsp::{CertId, OcspRequest, OcspResponse, OcspResponseStatus, Request, TbsRequest, Version};
+
+/// BasicOCSPResponse (RFC 6960 §4.2.1) as read here: `x509_ocsp`'s, with the times and the
+/// certificate status left as they came. RFC 6960 allows fractional seconds in its
+/// GeneralizedTimes, which `der`'s `GeneralizedTime` refuses (certomancer sends them).
+#[derive(Clone, Debug, der::Sequence)]
+struct BasicOcspResponse {
+    tbs_response_data: ResponseData,
+    signature_algorithm: spki::AlgorithmIdentifierOwned,
+    signature: der::asn1::BitString,
+    #[asn1(context_specific = "0", optional = "true", tag_mode = "EXPLICIT")]
+    certs: Option<Vec<Certificate>>,
+}
+
+/// ResponseData (RFC 6960 §4.2.1), see [`BasicOcspResponse`].
+#[derive(Clone, Debug, der::Sequence)]
+struct ResponseData {
+    #[asn1(context_specific = "0", default = "Default::default", tag_mode = "EXPLICIT")]
+    version: Version,
+    responder_id: x509_ocsp::ResponderId,
+    produced_at: der::Any,
+    responses: Vec<SingleResponse>,
+    #[asn1(context_specific = "1", optional = "true", tag_mode = "EXPLICIT")]
+    response_extensions: Option<x509_cert::ext::Extensions>,
+}
+
+/// SingleResponse (RFC 6960 §4.2.1), see [`BasicOcspResponse`]. `cert_status` is the CHOICE
+/// `good [0] IMPLICIT NULL`, `revoked [1] IMPLICIT RevokedInfo`, `unknown [2] IMPLICIT
+/// UnknownInfo`.
+#[derive(Clone, Debug, der::Sequence)]
+struct SingleResponse {
+    cert_id: CertId,
+    cert_status: der::Any,
+    this_update: der::Any,
+    #[asn1(context_specific = "0", optional = "true", tag_mode = "EXPLICIT")]
+    next_update: Option<der::Any>,
+    #[asn1(context_specific = "1", optional = "true", tag_mode = "EXPLICIT")]
+    single_extensions: Option<x509_cert::ext::Extensions>,
+}
 
 fn unavailable(detail: impl Into<String>) -> SigningError {
     SigningError::RevocationUnavailable(detail.into().into())
@@ -230,14 +266,14 @@ async fn fetch_ocsp(
         .iter()
         .find(|r| r.cert_id == id)
         .ok_or_else(|| unavailable(format!("{url}: no status for the certificate asked about")))?;
-    match single.cert_status {
-        CertStatus::Good(_) => {}
-        CertStatus::Revoked(_) => {
+    match single.cert_status.tag() {
+        der::Tag::ContextSpecific { number, .. } if number == der::TagNumber::N0 => {}
+        der::Tag::ContextSpecific { number, .. } if number == der::TagNumber::N1 => {
             return Err(SigningError::Credentials(
                 format!("{} is revoked (OCSP)", certificate.tbs_certificate.subject).into(),
             ))
         }
-        CertStatus::Unknown(_) => return Err(unavailable(format!("{url}: the certificate's status is unknown"))),
+        _ => return Err(unavailable(format!("{url}: the certificate's status is unknown"))),
     }
     Ok((der, basic.certs.unwrap_or_default()))
 }

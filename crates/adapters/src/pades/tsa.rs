@@ -14,17 +14,39 @@ use cms::signed_data::{SignedData, SignerIdentifier};
 use const_oid::db::{rfc5280, rfc5911, rfc5912};
 use const_oid::ObjectIdentifier;
 use der::asn1::{Int, OctetString};
-use der::{Any, Decode, Encode};
+use der::{Any, Decode, Encode, Tagged};
 use esignsp_domain::SigningError;
 use rand::RngCore;
 use sha2::Digest;
 use spki::AlgorithmIdentifier;
 use x509_cert::ext::pkix::ExtendedKeyUsage;
 use x509_cert::Certificate;
-use x509_tsp::{MessageImprint, TimeStampReq, TimeStampResp, TspVersion, TstInfo};
+use x509_tsp::{MessageImprint, TimeStampReq, TimeStampResp, TspVersion};
 
 /// `id-ct-TSTInfo` (RFC 3161 §2.4.2): the content type of a time-stamp token.
 pub(crate) const ID_CT_TST_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.4");
+
+/// TSTInfo (RFC 3161 §2.4.2) as read here: `x509_tsp::TstInfo` with `genTime` left as it
+/// came, since RFC 3161 allows fractional seconds there, which `der`'s `GeneralizedTime`
+/// (X.690 DER without fractions) refuses — many TSAs, certomancer's included, send them.
+#[derive(Clone, Debug, der::Sequence)]
+struct TstInfo {
+    version: TspVersion,
+    policy: ObjectIdentifier,
+    message_imprint: MessageImprint,
+    serial_number: Int,
+    gen_time: Any,
+    #[asn1(optional = "true")]
+    accuracy: Option<x509_tsp::Accuracy>,
+    #[asn1(default = "Default::default")]
+    ordering: bool,
+    #[asn1(optional = "true")]
+    nonce: Option<Int>,
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    tsa: Option<x509_cert::ext::pkix::name::GeneralName>,
+    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
+    extensions: Option<x509_cert::ext::Extensions>,
+}
 
 fn unavailable(detail: impl Into<String>) -> SigningError {
     SigningError::TimestampUnavailable(detail.into().into())
@@ -109,6 +131,9 @@ fn check_response(der: &[u8], imprint: &MessageImprint, nonce: &Int) -> Result<T
     let content = signed.encap_content_info.econtent.as_ref().ok_or_else(|| unavailable("the token has no TSTInfo"))?;
     let info =
         TstInfo::from_der(content.value()).map_err(|e| unavailable(format!("the TSTInfo is unreadable: {e}")))?;
+    if info.gen_time.tag() != der::Tag::GeneralizedTime {
+        return Err(unavailable("the TSTInfo's genTime is not a GeneralizedTime"));
+    }
     if info.message_imprint.hash_algorithm.oid != imprint.hash_algorithm.oid
         || info.message_imprint.hashed_message != imprint.hashed_message
     {
