@@ -97,7 +97,7 @@ fn extension<'a>(certificate: &'a Certificate, oid: &const_oid::ObjectIdentifier
 
 fn uri(name: &GeneralName) -> Option<url::Url> {
     match name {
-        GeneralName::UniformResourceIdentifier(uri) => url::Url::parse(&uri.to_string()).ok(),
+        GeneralName::UniformResourceIdentifier(uri) => url::Url::parse(uri.as_ref()).ok(),
         _ => None,
     }
 }
