@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
 . scripts/venv.sh
+. scripts/pki.sh
 
 ensure_build_tools || { echo "esignsp: cargo is required" >&2; exit 1; }
 ensure_postgres || exit 1
@@ -13,7 +14,7 @@ ensure_postgres || exit 1
 ensure_pgbouncer || exit 1
 # The independent validators of the PAdES signer's tests (crates/adapters/tests/pades.rs):
 # poppler's pdfsig with NSS's certutil for its trust store, and qpdf; pyHanko is in .venv.
-ensure_apt_tools pdfsig:poppler-utils qpdf:qpdf certutil:libnss3-tools || exit 1
+ensure_apt_tools pdfsig:poppler-utils qpdf:qpdf certutil:libnss3-tools openssl:openssl || exit 1
 ensure_venv scripts/requirements.txt || exit 1
 echo "esignsp: testing against $(echo "$DATABASE_URL" | sed -E 's#://([^:@/]*):[^@]*@#://\1:***@#')"
 
@@ -24,7 +25,9 @@ drop_test_databases() {
     done
 }
 drop_test_databases
-trap drop_test_databases EXIT
+trap 'drop_test_databases; stop_test_pki' EXIT
+# The test PKI of the PAdES level tests (certomancer: CA, TSA, OCSP, CRLs), stopped on exit.
+start_test_pki || exit 1
 
 # The real authorization server of the end-to-end tests: oidc-provider, with Node.js and npm.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

@@ -510,7 +510,9 @@ fn damaged_bytes_give_an_error_or_a_signature_never_a_panic() {
                     _ => pdf.insert(at, b"0 R<>[]/ \n"[usize::try_from(next() % 10).expect("index")]),
                 }
             }
-            let outcome = std::panic::catch_unwind(|| signer.sign_blocking(&pdf, &request()));
+            // The signer holds an HTTP client (not RefUnwindSafe); nothing of it is used after a panic.
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| signer.sign_blocking(&pdf, &request())));
             match outcome {
                 Ok(Ok(_)) => signed += 1,
                 Ok(Err(_)) => refused += 1,

@@ -143,6 +143,10 @@ pub async fn run(cli: Cli) -> i32 {
             if let Err(e) = crate::startup::build_verifier(&checked) {
                 return fail(&e);
             }
+            match crate::signing::check(&settings) {
+                Ok(line) => eprintln!("esignsp: {line}"),
+                Err(e) => return fail(&e),
+            }
             match settings.to_redacted_toml() {
                 Ok(printed) => {
                     print!("{printed}");

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use esignsp_adapters::pades::development::DevelopmentIdentity;
-use esignsp_adapters::pades::{PadesSigner, RsaPadding};
+use esignsp_adapters::pades::{PadesOptions, PadesSigner, RsaPadding, SigningCredentials};
 use esignsp_domain::{DocumentSigner, ProcessId, TaskId};
 use ring::hmac;
 use secrecy::ExposeSecret;
@@ -77,14 +77,7 @@ pub fn build_signing(settings: &Settings) -> Result<Option<BuiltinSigning>, Conf
         return Ok(None);
     }
     let signing = &settings.signing;
-    if signing.key_file.is_none() {
-        return Err(ConfigError(
-            "signing.key_file, ui.signing_app_url: neither is set: set signing.key_file (with \
-             signing.certificate_chain_file) for the built-in signing page, or ui.signing_app_url for an external \
-             signing application"
-                .to_owned(),
-        ));
-    }
+    require_key(settings)?;
     if signing.development_identity {
         let (identity, generated) = DevelopmentIdentity::ensure(&settings.server.data_dir)
             .map_err(|e| ConfigError(format!("server.data_dir: {e}")))?;
@@ -101,6 +94,43 @@ pub fn build_signing(settings: &Settings) -> Result<Option<BuiltinSigning>, Conf
     Ok(Some(BuiltinSigning::new(Arc::new(signer), signing.form_secret.expose_secret())))
 }
 
+/// Outside the development set-up, the built-in signing page needs `signing.key_file`
+/// (SPEC §10): one line naming both ways out.
+fn require_key(settings: &Settings) -> Result<(), ConfigError> {
+    if settings.signing.key_file.is_some() {
+        return Ok(());
+    }
+    Err(ConfigError(
+        "signing.key_file, ui.signing_app_url: neither is set: set signing.key_file (with \
+         signing.certificate_chain_file) for the built-in signing page, or ui.signing_app_url for an external \
+         signing application"
+            .to_owned(),
+    ))
+}
+
+/// What `esignsp check-config` says of signing, without creating anything: the signing
+/// identity ([`describe`]) and level, that the development identity will be generated, or
+/// that an external signing application is used.
+///
+/// # Errors
+/// As [`build_signing`]: no key, a key or chain that cannot be used, a certificate not valid
+/// now.
+pub fn check(settings: &Settings) -> Result<String, ConfigError> {
+    if !settings.builtin_signing() {
+        return Ok("signing: the external signing application of ui.signing_app_url".to_owned());
+    }
+    require_key(settings)?;
+    let identity = DevelopmentIdentity::in_dir(&settings.server.data_dir);
+    if settings.signing.development_identity && !identity.exists() {
+        return Ok(format!(
+            "signing: development set-up: `esignsp serve` will generate a development signing identity in {}",
+            settings.server.data_dir.display()
+        ));
+    }
+    let signer = load_signer(settings)?;
+    Ok(format!("signing: built-in, level {}, identity: {}", settings.signing.level, describe(&signer)))
+}
+
 /// The PAdES signer of `[signing]`, its certificate checked to be valid now.
 ///
 /// # Errors
@@ -115,8 +145,22 @@ pub fn load_signer(settings: &Settings) -> Result<PadesSigner, ConfigError> {
         RsaPaddingName::Pkcs1v15 => RsaPadding::Pkcs1v15,
         RsaPaddingName::Pss => RsaPadding::Pss,
     };
-    let signer = PadesSigner::from_files(key, chain, padding)
-        .map_err(|e| ConfigError(format!("signing.key_file, signing.certificate_chain_file: {e}")))?;
+    let read = |key: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| ConfigError(format!("{key}: cannot read {}: {e}", path.display())))
+    };
+    let credentials = SigningCredentials::from_pem(
+        &read("signing.key_file", key)?,
+        &read("signing.certificate_chain_file", chain)?,
+        padding,
+    )
+    .map_err(|e| ConfigError(format!("signing.key_file, signing.certificate_chain_file: {e}")))?;
+    let options = PadesOptions {
+        level: signing.level,
+        tsa_url: signing.tsa_url.clone(),
+        timeout: std::time::Duration::from_secs(signing.timeout_seconds.get()),
+    };
+    let signer =
+        PadesSigner::with_options(credentials, options).map_err(|e| ConfigError(format!("signing.tsa_url: {e}")))?;
     let validity = &signer.credentials().certificate().tbs_certificate.validity;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     if now < validity.not_before.to_unix_duration() || validity.not_after.to_unix_duration() < now {

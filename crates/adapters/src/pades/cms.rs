@@ -12,10 +12,11 @@
 
 use cms::builder::{SignedDataBuilder, SignerInfoBuilder};
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
-use cms::signed_data::{EncapsulatedContentInfo, SignerIdentifier};
+use cms::content_info::ContentInfo;
+use cms::signed_data::{EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo};
 use const_oid::db::{rfc5911, rfc5912};
 use der::asn1::{BitString, OctetString, SetOfVec};
-use der::{Any, Encode, Sequence};
+use der::{Any, Decode, Encode, Sequence};
 use sha2::Digest;
 use spki::{AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, SignatureBitStringEncoding};
 use x509_cert::attr::Attribute;
@@ -157,12 +158,46 @@ pub(crate) fn signed_data(credentials: &SigningCredentials, content_digest: &[u8
     builder.build().map_err(|e| build(&e))?.to_der().map_err(|e| build(&e))
 }
 
+/// `id-aa-signatureTimeStampToken` (RFC 3161 Appendix A; ETSI EN 319 122-1 §5.3).
+const ID_AA_SIGNATURE_TIME_STAMP_TOKEN: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.14");
+
+/// The only `SignerInfo` of the `SignedData` in the `ContentInfo` `der`, and the `SignedData`.
+fn signer_info(der: &[u8]) -> Result<(SignedData, SignerInfo), CmsError> {
+    let build = |e: &dyn std::fmt::Display| CmsError::Build(e.to_string());
+    let info = ContentInfo::from_der(der).map_err(|e| build(&e))?;
+    let signed: SignedData = info.content.decode_as().map_err(|e| build(&e))?;
+    let signer = signed.signer_infos.0.get(0).cloned().ok_or_else(|| CmsError::Build("no SignerInfo".into()))?;
+    Ok((signed, signer))
+}
+
+/// The signature value of the `SignerInfo` in `der` (the octets of its `signature` OCTET
+/// STRING): what a signature time-stamp is over (ETSI EN 319 122-1 §5.3).
+pub(crate) fn signature_value(der: &[u8]) -> Result<Vec<u8>, CmsError> {
+    Ok(signer_info(der)?.1.signature.as_bytes().to_vec())
+}
+
+/// `der` (a `ContentInfo` from [`signed_data`]) with the signature time-stamp `token` as the
+/// `SignerInfo`'s unsigned attribute `id-aa-signatureTimeStampToken`. Everything signed stays
+/// byte for byte (DER decodes and encodes back to the same octets).
+pub(crate) fn with_signature_timestamp(der: &[u8], token: &Any) -> Result<Vec<u8>, CmsError> {
+    let build = |e: &dyn std::fmt::Display| CmsError::Build(e.to_string());
+    let (mut signed, mut signer) = signer_info(der)?;
+    let mut values = SetOfVec::new();
+    values.insert(token.clone()).map_err(|e| build(&e))?;
+    let mut attributes = signer.unsigned_attrs.take().map(SetOfVec::into_vec).unwrap_or_default();
+    attributes.push(Attribute { oid: ID_AA_SIGNATURE_TIME_STAMP_TOKEN, values });
+    signer.unsigned_attrs = Some(SetOfVec::try_from(attributes).map_err(|e| build(&e))?);
+    signed.signer_infos = cms::signed_data::SignerInfos(SetOfVec::try_from(vec![signer]).map_err(|e| build(&e))?);
+    let info = ContentInfo {
+        content_type: rfc5911::ID_SIGNED_DATA,
+        content: Any::encode_from(&signed).map_err(|e| build(&e))?,
+    };
+    info.to_der().map_err(|e| build(&e))
+}
+
 #[cfg(test)]
 mod tests {
-    use cms::content_info::ContentInfo;
-    use cms::signed_data::SignedData;
-    use der::Decode;
-
     use super::*;
     use crate::pades::credentials::RsaPadding;
 

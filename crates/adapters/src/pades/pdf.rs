@@ -19,6 +19,8 @@ use std::io::Write;
 use std::ops::Range;
 
 use esignsp_domain::{SignatureRequest, SigningError};
+
+use super::revocation::ValidationData;
 use lopdf::{Dictionary, Document, LoadOptions, Object, ObjectId, StringFormat, Writer};
 use sha2::Digest;
 
@@ -206,6 +208,25 @@ fn text(out: &mut Vec<u8>, text: &str) -> Result<(), SigningError> {
 /// a document without pages, catalog or trailer `/Root`) and
 /// [`SigningError::ChangesNotPermitted`].
 pub(crate) fn prepare(pdf: &[u8], request: &SignatureRequest, contents_len: usize) -> Result<Prepared, SigningError> {
+    prepare_field(pdf, Some(request), contents_len)
+}
+
+/// Appends a document time-stamp update to `pdf` (ETSI EN 319 142-1 §5.4, ISO 32000-2
+/// §12.8.5): a signature field whose dictionary has `/Type /DocTimeStamp` and `/SubFilter
+/// /ETSI.RFC3161`, with a `/Contents` slot of `contents_len` bytes for the time-stamp token.
+///
+/// # Errors
+/// As [`prepare`].
+pub(crate) fn prepare_doc_timestamp(pdf: &[u8], contents_len: usize) -> Result<Prepared, SigningError> {
+    prepare_field(pdf, None, contents_len)
+}
+
+/// [`prepare`] with `request`, or [`prepare_doc_timestamp`] without.
+fn prepare_field(
+    pdf: &[u8],
+    request: Option<&SignatureRequest>,
+    contents_len: usize,
+) -> Result<Prepared, SigningError> {
     let document = load(pdf)?;
     let form_of_xref = xref_form(pdf, document.xref_start)?;
     let root = document.trailer.get(b"Root").and_then(Object::as_reference).map_err(|_| damaged("no /Root"))?;
@@ -306,16 +327,24 @@ pub(crate) fn prepare(pdf: &[u8], request: &SignatureRequest, contents_len: usiz
     let mut offsets: Vec<(ObjectId, usize)> = Vec::new();
     let io = |e: std::io::Error| SigningError::Unexpected(Box::new(e));
 
-    // The signature dictionary (ISO 32000-1 §12.8.1, Table 252; ETSI EN 319 142-1 §5.3).
+    // The signature dictionary (ISO 32000-1 §12.8.1, Table 252; ETSI EN 319 142-1 §5.3), or
+    // the document time-stamp's (ISO 32000-2 §12.8.5, Table 262; EN 319 142-1 §5.4).
     offsets.push((signature, out.len()));
-    write!(out, "{} 0 obj\n<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/ETSI.CAdES.detached/M", signature.0)
-        .map_err(io)?;
-    text(&mut out, &pdf_date(request.time))?;
-    for (key, value) in [("Name", &request.signer_name), ("Reason", &request.reason), ("Location", &request.location)] {
-        if let Some(value) = value {
-            write!(out, "/{key}").map_err(io)?;
-            text(&mut out, value)?;
+    if let Some(request) = request {
+        write!(out, "{} 0 obj\n<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/ETSI.CAdES.detached/M", signature.0)
+            .map_err(io)?;
+        text(&mut out, &pdf_date(request.time))?;
+        for (key, value) in
+            [("Name", &request.signer_name), ("Reason", &request.reason), ("Location", &request.location)]
+        {
+            if let Some(value) = value {
+                write!(out, "/{key}").map_err(io)?;
+                text(&mut out, value)?;
+            }
         }
+    } else {
+        write!(out, "{} 0 obj\n<</Type/DocTimeStamp/Filter/Adobe.PPKLite/SubFilter/ETSI.RFC3161", signature.0)
+            .map_err(io)?;
     }
     out.extend_from_slice(b"/ByteRange");
     let byte_range = out.len()..out.len() + BYTE_RANGE_WIDTH;
@@ -338,6 +367,34 @@ pub(crate) fn prepare(pdf: &[u8], request: &SignatureRequest, contents_len: usiz
         out.extend_from_slice(b"\nendobj\n");
     }
 
+    write_xref(&mut out, &document, pdf, form_of_xref, root, offsets, next)?;
+
+    let range = format!("[0 {} {} {}]", contents.start, contents.end, out.len() - contents.end);
+    if range.len() > BYTE_RANGE_WIDTH {
+        return Err(SigningError::Unexpected("the document is too large for the /ByteRange slot".into()));
+    }
+    out[byte_range.start..byte_range.start + range.len()].copy_from_slice(range.as_bytes());
+    Ok(Prepared { bytes: out, contents })
+}
+
+/// Writes the cross-reference section of an update to `out` (the original `pdf` with the
+/// update's objects appended, at `offsets`), in the form of the section it chains to, with the
+/// trailer `/Size` `next`, then `startxref` and `%%EOF`.
+fn write_xref(
+    out: &mut Vec<u8>,
+    document: &Document,
+    pdf: &[u8],
+    form_of_xref: XrefForm,
+    root: ObjectId,
+    mut offsets: Vec<(ObjectId, usize)>,
+    mut next: u32,
+) -> Result<(), SigningError> {
+    let io = |e: std::io::Error| SigningError::Unexpected(Box::new(e));
+    let fresh = |next: &mut u32| {
+        let id = *next;
+        *next += 1;
+        (id, 0)
+    };
     // The trailer keys of the previous section (ISO 32000-1 §7.5.5, Table 15), /XRefStm and
     // the stream's own keys excepted; /ID keeps its first element (§14.4) and gets a new
     // second one.
@@ -367,7 +424,7 @@ pub(crate) fn prepare(pdf: &[u8], request: &SignatureRequest, contents_len: usiz
                 }
             }
             out.extend_from_slice(b"trailer\n");
-            Writer::write_object(&mut out, &Object::Dictionary(trailer))
+            Writer::write_object(out, &Object::Dictionary(trailer))
                 .map_err(|e| SigningError::Unexpected(Box::new(e)))?;
             out.push(b'\n');
         }
@@ -393,7 +450,7 @@ pub(crate) fn prepare(pdf: &[u8], request: &SignatureRequest, contents_len: usiz
             trailer.set("Index", index);
             trailer.set("Length", data.len() as i64);
             writeln!(out, "{} 0 obj", xref_id.0).map_err(io)?;
-            Writer::write_object(&mut out, &Object::Dictionary(trailer))
+            Writer::write_object(out, &Object::Dictionary(trailer))
                 .map_err(|e| SigningError::Unexpected(Box::new(e)))?;
             out.extend_from_slice(b"\nstream\n");
             out.extend_from_slice(&data);
@@ -401,13 +458,88 @@ pub(crate) fn prepare(pdf: &[u8], request: &SignatureRequest, contents_len: usiz
         }
     }
     write!(out, "startxref\n{xref_offset}\n%%EOF\n").map_err(io)?;
+    Ok(())
+}
 
-    let range = format!("[0 {} {} {}]", contents.start, contents.end, out.len() - contents.end);
-    if range.len() > BYTE_RANGE_WIDTH {
-        return Err(SigningError::Unexpected("the document is too large for the /ByteRange slot".into()));
+/// The decoded contents of the streams an array entry `key` of `dss` refers to, to leave out
+/// what the DSS holds already.
+fn dss_streams(document: &Document, dss: &Dictionary, key: &[u8]) -> (Vec<Object>, Vec<Vec<u8>>) {
+    let Ok(array) = dss.get_deref(key, document).and_then(Object::as_array) else { return (Vec::new(), Vec::new()) };
+    let contents = array
+        .iter()
+        .filter_map(|o| document.dereference(o).ok())
+        .filter_map(|(_, o)| o.as_stream().ok())
+        .filter_map(|s| if s.dict.has(b"Filter") { s.decompressed_content().ok() } else { Some(s.content.clone()) })
+        .collect();
+    (array.clone(), contents)
+}
+
+/// Appends an update to `pdf` that adds `data` to the document security store (ISO 32000-2
+/// §12.8.4.3; ETSI EN 319 142-1 §5.4.2): the catalog's `/DSS` with `/Certs`, `/OCSPs` and
+/// `/CRLs`, arrays of streams holding DER certificates, OCSP responses and CRLs. An existing
+/// DSS is extended (its entries stay, what it holds already is not added twice), never
+/// replaced; nothing else changes.
+///
+/// # Errors
+/// As [`prepare`].
+pub(crate) fn append_dss(pdf: &[u8], data: &ValidationData) -> Result<Vec<u8>, SigningError> {
+    let document = load(pdf)?;
+    let form_of_xref = xref_form(pdf, document.xref_start)?;
+    let root = document.trailer.get(b"Root").and_then(Object::as_reference).map_err(|_| damaged("no /Root"))?;
+    let catalog = document.get_dictionary(root).map_err(|_| damaged("no catalog"))?;
+    let size = document.trailer.get(b"Size").and_then(Object::as_i64).unwrap_or(0);
+    let mut next = u32::try_from(size).unwrap_or(0).max(document.max_id.saturating_add(1));
+    let mut fresh = || {
+        let id = next;
+        next += 1;
+        (id, 0)
+    };
+    let (dss_id, mut dss) = match catalog.get(b"DSS") {
+        Ok(Object::Reference(id)) => {
+            (Some(*id), document.get_dictionary(*id).map_err(|_| damaged("/DSS is not a dictionary"))?.clone())
+        }
+        Ok(Object::Dictionary(dss)) => (None, dss.clone()),
+        Ok(_) => return Err(damaged("/DSS is not a dictionary")),
+        Err(_) => (None, Dictionary::new()),
+    };
+    let mut objects: Vec<(ObjectId, Object)> = Vec::new();
+    for (key, items) in [("Certs", &data.certificates), ("OCSPs", &data.ocsp_responses), ("CRLs", &data.crls)] {
+        let (mut array, present) = dss_streams(&document, &dss, key.as_bytes());
+        for item in items {
+            if present.contains(item) {
+                continue;
+            }
+            let id = fresh();
+            objects.push((id, Object::Stream(lopdf::Stream::new(Dictionary::new(), item.clone()))));
+            array.push(Object::Reference(id));
+        }
+        if !array.is_empty() {
+            dss.set(key, array);
+        }
     }
-    out[byte_range.start..byte_range.start + range.len()].copy_from_slice(range.as_bytes());
-    Ok(Prepared { bytes: out, contents })
+    let dss_id = dss_id.unwrap_or_else(&mut fresh);
+    objects.push((dss_id, Object::Dictionary(dss)));
+    if catalog.get(b"DSS").and_then(Object::as_reference).ok() != Some(dss_id) {
+        let mut catalog = catalog.clone();
+        catalog.set("DSS", Object::Reference(dss_id));
+        objects.push((root, Object::Dictionary(catalog)));
+    }
+    objects.sort_by_key(|(id, _)| *id);
+
+    let mut out = pdf.to_vec();
+    if !out.ends_with(b"\n") && !out.ends_with(b"\r") {
+        out.push(b'\n');
+    }
+    let mut offsets: Vec<(ObjectId, usize)> = Vec::new();
+    let io = |e: std::io::Error| SigningError::Unexpected(Box::new(e));
+    for (id, object) in &objects {
+        offsets.push((*id, out.len()));
+        writeln!(out, "{} {} obj", id.0, id.1).map_err(io)?;
+        Writer::write_object(&mut out, object).map_err(|e| SigningError::Unexpected(Box::new(e)))?;
+        out.extend_from_slice(b"\nendobj\n");
+    }
+    write_xref(&mut out, &document, pdf, form_of_xref, root, offsets, next)?;
+    Ok(out)
 }
 
 /// `offsets` (sorted by object number) split into runs of consecutive object numbers: the
