@@ -6,7 +6,9 @@
 # in both cases in its database `esignsp`; otherwise the embedded SQLite file
 # .esignsp-dev/esignsp.db, with nothing to install.
 # Authorization: the development set-up — a signing key generated in .esignsp-dev/ that
-# `esignsp token` uses too. Extra arguments go to `esignsp serve`.
+# `esignsp token` uses too. Signing: the built-in signing page with a development CA and
+# signing certificate generated in .esignsp-dev/ (never trusted by anyone else). Extra
+# arguments go to `esignsp serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 explicit_database=${DATABASE_URL:-}
@@ -42,9 +44,10 @@ data_dir = "$PWD/$dev"
 [auth]
 trusted_clients = ["signing-app"]
 
-[ui]
-# Where the browser task URL sends users while a process is pending (a placeholder here).
-signing_app_url = "https://signing-app.example/start"
+# No [ui] signing_app_url: the task URL opens the built-in signing page, which signs with the
+# development signing identity generated in server.data_dir (its CA: dev-signing-ca.pem).
+[signing]
+level = "B-B"
 TOML
 
 echo "esignsp: mint a token with: ESIGNSP_CONFIG=$dev/esignsp.toml target/release/esignsp token --client-id relying-app" >&2

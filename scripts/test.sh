@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of esignsp: formatting, lints, unit and property tests, the repository
 # conformance suite and the HTTP tests against a real PostgreSQL (found at DATABASE_URL, or
-# installed and started) and against the embedded SQLite store.
+# installed and started) and against the embedded SQLite store; the PAdES signer at every level
+# against a certomancer PKI, validated by pdfsig, pyHanko and qpdf; the signing page in chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
@@ -44,4 +45,7 @@ ESIGNSP_TEST_DATABASE=sqlite cargo test -p esignsp-api --test http --locked --no
 bash scripts/schemathesis.sh
 # /docs in a real browser (Debian's chromium) with the network blocked.
 bash scripts/docs-browser.sh
+# The built-in signing page in a real browser (chromium driven by Playwright): Sign → the
+# downloaded PDF validates in pdfsig and pyHanko; Decline without JavaScript → canceled.
+bash scripts/signing-browser.sh
 "$VENV/bin/python" scripts/check_container.py

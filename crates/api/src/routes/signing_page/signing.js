@@ -9,9 +9,13 @@ document.addEventListener("DOMContentLoaded", function () {
         return;
       }
       sent = true;
-      document.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
-      var busy = document.querySelector(".busy");
-      if (busy) { busy.hidden = false; }
+      // After this event: a button disabled while its form is being submitted would cancel
+      // the submission.
+      setTimeout(function () {
+        document.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
+        var busy = document.querySelector(".busy");
+        if (busy) { busy.hidden = false; }
+      }, 0);
     });
   });
 });
