@@ -138,9 +138,60 @@ paths = [
     "/trustedx-resources/esignsp/v2/signer_processes/" + ID + "?ui_locales=en",
 ]
 
+def pdf_classic(objects, version="1.4", prev=None, base=b"", start=1):
+    """A PDF (or, after `base`, an incremental update of it) of `objects` (bodies of objects
+    start, start+1, ...) with a classic cross-reference table and correct offsets."""
+    out = bytearray(base or b"%%PDF-%s\n%%\xe2\xe3\xcf\xd3\n" % version.encode())
+    offsets = []
+    for n, body in enumerate(objects, start):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + b(body) + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n"
+    if not base:
+        out += b"0 1\n0000000000 65535 f \n"
+    out += b"%d %d\n" % (start, len(objects)) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    size = start + len(objects)
+    out += b"trailer\n<< /Size %d /Root 1 0 R" % size + (b" /Prev %d" % prev if prev is not None else b"") + b" >>\n"
+    out += b"startxref\n%d\n%%%%EOF\n" % xref
+    return bytes(out), xref
+
+def pdf_xref_stream(objects, version="1.5"):
+    """A PDF of `objects` with an uncompressed cross-reference stream (ISO 32000-1 §7.5.8)."""
+    out = bytearray(b"%%PDF-%s\n%%\xe2\xe3\xcf\xd3\n" % version.encode())
+    offsets = []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + b(body) + b"\nendobj\n"
+    n = len(objects) + 1
+    xref = len(out)
+    rows = b"\x00\x00\x00\x00\x00\xff\xff" + b"".join(b"\x01" + o.to_bytes(4, "big") + b"\x00\x00" for o in offsets)
+    rows += b"\x01" + xref.to_bytes(4, "big") + b"\x00\x00"
+    out += (b"%d 0 obj\n<< /Type /XRef /Size %d /W [1 4 2] /Root 1 0 R /Length %d >>\nstream\n" % (n, n + 1, len(rows))
+            + rows + b"\nendstream\nendobj\n")
+    out += b"startxref\n%d\n%%%%EOF\n" % xref
+    return bytes(out)
+
+PAGE = ["<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << >> >>",
+        "<< /Length 22 >>\nstream\nBT 72 720 Td (x) Tj ET\nendstream"]
+classic, classic_xref = pdf_classic(PAGE)
+updated, _ = pdf_classic(["<< /Type /Catalog /Pages 2 0 R /Lang (en) >>"], prev=classic_xref, base=classic)
+# The PDF reader of the PAdES signer: hand-made PDFs with exact offsets (a classic table, an
+# incremental update, a cross-reference stream, an AcroForm). The corpus also keeps three files
+# made once by hand from `classic`/the xref-stream PDF with the fuzz key
+# (crates/fuzzing/data/): certified by scripts/pades_certify.py (FILL_FORMS), signed by
+# `pyhanko sign addsig`, and rewritten by `qpdf --object-streams=generate`.
+pades_sign = [
+    classic, updated, pdf_xref_stream(PAGE), pdf_classic(PAGE, version="1.7")[0],
+    pdf_classic(PAGE[:3] + ["<< /Length 22 /Filter /FlateDecode >>\nstream\nBT 72 720 Td (x) Tj ET\nendstream"])[0],
+    pdf_classic(["<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [] /SigFlags 3 >> >>"] + PAGE[1:])[0],
+    PDF, b"%PDF-1.4\n", b"%PDF-1.4\nxref\n0 1\n0000000000 65535 f \ntrailer\n<< /Size 1 >>\nstartxref\n9\n%%EOF\n",
+]
+
 TARGETS = {"result_body": result_body, "process_json": process_json, "multipart_form": multipart_form,
            "content_disposition": content_disposition, "authorization": authorization, "query_string": query_string,
-           "jwt": jwt, "path_id": paths}
+           "jwt": jwt, "path_id": paths, "pades_sign": pades_sign}
 
 for name, seeds in TARGETS.items():
     d = os.path.join(ROOT, "corpus", name)

@@ -13,8 +13,9 @@ ensure_build_tools || { echo "esignsp: cargo is required" >&2; exit 1; }
 ensure_postgres || exit 1
 # pgbouncer in transaction pooling mode, started by the HTTP tests in front of PostgreSQL.
 ensure_pgbouncer || exit 1
-# The independent validators of the PAdES signer's tests (crates/adapters/tests/pades.rs):
+# The independent validators of the PAdES signer's tests (crates/adapters/tests/pades*.rs):
 # poppler's pdfsig with NSS's certutil for its trust store, and qpdf; pyHanko is in .venv.
+# openssl makes the key files of tests/pades_keys.rs (encrypted PKCS#8, PKCS#12).
 ensure_apt_tools pdfsig:poppler-utils qpdf:qpdf certutil:libnss3-tools openssl:openssl || exit 1
 ensure_venv scripts/requirements.txt || exit 1
 echo "esignsp: testing against $(echo "$DATABASE_URL" | sed -E 's#://([^:@/]*):[^@]*@#://\1:***@#')"

@@ -1,4 +1,5 @@
-//! What must hold for every parser of client input, one check per fuzz target.
+//! What must hold for every parser of client input, one check per fuzz target (the PDF reader
+//! of the PAdES signer among them).
 //!
 //! Each `pub fn name(data: &[u8])` of [`TARGETS`] feeds `data` to the real parser of one kind
 //! of client input and panics when a property fails: a panic inside the parser, an accepted
@@ -10,6 +11,7 @@
 
 mod forms;
 mod json;
+mod pades;
 mod paths;
 mod tokens;
 
@@ -19,6 +21,7 @@ use esignsp_api::error::{ApiError, PROBLEM_JSON};
 
 pub use forms::{content_disposition, multipart_form};
 pub use json::{process_json, result_body};
+pub use pades::{pades_sign, pades_signer, pades_signs};
 pub use paths::path_id;
 pub use tokens::{authorization, jwt, query_string};
 
@@ -27,7 +30,7 @@ pub type Check = fn(&[u8]);
 
 /// Every target: its name (the file `fuzz/fuzz_targets/<name>.rs`, the folders
 /// `fuzz/corpus/<name>/` and `fuzz/regressions/<name>/`) and its check.
-pub const TARGETS: [(&str, Check); 8] = [
+pub const TARGETS: [(&str, Check); 9] = [
     ("result_body", result_body),
     ("process_json", process_json),
     ("multipart_form", multipart_form),
@@ -36,6 +39,7 @@ pub const TARGETS: [(&str, Check); 8] = [
     ("query_string", query_string),
     ("jwt", jwt),
     ("path_id", path_id),
+    ("pades_sign", pades_sign),
 ];
 
 /// A refused input must be answered with a 4xx RFC 9457 problem document of one of

@@ -39,7 +39,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use esignsp_domain::{DocumentSigner, SignatureLevel, SignatureRequest, SigningError};
 
-pub use credentials::{CredentialsError, RsaPadding, SigningCredentials};
+pub use credentials::{CredentialsError, RsaPadding, SigningCredentials, SigningIdentity};
 
 /// The number of pages of `pdf` (its page tree, ISO 32000-1 §7.7.3), read as the signer reads
 /// it; for the signing page.
