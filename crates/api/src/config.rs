@@ -339,12 +339,14 @@ pub struct SigningSettings {
     pub level: SignatureLevel,
     /// The signing key: PKCS#8 PEM (plain or encrypted) or PKCS#12. Unset: none (the
     /// development set-up generates one in `server.data_dir`).
+    #[serde(deserialize_with = "optional_path")]
     pub key_file: Option<PathBuf>,
     /// The password of an encrypted `key_file`; redacted whenever settings are printed.
     #[serde(serialize_with = "redact_secret")]
     pub key_password: SecretString,
     /// The signer's certificate then its CA certificates, PEM (optional for a PKCS#12 key that
     /// carries them).
+    #[serde(deserialize_with = "optional_path")]
     pub certificate_chain_file: Option<PathBuf>,
     /// RSA signature scheme: `pkcs1v15` (default) or `pss` (RFC 8017 §8).
     pub rsa_padding: RsaPaddingName,
@@ -413,6 +415,12 @@ pub enum SignerAuthentication {
     /// No login: whoever has the task URL signs.
     #[default]
     None,
+}
+
+/// A file path; empty means none.
+fn optional_path<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PathBuf>, D::Error> {
+    let path = Option::<PathBuf>::deserialize(deserializer)?;
+    Ok(path.filter(|p| !p.as_os_str().is_empty()))
 }
 
 fn signature_level<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SignatureLevel, D::Error> {

@@ -138,22 +138,24 @@ pub fn check(settings: &Settings) -> Result<String, ConfigError> {
 pub fn load_signer(settings: &Settings) -> Result<PadesSigner, ConfigError> {
     let signing = &settings.signing;
     let key = signing.key_file.as_deref().ok_or_else(|| ConfigError("signing.key_file: not set".to_owned()))?;
-    let chain = signing.certificate_chain_file.as_deref().ok_or_else(|| {
-        ConfigError("signing.certificate_chain_file: not set (the signer's certificate, then its CAs, PEM)".to_owned())
-    })?;
     let padding = match signing.rsa_padding {
         RsaPaddingName::Pkcs1v15 => RsaPadding::Pkcs1v15,
         RsaPaddingName::Pss => RsaPadding::Pss,
     };
-    let read = |key: &str, path: &std::path::Path| {
-        std::fs::read(path).map_err(|e| ConfigError(format!("{key}: cannot read {}: {e}", path.display())))
+    let read = |name: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| ConfigError(format!("{name}: cannot read {}: {e}", path.display())))
     };
-    let credentials = SigningCredentials::from_pem(
-        &read("signing.key_file", key)?,
-        &read("signing.certificate_chain_file", chain)?,
+    let key_material = read("signing.key_file", key)?;
+    let chain =
+        signing.certificate_chain_file.as_deref().map(|f| read("signing.certificate_chain_file", f)).transpose()?;
+    let password = signing.key_password.expose_secret();
+    let credentials = SigningCredentials::from_key_material(
+        &key_material,
+        chain.as_deref(),
+        (!password.is_empty()).then_some(password),
         padding,
     )
-    .map_err(|e| ConfigError(format!("signing.key_file, signing.certificate_chain_file: {e}")))?;
+    .map_err(|e| ConfigError(format!("signing.key_file, signing.key_password, signing.certificate_chain_file: {e}")))?;
     let options = PadesOptions {
         level: signing.level,
         tsa_url: signing.tsa_url.clone(),
@@ -173,19 +175,10 @@ pub fn load_signer(settings: &Settings) -> Result<PadesSigner, ConfigError> {
 }
 
 /// The signing identity in one line (`esignsp check-config`, the start-up log): subject,
-/// issuer, validity and key type.
+/// issuer, serial, validity, key type and the rest of the chain.
 #[must_use]
 pub fn describe(signer: &PadesSigner) -> String {
-    let certificate = signer.credentials().certificate();
-    let tbs = &certificate.tbs_certificate;
-    format!(
-        "subject \"{}\", issuer \"{}\", valid from {} to {}, key {}",
-        tbs.subject,
-        tbs.issuer,
-        tbs.validity.not_before,
-        tbs.validity.not_after,
-        signer.credentials().key_description()
-    )
+    signer.credentials().identity().to_string()
 }
 
 #[cfg(test)]

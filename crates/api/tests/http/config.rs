@@ -529,3 +529,85 @@ async fn a_configured_public_url_is_the_base_of_every_link_with_or_without_its_t
         app.stop().await;
     }
 }
+
+/// A signer's key (PKCS#8 PEM) and chain (PEM) from rcgen, valid from `from` to `until`.
+fn signing_files(
+    dir: &Path,
+    name: &str,
+    from: time::OffsetDateTime,
+    until: time::OffsetDateTime,
+) -> (PathBuf, PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA");
+    ca.distinguished_name.push(rcgen::DnType::CommonName, format!("{name} CA"));
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key).expect("CA cert").pem();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut signer = rcgen::CertificateParams::new(Vec::<String>::new()).expect("signer");
+    signer.distinguished_name.push(rcgen::DnType::CommonName, name);
+    signer.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature, rcgen::KeyUsagePurpose::ContentCommitment];
+    (signer.not_before, signer.not_after) = (from, until);
+    let cert = signer.signed_by(&key, &issuer).expect("signer cert").pem();
+    let (key_file, chain_file) = (dir.join(format!("{name}.key.pem")), dir.join(format!("{name}.chain.pem")));
+    std::fs::write(&key_file, key.serialize_pem()).expect("write");
+    std::fs::write(&chain_file, format!("{cert}{ca_pem}")).expect("write");
+    (key_file, chain_file)
+}
+
+#[test]
+fn check_config_shows_the_signing_identity_and_refuses_one_that_cannot_sign() {
+    let dir = fresh_dir("config-signing");
+    let keys = key_files_list();
+    let now = time::OffsetDateTime::now_utc();
+    let (key, chain) =
+        signing_files(&dir, "valid signer", now - time::Duration::days(1), now + time::Duration::days(30));
+    let (expired_key, expired_chain) =
+        signing_files(&dir, "expired signer", now - time::Duration::days(30), now - time::Duration::days(1));
+    let (other_key, _) =
+        signing_files(&dir, "other signer", now - time::Duration::days(1), now + time::Duration::days(30));
+    let path = |p: &PathBuf| p.display().to_string();
+    let base = [("ESIGNSP__AUTH__ISSUER", esignsp_testkit::ISSUER), ("ESIGNSP__AUTH__PUBLIC_KEY_FILES", keys.as_str())];
+    let with = |key: &PathBuf, chain: &PathBuf| {
+        let mut env: Vec<(&str, String)> = base.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        env.push(("ESIGNSP__SIGNING__KEY_FILE", path(key)));
+        env.push(("ESIGNSP__SIGNING__CERTIFICATE_CHAIN_FILE", path(chain)));
+        env
+    };
+    let run_with = |env: &[(&str, String)], args: &[&str]| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        run_briefly(&dir, &env, args)
+    };
+
+    let ok = run_with(&with(&key, &chain), &["check-config"]);
+    let stderr = text(&ok.stderr);
+    assert_eq!(ok.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("signing: built-in, level B-B"), "{stderr}");
+    assert!(
+        stderr.contains("CN=valid signer") && stderr.contains("CN=valid signer CA"),
+        "subject and issuer: {stderr}"
+    );
+    assert!(stderr.contains("key ECDSA P-256") && stderr.contains("valid "), "key type and validity: {stderr}");
+
+    for (what, env, expected) in [
+        ("expired", with(&expired_key, &expired_chain), "not valid now"),
+        ("foreign key", with(&other_key, &chain), "no certificate of the chain belongs to the signing key"),
+    ] {
+        for command in ["check-config", "serve"] {
+            let out = run_with(&env, &[command]);
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{what}, {command}: {stderr}");
+            assert!(stderr.contains(expected) && stderr.contains("signing."), "{what}, {command}: {stderr}");
+        }
+    }
+    // Outside the development set-up, neither a key nor an external signing application: one
+    // line naming both. The test harness's own identity is removed by naming an empty file.
+    let mut none: Vec<(&str, String)> = base.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+    none.push(("ESIGNSP__SIGNING__KEY_FILE", String::new()));
+    for command in ["check-config", "serve"] {
+        let out = run_with(&none, &[command]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(stderr.contains("signing.key_file, ui.signing_app_url: neither is set"), "{command}: {stderr}");
+    }
+}
