@@ -23,6 +23,7 @@
 # whose CRL distribution points and OCSP URLs point at the animator.
 
 ESIGNSP_PKI_CONFIG=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/pki/esignsp-test.yml
+ESIGNSP_PKI_ANIMATE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/pki/animate.py
 
 stop_test_pki() {
   if [ -n "${ESIGNSP_PKI_PID:-}" ]; then
@@ -57,7 +58,9 @@ start_test_pki() {
     cat "$dir/$key.pem" "$dir/interm.pem" "$dir/root.pem" > "$dir/$key.chain.pem"
     cp "$dir/keys/$key.key.pem" "$dir/$key.key.pem"
   done
-  "${certomancer[@]}" animate --port "$port" --no-web-ui > "$dir/certomancer.log" 2>&1 &
+  # Through scripts/pki/animate.py: OCSP responses in whole seconds, which NSS (pdfsig) reads.
+  "$venv/bin/python" "$ESIGNSP_PKI_ANIMATE" --config "$dir/certomancer.yml" \
+    animate --port "$port" --no-web-ui > "$dir/certomancer.log" 2>&1 &
   ESIGNSP_PKI_PID=$!
   for i in $(seq 1 100); do
     if "$venv/bin/python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
