@@ -114,7 +114,7 @@ pub async fn browser(
         None => match with_query(&state.signing_app_url, &[("signerProcessId", id.as_str())]) {
             Some(location) if !state.signing_app_url.is_empty() => Ok(redirect(&location)),
             _ => match &state.signing {
-                Some(signing) => super::signing_page::signing_page(&state, signing, &process).await,
+                Some(signing) => super::signing_page::entry(&req, &state, signing, &process).await,
                 None => Ok(page(
                     StatusCode::OK,
                     "Signature process pending",
