@@ -231,15 +231,17 @@ impl SignerLogin {
     /// when the token endpoint refuses the code or the ID token does not verify;
     /// [`LoginError::Unavailable`] when the provider cannot be reached.
     pub async fn finish(&self, state: &str, code: &str, redirect_uri: &str) -> Result<LoggedIn, LoginError> {
+        // Removed, so that it is used once; the cache may still hold the value's `Arc` for a
+        // moment, hence a copy of the verifier.
         let pending = self.pending.remove(state).await.ok_or(LoginError::UnknownState)?;
-        let pending = Arc::try_unwrap(pending).map_err(|_| LoginError::UnknownState)?;
+        let verifier = PkceCodeVerifier::new(pending.verifier.secret().clone());
         let client = self.client().await?;
         let redirect = RedirectUrl::new(redirect_uri.to_owned())
             .map_err(|e| LoginError::Unavailable(format!("redirect URI {redirect_uri}: {e}")))?;
         let request = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| LoginError::Unavailable(format!("the provider's metadata has no token endpoint: {e}")))?
-            .set_pkce_verifier(pending.verifier)
+            .set_pkce_verifier(verifier)
             .set_redirect_uri(Cow::Owned(redirect));
         let tokens = request.request_async(&self.http).await.map_err(|e| {
             use openidconnect::RequestTokenError as E;
@@ -290,8 +292,8 @@ impl SignerLogin {
             }
         }
         Ok(LoggedIn {
-            process: pending.process,
-            task: pending.task,
+            process: pending.process.clone(),
+            task: pending.task.clone(),
             identity: SignerIdentity { issuer, subject: subject.as_str().to_owned(), name, email },
         })
     }
