@@ -262,7 +262,13 @@ pub fn check(settings: &Settings) -> Result<String, ConfigError> {
         ));
     }
     let signer = load_signer(settings)?;
-    Ok(format!("signing: built-in, level {}, identity: {}", settings.signing.level, describe(&signer)))
+    let login = match (&settings.signing.signer_authentication, &settings.signing.oidc_issuer) {
+        (SignerAuthentication::Oidc, Some(issuer)) => {
+            format!("; signers log in with OpenID Connect at {issuer} as client {}", settings.signing.oidc_client_id)
+        }
+        _ => String::new(),
+    };
+    Ok(format!("signing: built-in, level {}, identity: {}{login}", settings.signing.level, describe(&signer)))
 }
 
 /// The PAdES signer of `[signing]`, its certificate checked to be valid now.
