@@ -8,6 +8,10 @@
 #     document downloaded with O10 validates in pdfsig and pyHanko against the generated
 #     development CA, and qpdf --check accepts it;
 #   * process 2, JavaScript off: Decline → lands with status=canceled.
+#   * then a second service whose signers log in with OpenID Connect
+#     (signing.signer_authentication = "oidc") at oidc-provider (tests/oidc): the task URL leads
+#     to the provider's login and consent forms, back to the page naming the signer; Sign →
+#     finished, and pyHanko reads the signer's name as the signature's /Name.
 # KEEP=1 keeps the work directory (screenshots, logs, the signed PDF).
 # Installs chromium (apt) and playwright-core (npm ci) when missing (Debian, as root).
 set -euo pipefail
@@ -76,3 +80,41 @@ decline=$(json "$work/p2.json" 'd["id"]')
 curl -fsS -H "Authorization: Bearer $token" "$base/signer_processes/$decline/result" | tee "$work/declined.json"; echo
 grep -q '"declined by the signer"' "$work/declined.json"
 echo "signing page in headless chromium: Sign → finished, the downloaded PDF validates in pdfsig and pyHanko; Decline (no JavaScript) → canceled"
+
+# The same page with the signer's OpenID Connect login, at oidc-provider.
+[ -d tests/oidc/node_modules/oidc-provider ] || (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+op_port=$(free_port)
+port2=$(free_port)
+work2=$work/oidc
+mkdir -p "$work2"
+node tests/oidc/genkey.mjs "$work2/op-keys.json" op-1 RS256
+node tests/oidc/provider.mjs "$op_port" jwt "$work2/op-keys.json" \
+  "http://127.0.0.1:$port2/trustedx-resources/esignsp/v2/ui/login" > "$work2/provider.log" 2>&1 &
+op_pid=$!
+(cd "$work2" && ESIGNSP__SERVER__PORT=$port2 ESIGNSP__SERVER__DATA_DIR=$work2 \
+  ESIGNSP__DATABASE__URL=sqlite://$work2/esignsp.db ESIGNSP__SIGNING__SIGNER_AUTHENTICATION=oidc \
+  ESIGNSP__SIGNING__OIDC_ISSUER=http://127.0.0.1:$op_port ESIGNSP__SIGNING__OIDC_CLIENT_ID=signing-page \
+  ESIGNSP__SIGNING__OIDC_CLIENT_SECRET=signing-page-secret exec "$bin" serve) > "$work2/service.log" 2>&1 &
+pid2=$!
+trap 'kill $pid $pid2 $op_pid 2>/dev/null || true; wait $pid $pid2 $op_pid 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+for _ in $(seq 1 150); do
+  curl -fs "http://127.0.0.1:$port2/readyz" >/dev/null 2>&1 &&
+    curl -fs "http://127.0.0.1:$op_port/.well-known/openid-configuration" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+token2=$(cd "$work2" && ESIGNSP__SERVER__DATA_DIR=$work2 "$bin" token --client-id relying-app)
+base2=http://127.0.0.1:$port2/trustedx-resources/esignsp/v2
+callback2="http://127.0.0.1:$port2/healthz?relying=app"
+echo '{"process_type":"urn:safelayer:eidas:processes:document:sign:esigp","finish_callback_url":"'"$callback2"'"}' > "$work2/process.json"
+curl -fsS -H "Authorization: Bearer $token2" -F "process=@$work2/process.json" \
+  -F "document=@docs/examples/contract.pdf;type=application/pdf" "$base2/signer_processes" > "$work2/p3.json"
+LOGIN=ada LOGIN_NAME="Ada Lovelace" node tests/browser/signing.mjs "$browser" \
+  "$(json "$work2/p3.json" 'd["tasks"]["pending"][0]["url"]')" sign finished "$work2/page3.png" "$callback2"
+document=$(json "$work2/p3.json" 'd["documents"][0]["id"]')
+curl -fsS -H "Authorization: Bearer $token2" "$base2/documents/$document/content" -o "$work2/signed.pdf"
+"$VENV/bin/pyhanko" sign validate --pretty-print --trust "$work2/dev-signing-ca.pem" --trust-replace "$work2/signed.pdf" \
+  > "$work2/pyhanko.txt"
+grep -q "The signature is judged VALID." "$work2/pyhanko.txt"
+"$VENV/bin/python" scripts/pades_profile.py "$work2/signed.pdf" | tee "$work2/profile.txt"
+grep -q " name=Ada Lovelace " "$work2/profile.txt"
+echo "signer login in headless chromium: the provider's login and consent, the page names Ada Lovelace; Sign → finished, the signature's /Name is hers"

@@ -357,8 +357,24 @@ pub struct SigningSettings {
     #[serde(deserialize_with = "positive_seconds")]
     pub timeout_seconds: NonZeroU64,
     /// How the signer is identified on the signing page: `none` (the unguessable task URL is
-    /// the capability; the development default).
+    /// the capability; the development default) or `oidc` (the signer logs in at
+    /// `signing.oidc_issuer` first, SPEC §10).
     pub signer_authentication: SignerAuthentication,
+    /// The OpenID Provider of `signer_authentication = "oidc"`: its issuer identifier, from
+    /// which its metadata is discovered (`{issuer}/.well-known/openid-configuration`, OpenID
+    /// Connect Discovery 1.0 §4), http or https. Kept exactly as written (`https://op.example`
+    /// and `https://op.example/` are different issuers, §4.3). Unset or empty: none.
+    #[serde(deserialize_with = "issuer_identifier")]
+    pub oidc_issuer: Option<String>,
+    /// The client id esignsp is registered with at the provider (its redirect URI is
+    /// `{server.public_url}/trustedx-resources/esignsp/v2/ui/login`).
+    pub oidc_client_id: String,
+    /// The client secret (`client_secret_basic`, RFC 6749 §2.3.1); empty: a public client,
+    /// which PKCE alone protects. Redacted whenever settings are printed.
+    #[serde(serialize_with = "redact_secret")]
+    pub oidc_client_secret: SecretString,
+    /// The scopes asked for (`openid`, `profile`, `email`); `openid` must be among them.
+    pub oidc_scopes: Vec<String>,
     /// The key of the signing page's CSRF tokens (HMAC-SHA-256, RFC 2104), at least 32
     /// characters; every replica behind one address needs the same. Unset: random per start
     /// (one replica). Redacted whenever settings are printed.
@@ -382,6 +398,10 @@ impl Default for SigningSettings {
             tsa_url: None,
             timeout_seconds: const { NonZeroU64::new(10).expect("positive") },
             signer_authentication: SignerAuthentication::None,
+            oidc_issuer: None,
+            oidc_client_id: String::new(),
+            oidc_client_secret: SecretString::from(""),
+            oidc_scopes: ["openid", "profile", "email"].map(str::to_owned).to_vec(),
             form_secret: SecretString::from(""),
             development_identity: false,
         }
@@ -415,6 +435,10 @@ pub enum SignerAuthentication {
     /// No login: whoever has the task URL signs.
     #[default]
     None,
+    /// The signer logs in at `signing.oidc_issuer` (OpenID Connect Core 1.0 §3.1, the
+    /// authorization code flow, with PKCE S256, RFC 7636) before the page is shown; the ID
+    /// token's `sub`, `name` and `email` go into the audit trail and the signature's `/Name`.
+    Oidc,
 }
 
 /// A file path; empty means none.
@@ -497,6 +521,20 @@ fn http_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Url>, D
         return Err(D::Error::custom(format!("expected an http(s) URL, not a {}: URL", url.scheme())));
     }
     Ok(Some(url))
+}
+
+/// `signing.oidc_issuer`: an http(s) URL without a query or fragment (OpenID Connect
+/// Discovery 1.0 §2), kept as written; empty means none.
+fn issuer_identifier<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let url = Url::parse(&text).map_err(|e| D::Error::custom(format!("{e}: expected an absolute http(s) URL")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.query().is_some() || url.fragment().is_some() {
+        return Err(D::Error::custom("expected an http(s) URL without a query or fragment"));
+    }
+    Ok(Some(text))
 }
 
 /// `server.public_url`: an [`http_url`] without a query (paths are appended to it).
@@ -613,7 +651,8 @@ pub use esignsp_adapters::redact::redacted_url;
 /// Keys whose environment values are comma-separated lists. Every other environment value is
 /// taken as text: a string key keeps it exactly (`0042` stays `0042`), a number or boolean key
 /// parses it.
-const LIST_KEYS: [&str; 4] = ["auth.audience", "auth.algorithms", "auth.public_key_files", "auth.trusted_clients"];
+const LIST_KEYS: [&str; 5] =
+    ["auth.audience", "auth.algorithms", "auth.public_key_files", "auth.trusted_clients", "signing.oidc_scopes"];
 
 /// Prefix of the configuration variables: `ESIGNSP__<SECTION>__<KEY>`.
 const ENV_PREFIX: &str = "esignsp__";
@@ -779,6 +818,21 @@ impl Settings {
         let secret = signing.form_secret.expose_secret();
         if !secret.is_empty() && secret.chars().count() < 32 {
             return Err(invalid("signing.form_secret", "must be at least 32 characters (or unset)"));
+        }
+        if signing.signer_authentication == SignerAuthentication::Oidc {
+            let needs = "is needed by signing.signer_authentication = \"oidc\"";
+            if signing.oidc_issuer.is_none() {
+                return Err(invalid("signing.oidc_issuer", format!("{needs}: the OpenID Provider's issuer URL")));
+            }
+            if signing.oidc_client_id.trim().is_empty() {
+                return Err(invalid("signing.oidc_client_id", format!("{needs}: esignsp's client id at the provider")));
+            }
+            if !signing.oidc_scopes.iter().any(|s| s == "openid") {
+                return Err(invalid("signing.oidc_scopes", "must contain openid (OpenID Connect Core 1.0 §3.1.2.1)"));
+            }
+            if let Some(bad) = signing.oidc_scopes.iter().find(|s| s.is_empty() || s.contains(char::is_whitespace)) {
+                return Err(invalid("signing.oidc_scopes", format!("{bad:?} is not one scope token (RFC 6749 §3.3)")));
+            }
         }
         Ok(())
     }
@@ -1025,5 +1079,38 @@ mod tests {
         std::fs::write(&file, &printed).expect("write");
         let again = Settings::load_from(Some(&file), Vec::new()).expect("the printed configuration is valid");
         assert_eq!(again.to_redacted_toml().expect("printable"), printed, "printing is a fixed point");
+    }
+    #[test]
+    fn oidc_signer_login_needs_an_issuer_a_client_and_the_openid_scope() {
+        let oidc = [
+            ("ESIGNSP__SIGNING__SIGNER_AUTHENTICATION", "oidc"),
+            ("ESIGNSP__SIGNING__OIDC_ISSUER", "https://op.example"),
+            ("ESIGNSP__SIGNING__OIDC_CLIENT_ID", "esignsp-page"),
+            ("ESIGNSP__SIGNING__OIDC_CLIENT_SECRET", "page-secret"),
+        ];
+        let s = Settings::load_from(None, env(&oidc)).expect("valid");
+        assert_eq!(s.signing.signer_authentication, SignerAuthentication::Oidc);
+        assert_eq!(s.signing.oidc_scopes, ["openid", "profile", "email"], "the default scopes");
+        let printed = s.to_redacted_toml().expect("printable");
+        assert!(printed.contains("oidc_client_secret = \"[redacted]\""), "{printed}");
+        assert!(!printed.contains("page-secret"), "{printed}");
+        let cases: [(&[(&str, &str)], &str); 5] = [
+            (&[("ESIGNSP__SIGNING__OIDC_ISSUER", "")], "signing.oidc_issuer"),
+            (&[("ESIGNSP__SIGNING__OIDC_ISSUER", "ftp://op.example")], "signing.oidc_issuer"),
+            (&[("ESIGNSP__SIGNING__OIDC_CLIENT_ID", " ")], "signing.oidc_client_id"),
+            (&[("ESIGNSP__SIGNING__OIDC_SCOPES", "profile,email")], "signing.oidc_scopes"),
+            (&[("ESIGNSP__SIGNING__OIDC_SCOPES", "openid,a b")], "signing.oidc_scopes"),
+        ];
+        for (change, key) in cases {
+            let mut vars: Vec<(&str, &str)> =
+                oidc.iter().filter(|(k, _)| !change.iter().any(|(c, _)| c == k)).copied().collect();
+            vars.extend_from_slice(change);
+            let error = Settings::load_from(None, env(&vars)).expect_err(key).to_string();
+            assert!(error.contains(key), "{change:?} is refused naming {key}: {error}");
+        }
+        let public = Settings::load_from(None, env(&oidc[..3])).expect("an empty secret: a public client");
+        assert!(public.signing.oidc_client_secret.expose_secret().is_empty());
+        let none = Settings::load_from(None, env(&oidc[1..])).expect("the oidc keys are ignored without oidc");
+        assert_eq!(none.signing.signer_authentication, SignerAuthentication::None);
     }
 }

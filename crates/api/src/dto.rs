@@ -63,6 +63,18 @@ impl Urls {
     pub fn ui(&self, id: &str) -> String {
         format!("{}/ui?signerProcessId={id}", self.base)
     }
+
+    /// `…/ui/login`: the redirect URI of the signer's OpenID Connect login (SPEC §10).
+    #[must_use]
+    pub fn ui_login(&self) -> String {
+        format!("{}/ui/login", self.base)
+    }
+
+    /// Whether the public URL is https (cookies are then `Secure`).
+    #[must_use]
+    pub fn is_https(&self) -> bool {
+        self.base.starts_with("https:")
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

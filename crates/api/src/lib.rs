@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod panic;
 pub mod request_id;
 pub mod routes;
+pub mod signer_login;
 pub mod signing;
 pub mod startup;
 pub mod state;

@@ -5,17 +5,52 @@ use std::sync::Arc;
 
 use esignsp_adapters::pades::development::DevelopmentIdentity;
 use esignsp_adapters::pades::{PadesOptions, PadesSigner, RsaPadding, SigningCredentials};
-use esignsp_domain::{DocumentSigner, ProcessId, TaskId};
+use esignsp_domain::{DocumentSigner, ProcessId, SignerIdentity, TaskId};
 use ring::hmac;
 use secrecy::ExposeSecret;
 
-use crate::config::{ConfigError, RsaPaddingName, Settings};
+use crate::config::{ConfigError, RsaPaddingName, Settings, SignerAuthentication};
+use crate::signer_login::SignerLogin;
 
-/// The built-in signing application: its signer and the key of its form tokens.
+/// The built-in signing application: its signer, the key of its form tokens and signer
+/// sessions, and the signer's login when `signing.signer_authentication = "oidc"`.
 pub struct BuiltinSigning {
     /// Signs every document of a process on *Sign*.
     pub signer: Arc<dyn DocumentSigner>,
+    /// The OpenID Connect login of signers; `None`: the task URL is the capability.
+    pub login: Option<SignerLogin>,
     form_key: hmac::Key,
+}
+
+/// How long a signer stays logged in for a task (30 minutes).
+pub const SIGNER_SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// A signer logged in for one task (`signing.signer_authentication = "oidc"`): what the
+/// session cookie of the signing page holds, HMAC-signed ([`BuiltinSigning::seal_session`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerSession {
+    /// The process the login was for.
+    pub process: ProcessId,
+    /// Its task at login time.
+    pub task: TaskId,
+    /// Who logged in (the ID token's `iss`, `sub`, `name`, `email`).
+    pub identity: SignerIdentity,
+    /// When the session ends, in seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+/// The JSON of a sealed [`SignerSession`].
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedSession {
+    p: String,
+    t: String,
+    iss: String,
+    sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    exp: u64,
 }
 
 impl std::fmt::Debug for BuiltinSigning {
@@ -26,6 +61,10 @@ impl std::fmt::Debug for BuiltinSigning {
 
 /// The domain-separation label of form tokens.
 const FORM_TOKEN_LABEL: &[u8] = b"esignsp signing page form v1\0";
+/// The domain-separation label of form tokens bound to a logged-in signer.
+const SIGNER_FORM_TOKEN_LABEL: &[u8] = b"esignsp signing page signer form v1\0";
+/// The domain-separation label of sealed signer sessions.
+const SESSION_LABEL: &[u8] = b"esignsp signer session v1\0";
 
 impl BuiltinSigning {
     /// The signing application of `signer`, with form tokens keyed by `form_secret` (random
@@ -38,7 +77,14 @@ impl BuiltinSigning {
         } else {
             hmac::Key::new(hmac::HMAC_SHA256, form_secret.as_bytes())
         };
-        Self { signer, form_key }
+        Self { signer, login: None, form_key }
+    }
+
+    /// This signing application with signers logging in through `login` first.
+    #[must_use]
+    pub fn with_login(mut self, login: SignerLogin) -> Self {
+        self.login = Some(login);
+        self
     }
 
     /// The CSRF token of the signing page's forms for one task: base64url of
@@ -62,6 +108,88 @@ impl BuiltinSigning {
 
     fn message(process: &ProcessId, task: &TaskId) -> Vec<u8> {
         [FORM_TOKEN_LABEL, process.as_str().as_bytes(), b"\0", task.as_str().as_bytes()].concat()
+    }
+
+    /// The CSRF token of the signing page's forms for one task and the signer logged in for
+    /// it: base64url of HMAC-SHA-256(key, label ‖ process ‖ NUL ‖ task ‖ NUL ‖ iss ‖ NUL ‖ sub)
+    /// (RFC 2104), so that a form shown to one signer cannot be posted with another's session.
+    #[must_use]
+    pub fn signer_form_token(&self, session: &SignerSession) -> String {
+        let tag = hmac::sign(&self.form_key, &Self::signer_message(session));
+        data_encoding::BASE64URL_NOPAD.encode(tag.as_ref())
+    }
+
+    /// Whether `token` is [`BuiltinSigning::signer_form_token`] of `session` (constant time).
+    #[must_use]
+    pub fn check_signer_form_token(&self, session: &SignerSession, token: &str) -> bool {
+        data_encoding::BASE64URL_NOPAD
+            .decode(token.as_bytes())
+            .is_ok_and(|tag| hmac::verify(&self.form_key, &Self::signer_message(session), &tag).is_ok())
+    }
+
+    fn signer_message(session: &SignerSession) -> Vec<u8> {
+        let SignerIdentity { issuer, subject, .. } = &session.identity;
+        [
+            SIGNER_FORM_TOKEN_LABEL,
+            session.process.as_str().as_bytes(),
+            b"\0",
+            session.task.as_str().as_bytes(),
+            b"\0",
+            issuer.as_bytes(),
+            b"\0",
+            subject.as_bytes(),
+        ]
+        .concat()
+    }
+
+    /// The value of a session cookie holding `session`: base64url(JSON) `.`
+    /// base64url(HMAC-SHA-256(key, label ‖ JSON)) (RFC 2104). Readable by the browser, which
+    /// sees only its own identity; unforgeable without the key (`signing.form_secret`).
+    #[must_use]
+    pub fn seal_session(&self, session: &SignerSession) -> String {
+        let sealed = SealedSession {
+            p: session.process.as_str().to_owned(),
+            t: session.task.as_str().to_owned(),
+            iss: session.identity.issuer.clone(),
+            sub: session.identity.subject.clone(),
+            name: session.identity.name.clone(),
+            email: session.identity.email.clone(),
+            exp: session.expires_at,
+        };
+        // A struct of strings and a number always serializes.
+        let json = serde_json::to_vec(&sealed).unwrap_or_default();
+        let tag = hmac::sign(&self.form_key, &[SESSION_LABEL, &json].concat());
+        format!(
+            "{}.{}",
+            data_encoding::BASE64URL_NOPAD.encode(&json),
+            data_encoding::BASE64URL_NOPAD.encode(tag.as_ref())
+        )
+    }
+
+    /// The session sealed in `cookie` by [`BuiltinSigning::seal_session`] with this key, if
+    /// its tag verifies (constant time) and it has not expired at `now` (seconds since the
+    /// Unix epoch). Anything else — tampered, foreign, expired, malformed — is `None`.
+    #[must_use]
+    pub fn open_session(&self, cookie: &str, now: u64) -> Option<SignerSession> {
+        let (json, tag) = cookie.split_once('.')?;
+        let json = data_encoding::BASE64URL_NOPAD.decode(json.as_bytes()).ok()?;
+        let tag = data_encoding::BASE64URL_NOPAD.decode(tag.as_bytes()).ok()?;
+        hmac::verify(&self.form_key, &[SESSION_LABEL, &json].concat(), &tag).ok()?;
+        let sealed: SealedSession = serde_json::from_slice(&json).ok()?;
+        if sealed.exp <= now {
+            return None;
+        }
+        Some(SignerSession {
+            process: ProcessId::parse(&sealed.p).ok()?,
+            task: TaskId::parse(&sealed.t).ok()?,
+            identity: SignerIdentity {
+                issuer: sealed.iss,
+                subject: sealed.sub,
+                name: sealed.name,
+                email: sealed.email,
+            },
+            expires_at: sealed.exp,
+        })
     }
 }
 
@@ -91,7 +219,13 @@ pub fn build_signing(settings: &Settings) -> Result<Option<BuiltinSigning>, Conf
     }
     let signer = load_signer(settings)?;
     tracing::info!(identity = %describe(&signer), level = %signing.level, "built-in signing page enabled");
-    Ok(Some(BuiltinSigning::new(Arc::new(signer), signing.form_secret.expose_secret())))
+    let mut builtin = BuiltinSigning::new(Arc::new(signer), signing.form_secret.expose_secret());
+    if signing.signer_authentication == SignerAuthentication::Oidc {
+        let login = SignerLogin::new(signing)?;
+        tracing::info!(issuer = %login.issuer(), "signers log in with OpenID Connect");
+        builtin = builtin.with_login(login);
+    }
+    Ok(Some(builtin))
 }
 
 /// Outside the development set-up, the built-in signing page needs `signing.key_file`
@@ -128,7 +262,13 @@ pub fn check(settings: &Settings) -> Result<String, ConfigError> {
         ));
     }
     let signer = load_signer(settings)?;
-    Ok(format!("signing: built-in, level {}, identity: {}", settings.signing.level, describe(&signer)))
+    let login = match (&settings.signing.signer_authentication, &settings.signing.oidc_issuer) {
+        (SignerAuthentication::Oidc, Some(issuer)) => {
+            format!("; signers log in with OpenID Connect at {issuer} as client {}", settings.signing.oidc_client_id)
+        }
+        _ => String::new(),
+    };
+    Ok(format!("signing: built-in, level {}, identity: {}{login}", settings.signing.level, describe(&signer)))
 }
 
 /// The PAdES signer of `[signing]`, its certificate checked to be valid now.
@@ -217,5 +357,48 @@ mod tests {
         assert!(same_key.check_form_token(&process, &task, &token), "replicas with one secret agree");
         let random = BuiltinSigning::new(Arc::new(Nothing), "");
         assert!(!random.check_form_token(&process, &task, &token));
+    }
+
+    #[test]
+    fn a_sealed_session_opens_only_untouched_with_its_key_and_before_it_expires() {
+        let signing = BuiltinSigning::new(Arc::new(Nothing), "a form secret of at least 32 characters");
+        let session = SignerSession {
+            process: ProcessId::from_random([1; 20]),
+            task: TaskId::from_random([2; 20]),
+            identity: SignerIdentity {
+                issuer: "https://op.example".to_owned(),
+                subject: "ada".to_owned(),
+                name: Some("Ada Lovelace".to_owned()),
+                email: None,
+            },
+            expires_at: 1_000,
+        };
+        let cookie = signing.seal_session(&session);
+        assert_eq!(signing.open_session(&cookie, 999), Some(session.clone()));
+        assert_eq!(signing.open_session(&cookie, 1_000), None, "expired");
+        let other_key = BuiltinSigning::new(Arc::new(Nothing), "another form secret of 32 characters!");
+        assert_eq!(other_key.open_session(&cookie, 0), None, "sealed with another key");
+        let (json, tag) = cookie.split_once('.').expect("two parts");
+        let mut forged = data_encoding::BASE64URL_NOPAD.decode(json.as_bytes()).expect("base64");
+        let at = forged.iter().position(|b| *b == b'a').expect("an a in the JSON");
+        forged[at] = b'b';
+        let forged = format!("{}.{tag}", data_encoding::BASE64URL_NOPAD.encode(&forged));
+        assert_eq!(signing.open_session(&forged, 0), None, "a changed payload");
+        for garbage in ["", ".", "x.y", "not base64!.x", &format!("{json}.")] {
+            assert_eq!(signing.open_session(garbage, 0), None, "{garbage:?}");
+        }
+
+        let token = signing.signer_form_token(&session);
+        assert!(signing.check_signer_form_token(&session, &token));
+        let mallory = SignerSession {
+            identity: SignerIdentity { subject: "mallory".to_owned(), ..session.identity.clone() },
+            ..session.clone()
+        };
+        assert!(!signing.check_signer_form_token(&mallory, &token), "bound to the signer");
+        assert!(
+            !signing.check_form_token(&session.process, &session.task, &token),
+            "not a token of the page without login"
+        );
+        assert!(!signing.check_signer_form_token(&session, &signing.form_token(&session.process, &session.task)));
     }
 }

@@ -90,6 +90,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .default_service(not_allowed("POST")),
             )
             .service(
+                web::resource("/ui/login")
+                    .route(web::get().to(signing_page::login_callback))
+                    .default_service(not_allowed("GET")),
+            )
+            .service(
                 web::resource("/ui/document")
                     .route(web::get().to(signing_page::document))
                     .route(web::head().to(signing_page::document))

@@ -12,16 +12,27 @@
 //!
 //! A repeated or late POST changes nothing and redirects like O12 does once ended.
 //!
+//! With `signing.signer_authentication = "oidc"` the signer logs in first ([`SignerLogin`]):
+//! O12 without a session for the task redirects (302) to the provider; its callback
+//! `GET …/ui/login` sets the session cookie (`esignsp_signer_{process id}`, HttpOnly,
+//! SameSite=Lax, the path of `…/ui`, Secure behind an https public URL, 30 minutes) and
+//! redirects back to the task URL. The page names who is logged in; *Sign* and *Decline*
+//! need that session (else 403) and a CSRF token bound to it
+//! ([`BuiltinSigning::signer_form_token`]); *Sign* records the signer's identity.
+//!
 //! [`SignerProcessService::sign_in_browser`]: esignsp_domain::SignerProcessService::sign_in_browser
 
+use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use esignsp_domain::{DocumentId, ProcessId, SignerProcess};
 
 use super::ui::{ended_location, html_escape, page, redirect_with, result_page, signer_process_id};
+use crate::dto::API_BASE;
 use crate::error::ApiError;
 use crate::extract::BrowserAudit;
-use crate::signing::BuiltinSigning;
+use crate::signer_login::{LoginError, SignerLogin, PENDING_LOGIN_TTL};
+use crate::signing::{BuiltinSigning, SignerSession, SIGNER_SESSION_TTL};
 use crate::state::AppState;
 
 /// Largest accepted sign/decline form body, in bytes (two short fields).
@@ -53,7 +64,166 @@ fn pages_text(pdf: &[u8]) -> String {
     }
 }
 
-/// The signing page of pending `process`.
+/// Seconds since the Unix epoch.
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The path the signing page's cookies are sent to: `…/ui` and below.
+fn cookie_path() -> String {
+    format!("{API_BASE}/ui")
+}
+
+/// The name of the session cookie of `process`'s signer.
+fn session_cookie_name(process: &ProcessId) -> String {
+    format!("esignsp_signer_{process}")
+}
+
+/// The name of the cookie that binds a started login of `process` to this browser.
+fn login_cookie_name(process: &ProcessId) -> String {
+    format!("esignsp_login_{process}")
+}
+
+/// A cookie of the signing page: HttpOnly, SameSite=Lax (sent on the provider's redirect
+/// back, a top-level GET), path `…/ui`, Secure behind an https public URL.
+fn cookie(state: &AppState, name: String, value: String, max_age: std::time::Duration) -> Cookie<'static> {
+    Cookie::build(name, value)
+        .path(cookie_path())
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.urls.is_https())
+        .max_age(actix_web::cookie::time::Duration::seconds(i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX)))
+        .finish()
+}
+
+/// The signer session of `process`'s current task in this request's cookies, if valid now.
+fn session_of(req: &HttpRequest, signing: &BuiltinSigning, process: &SignerProcess) -> Option<SignerSession> {
+    let value = req.cookie(&session_cookie_name(&process.id))?;
+    signing
+        .open_session(value.value(), now_seconds())
+        .filter(|session| session.process == process.id && session.task == process.task_id)
+}
+
+/// The page for an answer of the provider or a callback that cannot be used.
+fn login_failed(error: &LoginError) -> HttpResponse {
+    let again = "Open the link of your signature task again to log in anew.".to_owned();
+    match error {
+        LoginError::Unavailable(_) => page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Login unavailable",
+            &["The login service cannot be reached right now. Try again in a few minutes.".to_owned()],
+        ),
+        LoginError::Refused(why) => {
+            page(StatusCode::BAD_REQUEST, "Login failed", &[format!("The login did not succeed: {why}."), again])
+        }
+        LoginError::UnknownState => page(
+            StatusCode::BAD_REQUEST,
+            "Login expired",
+            &["This login is unknown or has expired (or was already used).".to_owned(), again],
+        ),
+    }
+}
+
+/// O12 while `process` is pending: the signing page, or first the login when signers log
+/// in (`signing.signer_authentication = "oidc"`) and this browser has no session for the
+/// task: 302 to the provider's authorization endpoint, with a cookie binding the login's
+/// `state` to the browser (RFC 6749 §10.12).
+///
+/// # Errors
+/// 503 when the database is unavailable (the provider's unavailability is a 503 page).
+pub async fn entry(
+    req: &HttpRequest,
+    state: &AppState,
+    signing: &BuiltinSigning,
+    process: &SignerProcess,
+) -> Result<HttpResponse, ApiError> {
+    let Some(login) = &signing.login else { return signing_page(state, signing, process, None).await };
+    if let Some(session) = session_of(req, signing, process) {
+        return signing_page(state, signing, process, Some(&session)).await;
+    }
+    let (location, login_state) = match login.start(&process.id, &process.task_id, &state.urls.ui_login()).await {
+        Ok(started) => started,
+        Err(e) => return Ok(login_failed(&e)),
+    };
+    let mut answer = redirect_with(StatusCode::FOUND, location.as_str());
+    answer
+        .add_cookie(&cookie(state, login_cookie_name(&process.id), login_state, PENDING_LOGIN_TTL))
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(answer)
+}
+
+/// The built-in signing application and its signer login, when signers log in.
+fn login_of(state: &AppState) -> Option<(&BuiltinSigning, &SignerLogin)> {
+    match state.signing.as_deref() {
+        Some(signing @ BuiltinSigning { login: Some(login), .. }) => Some((signing, login)),
+        _ => None,
+    }
+}
+
+/// `GET …/ui/login?code=…&state=…` (or `?error=…&state=…`): the redirect URI of the signer's
+/// login (OpenID Connect Core 1.0 §3.1.2.5, §3.1.2.6). Exchanges the code, verifies the ID
+/// token, sets the session cookie and redirects (302) to the task URL. A provider's `error`,
+/// an unknown `state`, a `state` not started in this browser, or a code or ID token that does
+/// not verify is a 400 page; the provider unreachable a 503 page.
+///
+/// # Errors
+/// None of its own: every failure is a page.
+#[tracing::instrument(skip_all)]
+pub async fn login_callback(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let Some((signing, login)) = login_of(&state) else { return Ok(not_found()) };
+    let mut params = std::collections::HashMap::<String, String>::new();
+    for (key, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+        params.entry(key.into_owned()).or_insert_with(|| value.into_owned());
+    }
+    let Some(login_state) = params.get("state") else {
+        return Ok(login_failed(&LoginError::UnknownState));
+    };
+    if let Some(error) = params.get("error") {
+        login.forget(login_state).await;
+        let description = params.get("error_description").map(|d| format!(" ({d})")).unwrap_or_default();
+        tracing::info!(error = %error, "the OpenID Provider answered the login with an error");
+        return Ok(login_failed(&LoginError::Refused(format!("the login service answered {error}{description}"))));
+    }
+    // RFC 9207: an `iss` on the callback must be our provider (mix-up attacks).
+    if params.get("iss").is_some_and(|iss| iss != login.issuer()) {
+        login.forget(login_state).await;
+        return Ok(login_failed(&LoginError::Refused("the answer came from another issuer".to_owned())));
+    }
+    let Some(process) = login.pending_process(login_state).await else {
+        return Ok(login_failed(&LoginError::UnknownState));
+    };
+    let bound = req.cookie(&login_cookie_name(&process)).is_some_and(|c| c.value() == login_state.as_str());
+    if !bound {
+        login.forget(login_state).await;
+        return Ok(login_failed(&LoginError::Refused("the login was started in another browser".to_owned())));
+    }
+    let Some(code) = params.get("code") else {
+        login.forget(login_state).await;
+        return Ok(login_failed(&LoginError::Refused("the answer has no authorization code".to_owned())));
+    };
+    let logged_in = match login.finish(login_state, code, &state.urls.ui_login()).await {
+        Ok(logged_in) => logged_in,
+        Err(e) => return Ok(login_failed(&e)),
+    };
+    tracing::info!(process = %logged_in.process, issuer = %logged_in.identity.issuer, "signer logged in");
+    let session = SignerSession {
+        process: logged_in.process.clone(),
+        task: logged_in.task,
+        identity: logged_in.identity,
+        expires_at: now_seconds() + SIGNER_SESSION_TTL.as_secs(),
+    };
+    let mut answer = redirect_with(StatusCode::FOUND, &state.urls.ui(logged_in.process.as_str()));
+    let sealed = signing.seal_session(&session);
+    let mut used = cookie(&state, login_cookie_name(&process), String::new(), std::time::Duration::ZERO);
+    used.make_removal();
+    for c in [cookie(&state, session_cookie_name(&process), sealed, SIGNER_SESSION_TTL), used] {
+        answer.add_cookie(&c).map_err(|e| ApiError::Internal(e.into()))?;
+    }
+    Ok(answer)
+}
+
+/// The signing page of pending `process`, for the logged-in signer of `session` when signers
+/// log in.
 ///
 /// # Errors
 /// 503 when the database is unavailable.
@@ -61,9 +231,27 @@ pub async fn signing_page(
     state: &AppState,
     signing: &BuiltinSigning,
     process: &SignerProcess,
+    session: Option<&SignerSession>,
 ) -> Result<HttpResponse, ApiError> {
     let id = process.id.as_str();
-    let token = signing.form_token(&process.id, &process.task_id);
+    let token = match session {
+        Some(session) => signing.signer_form_token(session),
+        None => signing.form_token(&process.id, &process.task_id),
+    };
+    let signer = session
+        .map(|s| {
+            let identity = &s.identity;
+            let who = match (&identity.name, &identity.email) {
+                (Some(name), Some(email)) => format!("{name} <{email}>"),
+                _ => identity.display_name().to_owned(),
+            };
+            let who = html_escape(&who);
+            format!(
+                "<p class=\"signer\">Logged in as <strong>{who}</strong> (at {issuer}). Your signature will name you.</p>\n",
+                issuer = html_escape(&identity.issuer)
+            )
+        })
+        .unwrap_or_default();
     let system = esignsp_domain::Caller {
         client_id: esignsp_domain::ClientId::parse(esignsp_domain::service::SYSTEM_ACTOR)
             .map_err(|e| ApiError::Internal(e.into()))?,
@@ -107,7 +295,7 @@ pub async fn signing_page(
          <title>Sign {what}</title>\
          <link rel=\"stylesheet\" href=\"ui/assets/signing.css\">\
          <script src=\"ui/assets/signing.js\" defer></script></head>\n<body>\n<main>\n\
-         <h1>Sign {what}</h1>\n\
+         <h1>Sign {what}</h1>\n{signer}\
          <p>Signing applies a PAdES {level} electronic signature to {each}. Read {them} below first.</p>\n\
          <ol class=\"documents\">\n{items}</ol>\n\
          <div class=\"actions\">\n{sign}{decline}</div>\n\
@@ -160,7 +348,19 @@ fn parse_form(body: &[u8]) -> Option<TaskForm> {
 /// What the two POSTs share: the form read and checked, the process pending or not.
 enum Checked {
     Answer(HttpResponse),
-    Task(Box<SignerProcess>),
+    /// The process, and the signer's session when signers log in.
+    Task(Box<SignerProcess>, Option<SignerSession>),
+}
+
+fn not_logged_in() -> HttpResponse {
+    page(
+        StatusCode::FORBIDDEN,
+        "You are not logged in for this signature task",
+        &[
+            "Your login for this signature task is missing or has expired.".to_owned(),
+            "Open the link of your signature task again to log in.".to_owned(),
+        ],
+    )
 }
 
 async fn check(
@@ -179,10 +379,19 @@ async fn check(
     let Some(process) = state.service.find_for_browser(&form.process, audit).await? else {
         return Ok(Checked::Answer(not_found()));
     };
-    if !signing.check_form_token(&process.id, &process.task_id, &form.token) {
-        return Ok(Checked::Answer(bad_form("The form does not belong to this signature task.")));
-    }
-    Ok(Checked::Task(Box::new(process)))
+    let session = if signing.login.is_some() {
+        let Some(session) = session_of(req, signing, &process) else { return Ok(Checked::Answer(not_logged_in())) };
+        if !signing.check_signer_form_token(&session, &form.token) {
+            return Ok(Checked::Answer(bad_form("The form does not belong to this signature task.")));
+        }
+        Some(session)
+    } else {
+        if !signing.check_form_token(&process.id, &process.task_id, &form.token) {
+            return Ok(Checked::Answer(bad_form("The form does not belong to this signature task.")));
+        }
+        None
+    };
+    Ok(Checked::Task(Box::new(process), session))
 }
 
 /// Where the browser goes once `process` has `result`: 303 to its callback, else the result
@@ -205,12 +414,13 @@ pub async fn sign(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let process = match check(&req, payload, &state, &audit).await? {
+    let (process, session) = match check(&req, payload, &state, &audit).await? {
         Checked::Answer(answer) => return Ok(answer),
-        Checked::Task(process) => process,
+        Checked::Task(process, session) => (process, session),
     };
     let Some(signing) = &state.signing else { return Ok(not_found()) };
-    let outcome = state.service.sign_in_browser(&process.id, signing.signer.as_ref(), None, &audit).await?;
+    let identity = session.map(|s| s.identity);
+    let outcome = state.service.sign_in_browser(&process.id, signing.signer.as_ref(), identity, &audit).await?;
     Ok(after(&process, outcome.result()))
 }
 
@@ -227,7 +437,7 @@ pub async fn decline(
 ) -> Result<HttpResponse, ApiError> {
     let process = match check(&req, payload, &state, &audit).await? {
         Checked::Answer(answer) => return Ok(answer),
-        Checked::Task(process) => process,
+        Checked::Task(process, _) => process,
     };
     let outcome = state.service.decline_in_browser(&process.id, &audit).await?;
     Ok(after(&process, outcome.result()))

@@ -89,7 +89,7 @@ pub fn signer_process_id(query: &str) -> Option<ProcessId> {
     path = "/trustedx-resources/esignsp/v2/ui",
     params(("signerProcessId" = Option<String>, Query, description = "Signature process id")),
     responses(
-        (status = 302, description = "To the signing application while pending; to finish_callback_url with status and signer_process_id once ended"),
+        (status = 302, description = "To the signing application while pending (or, when signers log in with OpenID Connect and this browser has no session for the task, to the provider's authorization endpoint); to finish_callback_url with status and signer_process_id once ended"),
         (status = 200, description = "A page saying the process waits or has ended", content_type = "text/html"),
         (status = 404, description = "A page saying there is no such process", content_type = "text/html"),
         (status = 503, description = "Database unavailable", body = crate::error::Problem, content_type = "application/problem+json")
@@ -114,7 +114,7 @@ pub async fn browser(
         None => match with_query(&state.signing_app_url, &[("signerProcessId", id.as_str())]) {
             Some(location) if !state.signing_app_url.is_empty() => Ok(redirect(&location)),
             _ => match &state.signing {
-                Some(signing) => super::signing_page::signing_page(&state, signing, &process).await,
+                Some(signing) => super::signing_page::entry(&req, &state, signing, &process).await,
                 None => Ok(page(
                     StatusCode::OK,
                     "Signature process pending",

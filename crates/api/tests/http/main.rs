@@ -16,4 +16,5 @@ mod openapi;
 mod operations;
 mod processes;
 mod result;
+mod signer_login;
 mod signing;

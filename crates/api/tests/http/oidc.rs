@@ -9,15 +9,15 @@ use serde_json::Value;
 
 use crate::common::*;
 
-fn oidc_dir() -> PathBuf {
+pub(crate) fn oidc_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc")
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-struct AuthorizationServer {
+pub(crate) struct AuthorizationServer {
     port: u16,
     child: Child,
 }
@@ -30,7 +30,7 @@ impl Drop for AuthorizationServer {
 }
 
 /// Writes a private JWK Set with the given keys (kid, alg), first one signing.
-fn key_set(keys: &[(&str, &str)]) -> PathBuf {
+pub(crate) fn key_set(keys: &[(&str, &str)]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("esignsp-oidc-{}", esignsp_testkit::hex(&rand_id())));
     std::fs::create_dir_all(&dir).expect("dir");
     let mut all = Vec::new();
@@ -60,6 +60,17 @@ fn rand_id() -> [u8; 8] {
 }
 
 async fn start_provider(port: u16, format: &str, jwks: &PathBuf) -> AuthorizationServer {
+    start_provider_with(port, format, jwks, None).await
+}
+
+/// oidc-provider on `port`; with `redirect_uri`, its signing-page clients and development
+/// login forms (see `tests/oidc/provider.mjs`).
+pub(crate) async fn start_provider_with(
+    port: u16,
+    format: &str,
+    jwks: &PathBuf,
+    redirect_uri: Option<&str>,
+) -> AuthorizationServer {
     assert!(
         oidc_dir().join("node_modules/oidc-provider").is_dir(),
         "scripts/test.sh installs oidc-provider in tests/oidc"
@@ -68,6 +79,7 @@ async fn start_provider(port: u16, format: &str, jwks: &PathBuf) -> Authorizatio
         .current_dir(oidc_dir())
         .args(["provider.mjs", &port.to_string(), format])
         .arg(jwks)
+        .args(redirect_uri)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -84,7 +96,7 @@ async fn start_provider(port: u16, format: &str, jwks: &PathBuf) -> Authorizatio
 }
 
 impl AuthorizationServer {
-    fn issuer(&self) -> String {
+    pub(crate) fn issuer(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
