@@ -8,46 +8,13 @@
 //! with lopdf (PDF 1.4, a classic cross-reference table) and converted by qpdf
 //! (`--object-streams=generate`: PDF 1.5 object and cross-reference streams).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use esignsp_adapters::pades::{PadesSigner, RsaPadding, SigningCredentials};
 use esignsp_domain::{DocumentSigner, SignatureLevel, SignatureRequest, SigningError};
-use lopdf::{dictionary, Document, Object, Stream};
+use esignsp_testkit::pdf::{multi_page_pdf, pdfsig, run, scratch, venv_tool, with_object_streams};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SignatureAlgorithm};
-
-/// A scratch directory of its own for each test, removed when the test passes (kept, with
-/// the signed files, when it fails).
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn scratch(name: &str) -> Scratch {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "esignsp-pades-{}-{}-{name}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    Scratch(dir)
-}
 
 /// A test PKI: the root CA's certificate (PEM) and a signer's key (PKCS#8 PEM) and chain.
 struct Pki {
@@ -102,63 +69,6 @@ fn signer(pki: &Pki, padding: RsaPadding) -> PadesSigner {
     )
 }
 
-/// A PDF 1.4 of `pages` pages with a classic cross-reference table, written by lopdf.
-fn pdf_14(pages: u32) -> Vec<u8> {
-    let mut document = Document::with_version("1.4");
-    let pages_id = document.new_object_id();
-    let font = document.add_object(dictionary! {
-        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
-    });
-    let resources = document.add_object(dictionary! { "Font" => dictionary! { "F1" => font } });
-    let mut kids = Vec::new();
-    for page in 1..=pages {
-        let content = format!("BT /F1 24 Tf 72 720 Td (Page {page} of {pages}) Tj ET");
-        let contents = document.add_object(Stream::new(dictionary! {}, content.into_bytes()));
-        let page = document.add_object(dictionary! {
-            "Type" => "Page",
-            "Parent" => pages_id,
-            "Contents" => contents,
-            "Resources" => resources,
-            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
-        });
-        kids.push(Object::Reference(page));
-    }
-    document.objects.insert(
-        pages_id,
-        Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => i64::from(pages) }),
-    );
-    let catalog = document.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
-    document.trailer.set("Root", catalog);
-    document.reference_table.cross_reference_type = lopdf::xref::XrefType::CrossReferenceTable;
-    let mut out = Vec::new();
-    document.save_to(&mut out).expect("save");
-    out
-}
-
-fn run(command: &mut Command) -> (bool, String) {
-    let output = command.output().unwrap_or_else(|e| {
-        panic!("cannot run {command:?} ({e}): scripts/test.sh installs the validators (poppler-utils, qpdf, .venv)")
-    });
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    (output.status.success(), text)
-}
-
-/// `pdf` rewritten by qpdf with object streams and a cross-reference stream (PDF 1.5).
-fn with_object_streams(dir: &Path, pdf: &[u8]) -> Vec<u8> {
-    let input = dir.join("classic.pdf");
-    let output = dir.join("streams.pdf");
-    std::fs::write(&input, pdf).expect("write");
-    let (ok, text) = run(Command::new("qpdf").arg("--object-streams=generate").arg(&input).arg(&output));
-    assert!(ok, "qpdf failed: {text}");
-    std::fs::read(output).expect("read")
-}
-
-fn venv_tool(name: &str) -> PathBuf {
-    let venv = std::env::var_os("ESIGNSP_VENV")
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"), PathBuf::from);
-    venv.join("bin").join(name)
-}
-
 /// What the validators said of a signed file.
 struct Verdicts {
     pdfsig: String,
@@ -192,18 +102,7 @@ fn validate_with(
     let (ok, qpdf) = run(Command::new("qpdf").arg("--check").arg(&file));
     assert!(ok && qpdf.contains("No syntax or stream encoding errors found"), "qpdf --check:\n{qpdf}");
 
-    let nss = dir.join("nss");
-    if !nss.exists() {
-        std::fs::create_dir_all(&nss).expect("nss dir");
-        let db = format!("sql:{}", nss.display());
-        let (ok, text) = run(Command::new("certutil").args(["-N", "--empty-password", "-d", &db]));
-        assert!(ok, "certutil -N: {text}");
-        let (ok, text) = run(Command::new("certutil")
-            .args(["-A", "-d", &db, "-n", "esignsp test root CA", "-t", "CT,C,C", "-i"])
-            .arg(&ca));
-        assert!(ok, "certutil -A: {text}");
-    }
-    let (_, pdfsig) = run(Command::new("pdfsig").arg("-nssdir").arg(format!("sql:{}", nss.display())).arg(&file));
+    let pdfsig = pdfsig(dir, &ca, &file);
     assert_eq!(pdfsig.matches("Signature Validation: Signature is Valid.").count(), signatures, "pdfsig:\n{pdfsig}");
     assert_eq!(
         pdfsig.matches("Certificate Validation: Certificate is Trusted.").count(),
@@ -303,7 +202,7 @@ async fn a_pdf_14_with_a_classic_xref_table_is_signed_b_b_and_validates() {
     let pki = pki(&rcgen::PKCS_ECDSA_P256_SHA256);
     let signer = signer(&pki, RsaPadding::Pkcs1v15);
     assert_eq!(signer.level(), SignatureLevel::BB);
-    let original = pdf_14(1);
+    let original = multi_page_pdf(1);
     assert!(original.starts_with(b"%PDF-1.4"), "a PDF 1.4");
     assert!(original.windows(6).any(|w| w == b"\nxref\n"), "with a classic cross-reference table");
     let signed = sign_and_check(&dir, "classic.signed.pdf", &signer, &pki, &original, 1).await;
@@ -322,7 +221,7 @@ async fn a_pdf_15_with_object_and_xref_streams_is_signed_with_an_xref_stream_and
     let dir = scratch("streams");
     let pki = pki(&rcgen::PKCS_ECDSA_P384_SHA384);
     let signer = signer(&pki, RsaPadding::Pkcs1v15);
-    let original = with_object_streams(&dir, &pdf_14(3));
+    let original = with_object_streams(&dir, &multi_page_pdf(3));
     assert!(String::from_utf8_lossy(&original).contains("/ObjStm"), "qpdf made object streams");
     let signed = sign_and_check(&dir, "streams.signed.pdf", &signer, &pki, &original, 1).await;
     let appended = String::from_utf8_lossy(&signed[original.len()..]);
@@ -336,7 +235,7 @@ async fn a_multi_page_pdf_is_signed_with_an_rsa_key_pkcs1_v1_5_and_validates() {
     let pki = pki(&rcgen::PKCS_RSA_SHA256);
     let signer = signer(&pki, RsaPadding::Pkcs1v15);
     assert!(signer.credentials().key_description().starts_with("RSA 2048"));
-    sign_and_check(&dir, "rsa.signed.pdf", &signer, &pki, &pdf_14(12), 1).await;
+    sign_and_check(&dir, "rsa.signed.pdf", &signer, &pki, &multi_page_pdf(12), 1).await;
 }
 
 #[tokio::test]
@@ -344,13 +243,13 @@ async fn an_rsa_pss_signature_validates() {
     let dir = scratch("pss");
     let pki = pki(&rcgen::PKCS_RSA_SHA256);
     let signer = signer(&pki, RsaPadding::Pss);
-    sign_and_check(&dir, "pss.signed.pdf", &signer, &pki, &pdf_14(2), 1).await;
+    sign_and_check(&dir, "pss.signed.pdf", &signer, &pki, &multi_page_pdf(2), 1).await;
 }
 
 #[tokio::test]
 async fn a_signed_pdf_signed_again_keeps_both_signatures_valid() {
     for (kind, original) in
-        [("classic", pdf_14(2)), ("streams", with_object_streams(&scratch("twice-src"), &pdf_14(2)))]
+        [("classic", multi_page_pdf(2)), ("streams", with_object_streams(&scratch("twice-src"), &multi_page_pdf(2)))]
     {
         let dir = scratch(&format!("twice-{kind}"));
         // Two signers: pdfsig 22.12 reports "Unknown issue with Certificate" for a second
@@ -388,7 +287,7 @@ async fn documents_that_cannot_be_signed_fail_with_the_reason() {
     let dir = scratch("refused");
     let pki = pki(&rcgen::PKCS_ECDSA_P256_SHA256);
     let signer = signer(&pki, RsaPadding::Pkcs1v15);
-    let original = pdf_14(1);
+    let original = multi_page_pdf(1);
 
     let plain = dir.join("plain.pdf");
     std::fs::write(&plain, &original).expect("write");
@@ -438,7 +337,7 @@ async fn credentials_that_cannot_sign_are_refused() {
 
     // rcgen's default validity ends in 4096; a time before 1975 is outside it.
     let signer = signer(&one, RsaPadding::Pkcs1v15);
-    let outcome = signer.sign(&pdf_14(1), &SignatureRequest::at(time::OffsetDateTime::UNIX_EPOCH)).await;
+    let outcome = signer.sign(&multi_page_pdf(1), &SignatureRequest::at(time::OffsetDateTime::UNIX_EPOCH)).await;
     assert!(matches!(outcome, Err(SigningError::Credentials(_))), "a certificate not valid at the time: {outcome:?}");
 }
 
@@ -467,7 +366,7 @@ async fn a_pdf_certified_for_form_filling_is_signed_and_the_certification_stays_
     let ca = ca();
     let (certifier, second) =
         (ca.signer(&rcgen::PKCS_ECDSA_P256_SHA256, "certifier"), ca.signer(&rcgen::PKCS_ECDSA_P256_SHA256, "signer"));
-    let original = certified(&dir, &certifier, "FILL_FORMS", &with_object_streams(&dir, &pdf_14(2)));
+    let original = certified(&dir, &certifier, "FILL_FORMS", &with_object_streams(&dir, &multi_page_pdf(2)));
     let signed = signer(&second, RsaPadding::Pkcs1v15).sign(&original, &request()).await.expect("signed");
     assert!(signed.starts_with(&original));
     let verdicts = validate_with(&dir, "certified.signed.pdf", &signed, &ca.pem, 2, "ACCEPTABLE_MODIFICATIONS");
@@ -478,7 +377,7 @@ async fn a_pdf_certified_for_form_filling_is_signed_and_the_certification_stays_
 async fn a_pdf_certified_without_changes_is_refused() {
     let dir = scratch("locked");
     let pki = pki(&rcgen::PKCS_ECDSA_P256_SHA256);
-    let original = certified(&dir, &pki, "NO_CHANGES", &pdf_14(1));
+    let original = certified(&dir, &pki, "NO_CHANGES", &multi_page_pdf(1));
     let outcome = signer(&pki, RsaPadding::Pkcs1v15).sign(&original, &request()).await;
     assert!(matches!(outcome, Err(SigningError::ChangesNotPermitted)), "{outcome:?}");
 }
@@ -497,7 +396,7 @@ fn damaged_bytes_give_an_error_or_a_signature_never_a_panic() {
         state
     };
     let (mut signed, mut refused) = (0, 0);
-    for original in [pdf_14(2), with_object_streams(&dir, &pdf_14(2))] {
+    for original in [multi_page_pdf(2), with_object_streams(&dir, &multi_page_pdf(2))] {
         for round in 0..250 {
             let mut pdf = original.clone();
             for _ in 0..=(next() % 4) {

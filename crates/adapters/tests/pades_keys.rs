@@ -10,56 +10,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use esignsp_adapters::pades::{CredentialsError, PadesSigner, RsaPadding, SigningCredentials};
 use esignsp_domain::SignatureRequest;
-use lopdf::{dictionary, Document, Object, Stream};
+use esignsp_testkit::pdf::{multi_page_pdf, pdfsig, run, scratch, venv_tool};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
 const PASSWORD: &str = "correct horse — bättery";
-
-/// A scratch directory of its own for each test, removed when the test passes (kept, with
-/// the key files and signed PDFs, when it fails).
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn scratch(name: &str) -> Scratch {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "esignsp-pades-keys-{}-{}-{name}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    Scratch(dir)
-}
-
-fn run(command: &mut Command) -> (bool, String) {
-    let output = command.output().unwrap_or_else(|e| {
-        panic!(
-            "cannot run {command:?} ({e}): scripts/test.sh installs openssl and the validators (poppler-utils, .venv)"
-        )
-    });
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    (output.status.success(), text)
-}
 
 /// Runs `openssl args…` in `dir`, asserting that it succeeds.
 fn openssl(dir: &Path, args: &[&str]) {
@@ -285,45 +242,6 @@ impl Form {
     }
 }
 
-/// A PDF 1.4 of `pages` pages with a classic cross-reference table, written by lopdf.
-fn pdf_14(pages: u32) -> Vec<u8> {
-    let mut document = Document::with_version("1.4");
-    let pages_id = document.new_object_id();
-    let font = document.add_object(dictionary! {
-        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
-    });
-    let resources = document.add_object(dictionary! { "Font" => dictionary! { "F1" => font } });
-    let mut kids = Vec::new();
-    for page in 1..=pages {
-        let content = format!("BT /F1 24 Tf 72 720 Td (Page {page} of {pages}) Tj ET");
-        let contents = document.add_object(Stream::new(dictionary! {}, content.into_bytes()));
-        let page = document.add_object(dictionary! {
-            "Type" => "Page",
-            "Parent" => pages_id,
-            "Contents" => contents,
-            "Resources" => resources,
-            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
-        });
-        kids.push(Object::Reference(page));
-    }
-    document.objects.insert(
-        pages_id,
-        Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => i64::from(pages) }),
-    );
-    let catalog = document.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
-    document.trailer.set("Root", catalog);
-    document.reference_table.cross_reference_type = lopdf::xref::XrefType::CrossReferenceTable;
-    let mut out = Vec::new();
-    document.save_to(&mut out).expect("save");
-    out
-}
-
-fn venv_tool(name: &str) -> PathBuf {
-    let venv = std::env::var_os("ESIGNSP_VENV")
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"), PathBuf::from);
-    venv.join("bin").join(name)
-}
-
 fn request() -> SignatureRequest {
     SignatureRequest {
         time: time::OffsetDateTime::now_utc(),
@@ -336,18 +254,7 @@ fn request() -> SignatureRequest {
 /// `file` validated by pdfsig (with an NSS database trusting `dir/ca.pem`) and pyHanko
 /// (trusting only `ca.pem`): one valid, trusted signature over the whole file. What each said.
 fn validate(dir: &Path, file: &Path) -> (String, String) {
-    let nss = dir.join("nss");
-    if !nss.exists() {
-        std::fs::create_dir_all(&nss).expect("nss dir");
-        let db = format!("sql:{}", nss.display());
-        let (ok, text) = run(Command::new("certutil").args(["-N", "--empty-password", "-d", &db]));
-        assert!(ok, "certutil -N: {text}");
-        let (ok, text) = run(Command::new("certutil")
-            .args(["-A", "-d", &db, "-n", "esignsp test root CA", "-t", "CT,C,C", "-i"])
-            .arg(dir.join("ca.pem")));
-        assert!(ok, "certutil -A: {text}");
-    }
-    let (_, pdfsig) = run(Command::new("pdfsig").arg("-nssdir").arg(format!("sql:{}", nss.display())).arg(file));
+    let pdfsig = pdfsig(dir, &dir.join("ca.pem"), file);
     assert_eq!(pdfsig.matches("Signature Validation: Signature is Valid.").count(), 1, "pdfsig:\n{pdfsig}");
     assert_eq!(pdfsig.matches("Certificate Validation: Certificate is Trusted.").count(), 1, "pdfsig:\n{pdfsig}");
     assert!(pdfsig.contains("Total document signed"), "pdfsig:\n{pdfsig}");
@@ -416,7 +323,7 @@ fn every_algorithm_signs_from(form: Form) {
             );
             assert_eq!(identity.chain_len, 1, "{form:?} {name}: the CA, from the PKCS#12 or the chain file");
             assert!(identity.not_before < identity.not_after, "{identity}");
-            let original = pdf_14(2);
+            let original = multi_page_pdf(2);
             let signed = PadesSigner::new(credentials).sign_blocking(&original, &request()).expect("signed");
             assert!(signed.starts_with(&original), "the original is an unchanged prefix");
             let out = dir.join(format!("{name}.{padding:?}.signed.pdf"));

@@ -15,43 +15,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use esignsp_adapters::pades::{PadesOptions, PadesSetupError, PadesSigner, RsaPadding, SigningCredentials};
 use esignsp_domain::{DocumentSigner, SignatureLevel, SignatureRequest, SigningError};
-use lopdf::{dictionary, Document, Object, Stream};
-
-/// A scratch directory of its own for each test, removed when the test passes.
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn scratch(name: &str) -> Scratch {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "esignsp-levels-{}-{}-{name}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    Scratch(dir)
-}
+use esignsp_testkit::pdf::{multi_page_pdf, pdfsig, run, scratch, script, venv_tool, with_object_streams};
 
 /// The certomancer PKI `scripts/pki.sh` started.
 struct Pki {
@@ -91,61 +59,6 @@ impl Pki {
     }
 }
 
-/// A PDF 1.4 of `pages` pages with a classic cross-reference table, written by lopdf.
-fn pdf_14(pages: u32) -> Vec<u8> {
-    let mut document = Document::with_version("1.4");
-    let pages_id = document.new_object_id();
-    let font = document.add_object(dictionary! { "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica" });
-    let resources = document.add_object(dictionary! { "Font" => dictionary! { "F1" => font } });
-    let mut kids = Vec::new();
-    for page in 1..=pages {
-        let content = format!("BT /F1 24 Tf 72 720 Td (Page {page} of {pages}) Tj ET");
-        let contents = document.add_object(Stream::new(dictionary! {}, content.into_bytes()));
-        let page = document.add_object(dictionary! {
-            "Type" => "Page", "Parent" => pages_id, "Contents" => contents, "Resources" => resources,
-            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
-        });
-        kids.push(Object::Reference(page));
-    }
-    document.objects.insert(
-        pages_id,
-        Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => i64::from(pages) }),
-    );
-    let catalog = document.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
-    document.trailer.set("Root", catalog);
-    document.reference_table.cross_reference_type = lopdf::xref::XrefType::CrossReferenceTable;
-    let mut out = Vec::new();
-    document.save_to(&mut out).expect("save");
-    out
-}
-
-fn run(command: &mut Command) -> (bool, String) {
-    let output = command.output().unwrap_or_else(|e| {
-        panic!("cannot run {command:?} ({e}): scripts/test.sh installs the validators (poppler-utils, qpdf, .venv)")
-    });
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    (output.status.success(), text)
-}
-
-/// `pdf` rewritten by qpdf with object streams and a cross-reference stream (PDF 1.5).
-fn with_object_streams(dir: &Path, pdf: &[u8]) -> Vec<u8> {
-    let (input, output) = (dir.join("classic.pdf"), dir.join("streams.pdf"));
-    std::fs::write(&input, pdf).expect("write");
-    let (ok, text) = run(Command::new("qpdf").arg("--object-streams=generate").arg(&input).arg(&output));
-    assert!(ok, "qpdf failed: {text}");
-    std::fs::read(output).expect("read")
-}
-
-fn venv_tool(name: &str) -> PathBuf {
-    let venv = std::env::var_os("ESIGNSP_VENV")
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"), PathBuf::from);
-    venv.join("bin").join(name)
-}
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts").join(name)
-}
-
 fn request() -> SignatureRequest {
     SignatureRequest {
         time: time::OffsetDateTime::now_utc(),
@@ -165,18 +78,7 @@ fn validate(dir: &Path, pki: &Pki, file: &Path, level: SignatureLevel, signature
     assert!(ok && qpdf.contains("No syntax or stream encoding errors found"), "qpdf --check:\n{qpdf}");
     report.push_str(&format!("-- qpdf --check\n{qpdf}"));
 
-    let nss = dir.join("nss");
-    if !nss.exists() {
-        std::fs::create_dir_all(&nss).expect("nss dir");
-        let db = format!("sql:{}", nss.display());
-        let (ok, text) = run(Command::new("certutil").args(["-N", "--empty-password", "-d", &db]));
-        assert!(ok, "certutil -N: {text}");
-        let (ok, text) = run(Command::new("certutil")
-            .args(["-A", "-d", &db, "-n", "esignsp test root", "-t", "CT,C,C", "-i"])
-            .arg(&root));
-        assert!(ok, "certutil -A: {text}");
-    }
-    let (_, pdfsig) = run(Command::new("pdfsig").arg("-nssdir").arg(format!("sql:{}", nss.display())).arg(file));
+    let pdfsig = pdfsig(dir, &root, file);
     report.push_str(&format!("-- pdfsig\n{pdfsig}"));
     assert_eq!(pdfsig.matches("Signature Type: ETSI.CAdES.detached").count(), signatures, "pdfsig:\n{pdfsig}");
     assert!(pdfsig.matches("Signature Validation: Signature is Valid.").count() >= signatures, "pdfsig:\n{pdfsig}");
@@ -268,15 +170,15 @@ async fn sign_every_kind(level: SignatureLevel) {
     let signer = pki.signer("signer", level);
     assert_eq!(signer.level(), level);
     let dir = scratch(level.as_str());
-    let classic = pdf_14(1);
+    let classic = multi_page_pdf(1);
     assert!(classic.windows(6).any(|w| w == b"\nxref\n"), "a classic table");
-    let streams = with_object_streams(&dir, &pdf_14(3));
+    let streams = with_object_streams(&dir, &multi_page_pdf(3));
     assert!(String::from_utf8_lossy(&streams).contains("/ObjStm"), "object streams");
     let first = pki.signer("signer2", level).sign(&streams, &request()).await.expect("the first signature");
     let kinds = [
         ("pdf14-classic", classic, 1),
         ("pdf15-streams", streams, 1),
-        ("multipage", pdf_14(12), 1),
+        ("multipage", multi_page_pdf(12), 1),
         ("already-signed", first, 2),
     ];
     for (kind, original, signatures) in kinds {
@@ -328,7 +230,7 @@ async fn a_tsa_that_is_down_or_refuses_gives_timestamp_unavailable_never_a_lower
                 timeout: Duration::from_secs(5),
             };
             let signer = PadesSigner::with_options(pki.credentials("signer"), options).expect("signer");
-            let outcome = signer.sign(&pdf_14(1), &request()).await;
+            let outcome = signer.sign(&multi_page_pdf(1), &request()).await;
             assert!(matches!(outcome, Err(SigningError::TimestampUnavailable(_))), "{level} {tsa}: {outcome:?}");
         }
     }
@@ -369,14 +271,14 @@ async fn an_ocsp_responder_that_is_down_gives_revocation_unavailable() {
     for level in [SignatureLevel::BLt, SignatureLevel::BLta] {
         let options = PadesOptions { level, tsa_url: Some(pki.tsa_url()), timeout: Duration::from_secs(5) };
         let signer = PadesSigner::with_options(credentials(), options).expect("signer");
-        let outcome = signer.sign(&pdf_14(1), &request()).await;
+        let outcome = signer.sign(&multi_page_pdf(1), &request()).await;
         assert!(matches!(outcome, Err(SigningError::RevocationUnavailable(_))), "{level}: {outcome:?}");
     }
     // B-T needs no revocation data: the same signer signs at B-T.
     let options =
         PadesOptions { level: SignatureLevel::BT, tsa_url: Some(pki.tsa_url()), timeout: Duration::from_secs(5) };
     let signer = PadesSigner::with_options(credentials(), options).expect("signer");
-    signer.sign(&pdf_14(1), &request()).await.expect("B-T without revocation data");
+    signer.sign(&multi_page_pdf(1), &request()).await.expect("B-T without revocation data");
 }
 
 #[test]

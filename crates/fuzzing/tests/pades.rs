@@ -7,49 +7,16 @@
 use std::cell::RefCell;
 
 use esignsp_fuzzing::{pades_sign, pades_signs};
-use lopdf::{dictionary, Document, Object, Stream};
+use esignsp_testkit::pdf::multi_page_pdf;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestRunner;
-
-/// A PDF 1.4 of `pages` pages with a classic cross-reference table, written by lopdf.
-fn pdf_14(pages: u32) -> Vec<u8> {
-    let mut document = Document::with_version("1.4");
-    let pages_id = document.new_object_id();
-    let font = document.add_object(dictionary! {
-        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
-    });
-    let resources = document.add_object(dictionary! { "Font" => dictionary! { "F1" => font } });
-    let mut kids = Vec::new();
-    for page in 1..=pages {
-        let content = format!("BT /F1 24 Tf 72 720 Td (Page {page} of {pages}) Tj ET");
-        let contents = document.add_object(Stream::new(dictionary! {}, content.into_bytes()));
-        let page = document.add_object(dictionary! {
-            "Type" => "Page",
-            "Parent" => pages_id,
-            "Contents" => contents,
-            "Resources" => resources,
-            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
-        });
-        kids.push(Object::Reference(page));
-    }
-    document.objects.insert(
-        pages_id,
-        Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => i64::from(pages) }),
-    );
-    let catalog = document.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
-    document.trailer.set("Root", catalog);
-    document.reference_table.cross_reference_type = lopdf::xref::XrefType::CrossReferenceTable;
-    let mut out = Vec::new();
-    document.save_to(&mut out).expect("save");
-    out
-}
 
 /// The valid PDFs that mutations start from: unsigned, and signed once by the fuzz key.
 fn originals() -> &'static [Vec<u8>; 2] {
     static ORIGINALS: std::sync::OnceLock<[Vec<u8>; 2]> = std::sync::OnceLock::new();
     ORIGINALS.get_or_init(|| {
-        let plain = pdf_14(2);
+        let plain = multi_page_pdf(2);
         let signed = pades_signs(&plain).expect("the fuzz key signs a valid PDF");
         [plain, signed]
     })

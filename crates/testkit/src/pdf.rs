@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lopdf::{dictionary, Document, Object, Stream};
 
@@ -42,6 +43,63 @@ pub fn multi_page_pdf(pages: u32) -> Vec<u8> {
     out
 }
 
+/// A scratch directory of its own for each test, removed when the test passes (kept, with the
+/// files a validator refused, when it fails).
+#[derive(Debug)]
+pub struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A fresh [`Scratch`] directory named after the test run and `name`.
+///
+/// # Panics
+/// When the directory cannot be made.
+#[must_use]
+pub fn scratch(name: &str) -> Scratch {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "esignsp-test-{}-{}-{name}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    Scratch(dir)
+}
+
+/// `pdf` rewritten by qpdf with object streams and a cross-reference stream (PDF 1.5), in `dir`.
+///
+/// # Panics
+/// When qpdf fails.
+#[must_use]
+pub fn with_object_streams(dir: &Path, pdf: &[u8]) -> Vec<u8> {
+    let (input, output) = (dir.join("classic.pdf"), dir.join("streams.pdf"));
+    std::fs::write(&input, pdf).expect("write");
+    let (ok, text) = run(Command::new("qpdf").arg("--object-streams=generate").arg(&input).arg(&output));
+    assert!(ok, "qpdf failed: {text}");
+    std::fs::read(output).expect("read")
+}
+
+/// A script of the project's `scripts/` directory.
+#[must_use]
+pub fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts").join(name)
+}
+
 /// Runs `command`; whether it succeeded and what it printed (stdout then stderr).
 ///
 /// # Panics
@@ -60,6 +118,27 @@ pub fn venv_tool(name: &str) -> PathBuf {
     let venv = std::env::var_os("ESIGNSP_VENV")
         .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"), PathBuf::from);
     venv.join("bin").join(name)
+}
+
+/// Runs `pdfsig` on `file` with an NSS database in `dir/nss` that trusts only `ca_file` (made
+/// on first use); what it printed.
+///
+/// # Panics
+/// When NSS's `certutil` fails.
+#[must_use]
+pub fn pdfsig(dir: &Path, ca_file: &Path, file: &Path) -> String {
+    let nss = dir.join("nss");
+    if !nss.exists() {
+        std::fs::create_dir_all(&nss).expect("nss dir");
+        let db = format!("sql:{}", nss.display());
+        let (ok, text) = run(Command::new("certutil").args(["-N", "--empty-password", "-d", &db]));
+        assert!(ok, "certutil -N: {text}");
+        let (ok, text) = run(Command::new("certutil")
+            .args(["-A", "-d", &db, "-n", "esignsp test root", "-t", "CT,C,C", "-i"])
+            .arg(ca_file));
+        assert!(ok, "certutil -A: {text}");
+    }
+    run(Command::new("pdfsig").arg("-nssdir").arg(format!("sql:{}", nss.display())).arg(file)).1
 }
 
 /// What the validators printed for a signed PDF.
@@ -86,18 +165,7 @@ pub fn assert_valid(dir: &Path, name: &str, pdf: &[u8], ca_file: &Path, signatur
     let (ok, qpdf) = run(Command::new("qpdf").arg("--check").arg(&file));
     assert!(ok && qpdf.contains("No syntax or stream encoding errors found"), "qpdf --check:\n{qpdf}");
 
-    let nss = dir.join("nss");
-    if !nss.exists() {
-        std::fs::create_dir_all(&nss).expect("nss dir");
-        let db = format!("sql:{}", nss.display());
-        let (ok, text) = run(Command::new("certutil").args(["-N", "--empty-password", "-d", &db]));
-        assert!(ok, "certutil -N: {text}");
-        let (ok, text) = run(Command::new("certutil")
-            .args(["-A", "-d", &db, "-n", "esignsp test root", "-t", "CT,C,C", "-i"])
-            .arg(ca_file));
-        assert!(ok, "certutil -A: {text}");
-    }
-    let (_, pdfsig) = run(Command::new("pdfsig").arg("-nssdir").arg(format!("sql:{}", nss.display())).arg(&file));
+    let pdfsig = pdfsig(dir, ca_file, &file);
     assert_eq!(pdfsig.matches("Signature Validation: Signature is Valid.").count(), signatures, "pdfsig:\n{pdfsig}");
     assert_eq!(
         pdfsig.matches("Certificate Validation: Certificate is Trusted.").count(),
