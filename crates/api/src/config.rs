@@ -376,8 +376,9 @@ pub struct SigningSettings {
     /// The scopes asked for (`openid`, `profile`, `email`); `openid` must be among them.
     pub oidc_scopes: Vec<String>,
     /// The key of the signing page's CSRF tokens (HMAC-SHA-256, RFC 2104), at least 32
-    /// characters; every replica behind one address needs the same. Unset: random per start
-    /// (one replica). Redacted whenever settings are printed.
+    /// characters; every replica behind one address needs the same. Unset: a key made once in
+    /// `server.data_dir` (`signing-form-secret`, kept across restarts; one replica). Redacted
+    /// whenever settings are printed.
     #[serde(serialize_with = "redact_secret")]
     pub form_secret: SecretString,
     /// True when `key_file` and `certificate_chain_file` are the development identity that

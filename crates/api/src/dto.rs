@@ -31,13 +31,26 @@ pub const API_BASE: &str = "/trustedx-resources/esignsp/v2";
 #[derive(Debug, Clone)]
 pub struct Urls {
     base: String,
+    /// The path of `base` (`/…/trustedx-resources/esignsp/v2`), for links of the signing page
+    /// that work on whichever host name the browser used.
+    base_path: String,
 }
 
 impl Urls {
     /// `public_url` without a trailing slash, plus [`API_BASE`].
     #[must_use]
     pub fn new(public_url: &str) -> Self {
-        Self { base: format!("{}{API_BASE}", public_url.trim_end_matches('/')) }
+        let base = format!("{}{API_BASE}", public_url.trim_end_matches('/'));
+        let base_path = url::Url::parse(&base).map_or_else(|_| API_BASE.to_owned(), |u| u.path().to_owned());
+        Self { base, base_path }
+    }
+
+    /// The path-absolute link `…/ui/{rest}` (path of `public_url` kept, no scheme or host), for
+    /// the signing page's own links, forms and assets: they work under `…/ui` and `…/ui/`
+    /// alike.
+    #[must_use]
+    pub fn ui_path(&self, rest: &str) -> String {
+        format!("{}/ui/{rest}", self.base_path.trim_end_matches('/'))
     }
 
     /// `…/signer_processes/{id}`.

@@ -19,6 +19,13 @@ pub struct BuiltinSigning {
     pub signer: Arc<dyn DocumentSigner>,
     /// The OpenID Connect login of signers; `None`: the task URL is the capability.
     pub login: Option<SignerLogin>,
+    /// What the page says of each document's pages, by the document's SHA-256: a PDF is read
+    /// once, not on every view of the page.
+    pub pages: moka::future::Cache<String, String>,
+    /// One *Sign* at a time per process on this replica: a second (repeated, concurrent) POST
+    /// waits for the first and then finds the result established, instead of signing every
+    /// document again (and asking the TSA again).
+    pub in_flight: moka::future::Cache<ProcessId, Arc<tokio::sync::Mutex<()>>>,
     form_key: hmac::Key,
 }
 
@@ -77,7 +84,16 @@ impl BuiltinSigning {
         } else {
             hmac::Key::new(hmac::HMAC_SHA256, form_secret.as_bytes())
         };
-        Self { signer, login: None, form_key }
+        Self {
+            signer,
+            login: None,
+            pages: moka::future::Cache::builder().max_capacity(10_000).build(),
+            in_flight: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_idle(std::time::Duration::from_secs(600))
+                .build(),
+            form_key,
+        }
     }
 
     /// This signing application with signers logging in through `login` first.
@@ -219,13 +235,54 @@ pub fn build_signing(settings: &Settings) -> Result<Option<BuiltinSigning>, Conf
     }
     let signer = load_signer(settings)?;
     tracing::info!(identity = %describe(&signer), level = %signing.level, "built-in signing page enabled");
-    let mut builtin = BuiltinSigning::new(Arc::new(signer), signing.form_secret.expose_secret());
+    let form_secret = form_secret(settings)?;
+    let mut builtin = BuiltinSigning::new(Arc::new(signer), &form_secret);
     if signing.signer_authentication == SignerAuthentication::Oidc {
         let login = SignerLogin::new(signing)?;
         tracing::info!(issuer = %login.issuer(), "signers log in with OpenID Connect");
         builtin = builtin.with_login(login);
     }
     Ok(Some(builtin))
+}
+
+/// File name, in `server.data_dir`, of the form-token key made when `signing.form_secret` is
+/// unset: kept across restarts, so that a page opened before one still signs after it.
+pub const FORM_SECRET_FILE: &str = "signing-form-secret";
+
+/// `signing.form_secret`, or, when unset, the key in [`FORM_SECRET_FILE`] (32 random bytes as
+/// hex, written owner-only on first start). Several replicas behind one address need the same
+/// `signing.form_secret`: each has its own file otherwise (logged at start).
+///
+/// # Errors
+/// [`ConfigError`] naming `server.data_dir` when the file cannot be read or written.
+fn form_secret(settings: &Settings) -> Result<String, ConfigError> {
+    let configured = settings.signing.form_secret.expose_secret();
+    if !configured.is_empty() {
+        return Ok(configured.to_owned());
+    }
+    let dir = &settings.server.data_dir;
+    let path = dir.join(FORM_SECRET_FILE);
+    let fail = |e: std::io::Error| ConfigError(format!("server.data_dir: {}: {e}", path.display()));
+    match std::fs::read_to_string(&path) {
+        Ok(secret) if secret.trim().len() >= 32 => return Ok(secret.trim().to_owned()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(e)),
+        _ => {}
+    }
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let secret = data_encoding::HEXLOWER.encode(&rand::random::<[u8; 32]>());
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(&path).map_err(fail)?, secret.as_bytes()).map_err(fail)?;
+    if !settings.development {
+        tracing::warn!(
+            file = %path.display(),
+            "signing.form_secret is unset: the signing page's form tokens use a key made in the data directory; \
+             replicas behind one address need one signing.form_secret"
+        );
+    }
+    Ok(secret)
 }
 
 /// Outside the development set-up, the built-in signing page needs `signing.key_file`

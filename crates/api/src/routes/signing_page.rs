@@ -56,8 +56,14 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
+/// Whether a stored media type is a PDF's (stored only for bytes that start with `%PDF-`).
+fn is_pdf(media_type: &str) -> bool {
+    media_type == "application/pdf"
+}
+
 fn pages_text(pdf: &[u8]) -> String {
     match esignsp_adapters::pades::page_count(pdf) {
+        Ok(0) => "cannot be signed: it has no pages".to_owned(),
         Ok(1) => "1 page".to_owned(),
         Ok(n) => format!("{n} pages"),
         Err(e) => format!("cannot be signed: {e}"),
@@ -260,16 +266,33 @@ pub async fn signing_page(
     let mut items = String::new();
     for (n, document) in process.documents.iter().enumerate() {
         let name = document.filename.clone().unwrap_or_else(|| format!("Document {}", n + 1));
-        let pages = match state.service.document_content(&system, &document.id).await? {
-            Some(content) => pages_text(&content.bytes),
-            None => "missing".to_owned(),
+        let pages = match signing.pages.get(&document.sha256).await {
+            Some(pages) => pages,
+            None => {
+                let pages = match state.service.document_content(&system, &document.id).await? {
+                    Some(content) => pages_text(&content.bytes),
+                    None => "missing".to_owned(),
+                };
+                signing.pages.insert(document.sha256.clone(), pages.clone()).await;
+                pages
+            }
         };
         let status = document.result.as_ref().map(|r| format!(" — {}", r.status)).unwrap_or_default();
-        let link = format!("ui/document?signerProcessId={id}&document={}", document.id.as_str());
+        let link = state.urls.ui_path(&format!("document?signerProcessId={id}&document={}", document.id.as_str()));
+        // Only a PDF is shown inline: anything else is a download (it could be HTML that
+        // scripts the page it is framed in).
+        let view = if is_pdf(&document.media_type) {
+            format!(
+                "<iframe src=\"{link}\" title=\"{name}\" loading=\"lazy\"></iframe>\n",
+                link = html_escape(&link),
+                name = html_escape(&name)
+            )
+        } else {
+            "<p class=\"facts\">Not a PDF: open the link to download it.</p>\n".to_owned()
+        };
         items.push_str(&format!(
             "<li class=\"document\">\n<h2><a href=\"{link}\" target=\"_blank\" rel=\"noopener\">{name}</a></h2>\n\
-             <p class=\"facts\">{pages}, {size}{status}</p>\n\
-             <iframe src=\"{link}\" title=\"{name}\" loading=\"lazy\"></iframe>\n</li>\n",
+             <p class=\"facts\">{pages}, {size}{status}</p>\n{view}</li>\n",
             link = html_escape(&link),
             name = html_escape(&name),
             pages = html_escape(&pages),
@@ -280,10 +303,11 @@ pub async fn signing_page(
     let level = signing.signer.level();
     let form = |action: &str, label: &str, class: &str| {
         format!(
-            "<form method=\"post\" action=\"ui/{action}\">\n\
+            "<form method=\"post\" action=\"{action}\">\n\
              <input type=\"hidden\" name=\"signerProcessId\" value=\"{id}\">\n\
              <input type=\"hidden\" name=\"csrf_token\" value=\"{token}\">\n\
              <button type=\"submit\" class=\"{class}\">{label}</button>\n</form>\n",
+            action = html_escape(&state.urls.ui_path(action)),
             id = html_escape(id),
             token = html_escape(&token),
         )
@@ -293,8 +317,8 @@ pub async fn signing_page(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>Sign {what}</title>\
-         <link rel=\"stylesheet\" href=\"ui/assets/signing.css\">\
-         <script src=\"ui/assets/signing.js\" defer></script></head>\n<body>\n<main>\n\
+         <link rel=\"stylesheet\" href=\"{css}\">\
+         <script src=\"{js}\" defer></script></head>\n<body>\n<main>\n\
          <h1>Sign {what}</h1>\n{signer}\
          <p>Signing applies a PAdES {level} electronic signature to {each}. Read {them} below first.</p>\n\
          <ol class=\"documents\">\n{items}</ol>\n\
@@ -305,6 +329,8 @@ pub async fn signing_page(
         them = if count == 1 { "it" } else { "them" },
         sign = form("sign", "Sign", "sign"),
         decline = form("decline", "Decline", "decline"),
+        css = html_escape(&state.urls.ui_path("assets/signing.css")),
+        js = html_escape(&state.urls.ui_path("assets/signing.js")),
     );
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
@@ -420,6 +446,8 @@ pub async fn sign(
     };
     let Some(signing) = &state.signing else { return Ok(not_found()) };
     let identity = session.map(|s| s.identity);
+    let lock = signing.in_flight.get_with(process.id.clone(), async { Default::default() }).await;
+    let _one_at_a_time = lock.lock().await;
     let outcome = state.service.sign_in_browser(&process.id, signing.signer.as_ref(), identity, &audit).await?;
     Ok(after(&process, outcome.result()))
 }
@@ -464,8 +492,11 @@ pub async fn document(
     let system = esignsp_domain::Caller { client_id: audit.actor.clone(), trusted: true };
     let Some(content) = state.service.document_content(&system, &held.id).await? else { return Ok(not_found()) };
     let name = held.filename.clone().unwrap_or_else(|| format!("{}.pdf", held.id.as_str()));
+    // A PDF is shown inline; anything else is a download, in a sandbox of its own (no script
+    // of it may reach the signing page's origin).
+    let pdf = is_pdf(&held.media_type) && content.bytes.starts_with(b"%PDF-");
     let disposition = header::ContentDisposition {
-        disposition: header::DispositionType::Inline,
+        disposition: if pdf { header::DispositionType::Inline } else { header::DispositionType::Attachment },
         parameters: vec![header::DispositionParam::FilenameExt(header::ExtendedValue {
             charset: header::Charset::Ext("UTF-8".to_owned()),
             language_tag: None,
@@ -473,10 +504,13 @@ pub async fn document(
         })],
     };
     Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, content.media_type))
+        .insert_header((header::CONTENT_TYPE, if pdf { "application/pdf".to_owned() } else { content.media_type }))
         .insert_header(disposition)
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header(("Content-Security-Policy", "frame-ancestors 'self'"))
+        .insert_header((
+            "Content-Security-Policy",
+            if pdf { "frame-ancestors 'self'" } else { "sandbox; default-src 'none'; frame-ancestors 'none'" },
+        ))
         .body(content.bytes))
 }
 

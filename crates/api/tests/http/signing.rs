@@ -83,7 +83,10 @@ async fn sign_signs_every_document_finishes_the_process_and_redirects_to_the_cal
     let (html, token) = signing_page(&app, &process).await;
     assert!(html.contains("contract.pdf") && html.contains("annex.pdf"), "names listed:\n{html}");
     assert!(html.contains("3 pages") && html.contains("2 pages"), "page counts listed:\n{html}");
-    assert!(html.contains("<iframe src=\"ui/document?signerProcessId="), "each shown inline:\n{html}");
+    assert!(
+        html.contains("<iframe src=\"/trustedx-resources/esignsp/v2/ui/document?signerProcessId="),
+        "each shown inline:\n{html}"
+    );
     assert!(html.contains("B-B"), "the level is named:\n{html}");
 
     let r = post(&app, "sign", id, &token).await;
@@ -250,7 +253,7 @@ async fn the_inline_view_shows_only_documents_of_the_process() {
     let (html, _) = signing_page(&app, &process).await;
     let link = html.split("<iframe src=\"").nth(1).and_then(|r| r.split('"').next()).expect("frame link");
     let link = link.replace("&amp;", "&");
-    let r = app.client.get(app.url(&format!("/{link}"))).send().await.expect("document");
+    let r = app.client.get(format!("http://127.0.0.1:{}{link}", app.port)).send().await.expect("document");
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/pdf");
     assert!(r.headers()["content-disposition"].to_str().expect("ascii").starts_with("inline"));
@@ -264,4 +267,92 @@ async fn the_inline_view_shows_only_documents_of_the_process() {
         .await
         .expect("req");
     assert_eq!(foreign.status(), 404, "a document of another process is not shown through this one");
+}
+
+#[tokio::test]
+async fn a_document_that_is_not_a_pdf_is_never_shown_inline_and_cannot_script_the_page() {
+    let app = spawn_app().await;
+    let html = b"<html><script>parent.document.title = 'owned'</script></html>".to_vec();
+    let mut form = reqwest::multipart::Form::new().part("process", reqwest::multipart::Part::text(PROCESS_JSON));
+    form = form.part(
+        "document",
+        reqwest::multipart::Part::bytes(html.clone()).file_name("page.html").mime_str("text/html").expect("mime"),
+    );
+    let r = app
+        .client
+        .post(app.url("/signer_processes"))
+        .bearer_auth(token("relying-app"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status(), 201);
+    let process: Value = r.json().await.expect("json");
+    let (page, _) = signing_page(&app, &process).await;
+    assert!(!page.contains("<iframe"), "no inline view of a document that is not a PDF:\n{page}");
+    let link = page.split("<a href=\"").nth(1).and_then(|r| r.split('"').next()).expect("link").replace("&amp;", "&");
+    let r = app.client.get(format!("http://127.0.0.1:{}{link}", app.port)).send().await.expect("document");
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-disposition"].to_str().expect("ascii").starts_with("attachment"));
+    let csp = r.headers()["content-security-policy"].to_str().expect("ascii");
+    assert!(csp.contains("sandbox") && csp.contains("default-src 'none'"), "{csp}");
+    assert_eq!(r.bytes().await.expect("bytes").to_vec(), html);
+}
+
+#[tokio::test]
+async fn the_pages_links_are_path_absolute_so_a_trailing_slash_does_not_break_them() {
+    let app = spawn_app().await;
+    let process = create(&app, &[("contract.pdf", multi_page_pdf(1))]).await;
+    let task = process["tasks"]["pending"][0]["url"].as_str().expect("task url");
+    let slashed = task.replace("/ui?", "/ui/?");
+    let r = app.client.get(&slashed).send().await.expect("page");
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.expect("html");
+    for needle in [
+        "action=\"/trustedx-resources/esignsp/v2/ui/sign\"",
+        "action=\"/trustedx-resources/esignsp/v2/ui/decline\"",
+        "href=\"/trustedx-resources/esignsp/v2/ui/assets/signing.css\"",
+        "src=\"/trustedx-resources/esignsp/v2/ui/assets/signing.js\"",
+        "src=\"/trustedx-resources/esignsp/v2/ui/document?signerProcessId=",
+    ] {
+        assert!(html.contains(needle), "{needle} in:\n{html}");
+    }
+}
+
+#[tokio::test]
+async fn a_page_opened_before_a_restart_still_signs_after_it() {
+    let dir = std::env::temp_dir().join(format!("esignsp-http-form-secret-{}", rand::random::<u64>()));
+    let database_url = fresh_database_url().await;
+    let mut settings = test_settings(&database_url);
+    settings.server.data_dir = dir.clone();
+    let app = start(settings.clone(), database_url.clone()).await;
+    let process = create(&app, &[("contract.pdf", multi_page_pdf(1))]).await;
+    let (_, token) = signing_page(&app, &process).await;
+    app.stop().await;
+    let app = start(settings, database_url).await;
+    let id = process["id"].as_str().expect("id");
+    let r = post(&app, "sign", id, &token).await;
+    assert_eq!(r.status(), 303, "the form key is kept in the data directory");
+    assert!(r.headers()["location"].to_str().expect("ascii").contains("status=finished"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn concurrent_sign_posts_sign_once() {
+    let app = spawn_app().await;
+    let process = create(&app, &[("contract.pdf", multi_page_pdf(2))]).await;
+    let id = process["id"].as_str().expect("id").to_owned();
+    let (_, token) = signing_page(&app, &process).await;
+    let posts = (0..8).map(|_| post(&app, "sign", &id, &token));
+    let answers = futures_util::future::join_all(posts).await;
+    assert!(answers.iter().all(|r| r.status() == 303));
+    let documents: Value =
+        app.get("relying-app", &format!("/signer_processes/{id}/documents")).await.json().await.expect("json");
+    let documents = documents["documents"].as_array().or_else(|| documents.as_array()).cloned().expect("documents");
+    let signed = content(&app, documents[0]["id"].as_str().expect("id")).await;
+    let dir = scratch("concurrent");
+    assert_valid(&dir, "signed.pdf", &signed, &signing_identity().ca_file, 1);
+    let _ = std::fs::remove_dir_all(dir);
+    let events = app.events_of(&id).await;
+    assert_eq!(events.iter().filter(|e| *e == "result").count(), 1, "{events:?}");
 }
