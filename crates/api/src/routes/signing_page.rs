@@ -471,8 +471,9 @@ pub async fn decline(
     Ok(after(&process, outcome.result()))
 }
 
-/// `GET …/ui/document?signerProcessId=…&document=…`: one document of a process, inline
-/// (`Content-Disposition: inline`, RFC 6266), the signed bytes once signed.
+/// `GET …/ui/document?signerProcessId=…&document=…`: one document of a pending process, a PDF
+/// inline (`Content-Disposition: inline`, RFC 6266), anything else a sandboxed download; with
+/// a signer login only for the task's logged-in signer. A 404 page otherwise.
 ///
 /// # Errors
 /// 503 when the database is unavailable.
@@ -487,7 +488,14 @@ pub async fn document(
         .find(|(k, _)| k == "document")
         .and_then(|(_, v)| DocumentId::parse(&v).ok());
     let (Some(id), Some(document)) = (signer_process_id(query), document) else { return Ok(not_found()) };
+    let Some(signing) = &state.signing else { return Ok(not_found()) };
     let Some(process) = state.service.find_for_browser(&id, &audit).await? else { return Ok(not_found()) };
+    // The view belongs to the signing page: while the process is pending, and, with a signer
+    // login, to the logged-in signer of the task (the relying application reads documents
+    // through O10).
+    if process.result.is_some() || (signing.login.is_some() && session_of(&req, signing, &process).is_none()) {
+        return Ok(not_found());
+    }
     let Some(held) = process.documents.iter().find(|d| d.id == document) else { return Ok(not_found()) };
     let system = esignsp_domain::Caller { client_id: audit.actor.clone(), trusted: true };
     let Some(content) = state.service.document_content(&system, &held.id).await? else { return Ok(not_found()) };

@@ -193,6 +193,11 @@ async fn a_signer_logs_in_at_the_provider_and_the_signature_and_audit_trail_name
         assert_eq!(r.status(), 403, "{action} without the session");
         assert!(r.text().await.expect("html").contains("not logged in"));
     }
+    let view =
+        html.split("<iframe src=\"").nth(1).and_then(|r| r.split('"').next()).expect("frame").replace("&amp;", "&");
+    let view = format!("http://127.0.0.1:{}{view}", app.port);
+    assert_eq!(browser.get(&view).send().await.expect("view").status(), 200, "the logged-in signer sees the document");
+    assert_eq!(anonymous.get(&view).send().await.expect("view").status(), 404, "nobody else does");
     let r = post(&browser, &app, "sign", id, "forged").await;
     assert_eq!(r.status(), 403, "the session with a forged CSRF token");
     assert_eq!(app.events_of(id).await, before, "nothing written");

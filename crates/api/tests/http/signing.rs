@@ -267,6 +267,9 @@ async fn the_inline_view_shows_only_documents_of_the_process() {
         .await
         .expect("req");
     assert_eq!(foreign.status(), 404, "a document of another process is not shown through this one");
+    assert_eq!(app.put_result("relying-app", id, r#"{"status":"canceled"}"#).await.status(), 200);
+    let ended = app.client.get(format!("http://127.0.0.1:{}{link}", app.port)).send().await.expect("document");
+    assert_eq!(ended.status(), 404, "the view ends with the signing task (O10 serves the relying application)");
 }
 
 #[tokio::test]
