@@ -9,7 +9,8 @@
 # concurrency as the service); BENCH_DATABASE_URL=postgres://… uses that server instead.
 # Options (environment): SCALES="10000 1000000", CONCURRENCY="32 256", PUTS=10000 (a round's
 # requests, at most half of the scale), ROUNDS=3 (service and pgbench alternate; the table
-# shows medians), POOL (the service's database.max_connections; default its own default).
+# shows medians), POOL (the service's database.max_connections; default its own default),
+# SIGNING=0 (leave out scripts/bench-signing.sh, the signing throughput rows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
@@ -154,3 +155,6 @@ cat "$work/rounds"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
   "PostgreSQL $(psql "$admin_url" -Atc 'show server_version') ($([ -n "$pgdir" ] && echo "private cluster, max_connections $((max_c + 50))" || echo "$admin_url"))," \
   "service pool ${POOL:-default (16)}, rounds: $ROUNDS of $n PUTs each (table: medians of each column)"
+echo
+# Signing throughput against the machine's limit and pyHanko (SIGNING=0 leaves it out).
+[ "${SIGNING:-1}" = 0 ] || bash scripts/bench-signing.sh
