@@ -202,7 +202,11 @@ impl PadesSigner {
     async fn blocking<T: Send + 'static>(
         work: impl FnOnce() -> Result<T, SigningError> + Send + 'static,
     ) -> Result<T, SigningError> {
-        tokio::task::spawn_blocking(work).await.map_err(|e| SigningError::Unexpected(Box::new(e)))?
+        // In the caller's span, so that what the PDF reader logs carries the request's id.
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(work))
+            .await
+            .map_err(|e| SigningError::Unexpected(Box::new(e)))?
     }
 
     /// Signs at the configured level: B-B on the blocking pool, then the time-stamp, the DSS

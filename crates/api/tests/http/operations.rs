@@ -428,3 +428,64 @@ async fn sigterm_lets_in_flight_puts_finish_and_stores_what_was_acknowledged() {
     }
     assert!(outcomes.iter().any(|o| matches!(o, Ok(200))), "in-flight requests finished: {outcomes:?}");
 }
+
+#[tokio::test]
+async fn what_the_pdf_reader_logs_while_signing_carries_the_requests_id() {
+    let dir = std::env::temp_dir().join(format!("esignsp-http-encrypted-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("plain.pdf"), esignsp_testkit::pdf::multi_page_pdf(1)).expect("write");
+    let (ok, text) = esignsp_testkit::pdf::run(
+        Command::new("qpdf")
+            .args(["--encrypt", "user", "owner", "256", "--"])
+            .arg(dir.join("plain.pdf"))
+            .arg(dir.join("encrypted.pdf")),
+    );
+    assert!(ok, "qpdf --encrypt: {text}");
+    let encrypted = std::fs::read(dir.join("encrypted.pdf")).expect("read");
+    let bin = spawn_binary(&fresh_database_url().await, &[]).await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let form = reqwest::multipart::Form::new().part("process", reqwest::multipart::Part::text(PROCESS_JSON)).part(
+        "document",
+        reqwest::multipart::Part::bytes(encrypted).file_name("locked.pdf").mime_str("application/pdf").expect("mime"),
+    );
+    let created: Value = client
+        .post(format!("{}/signer_processes", bin.base()))
+        .bearer_auth(token("relying-app"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id");
+    let page = client.get(format!("{}/ui?signerProcessId={id}", bin.base())).send().await.expect("page");
+    let html = page.text().await.expect("html");
+    let csrf = html.split("name=\"csrf_token\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("token");
+    let signed = client
+        .post(format!("{}/ui/sign", bin.base()))
+        .header("X-Request-Id", "sign-encrypted-7")
+        .form(&[("signerProcessId", id), ("csrf_token", csrf)])
+        .send()
+        .await
+        .expect("sign");
+    assert_eq!(signed.status(), 303);
+    assert!(signed.headers()["location"].to_str().expect("ascii").contains("status=failed"));
+    bin.signal("TERM");
+    let (_, logs) = bin.logs_after_exit();
+    let lines: Vec<Value> = logs.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).collect();
+    // The request id of the line's request span (the innermost span may be a handler's own).
+    let request_id = |l: &Value| {
+        l["spans"].as_array().and_then(|spans| spans.iter().find_map(|s| s["request_id"].as_str().map(str::to_owned)))
+    };
+    let reader: Vec<&Value> =
+        lines.iter().filter(|l| l["target"].as_str().is_some_and(|t| t.starts_with("lopdf"))).collect();
+    assert!(!reader.is_empty(), "lopdf says the PDF is encrypted:\n{logs}");
+    assert!(reader.iter().all(|l| request_id(l).is_some()), "every line of the PDF reader has its request: {reader:?}");
+    let failure: Vec<&Value> =
+        lines.iter().filter(|l| l["message"].as_str().is_some_and(|m| m.contains("could not be signed"))).collect();
+    assert_eq!(failure.len(), 1, "the failed document is logged once:\n{logs}");
+    assert_eq!(request_id(failure[0]).as_deref(), Some("sign-encrypted-7"));
+    assert!(reader.iter().any(|l| request_id(l).as_deref() == Some("sign-encrypted-7")), "{reader:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
