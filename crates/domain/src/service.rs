@@ -709,6 +709,19 @@ impl SignerProcessService {
         Ok(Outcome::Replayed(result))
     }
 
+    /// A document's bytes for the browser flow (the signing page: its page counts and inline
+    /// view), read as the service itself; the caller checks that the document belongs to the
+    /// task's process.
+    ///
+    /// # Errors
+    /// Storage errors; unknown is `Ok(None)`.
+    pub async fn document_content_for_browser(
+        &self,
+        id: &DocumentId,
+    ) -> Result<Option<DocumentContent>, RepositoryError> {
+        self.repository.document_content(id, &self.browser_caller()).await
+    }
+
     fn browser_caller(&self) -> Caller {
         Caller { client_id: system_audit("").actor, trusted: true }
     }

@@ -258,18 +258,13 @@ pub async fn signing_page(
             )
         })
         .unwrap_or_default();
-    let system = esignsp_domain::Caller {
-        client_id: esignsp_domain::ClientId::parse(esignsp_domain::service::SYSTEM_ACTOR)
-            .map_err(|e| ApiError::Internal(e.into()))?,
-        trusted: true,
-    };
     let mut items = String::new();
     for (n, document) in process.documents.iter().enumerate() {
         let name = document.filename.clone().unwrap_or_else(|| format!("Document {}", n + 1));
         let pages = match signing.pages.get(&document.sha256).await {
             Some(pages) => pages,
             None => {
-                let pages = match state.service.document_content(&system, &document.id).await? {
+                let pages = match state.service.document_content_for_browser(&document.id).await? {
                     Some(content) => pages_text(&content.bytes),
                     None => "missing".to_owned(),
                 };
@@ -497,8 +492,7 @@ pub async fn document(
         return Ok(not_found());
     }
     let Some(held) = process.documents.iter().find(|d| d.id == document) else { return Ok(not_found()) };
-    let system = esignsp_domain::Caller { client_id: audit.actor.clone(), trusted: true };
-    let Some(content) = state.service.document_content(&system, &held.id).await? else { return Ok(not_found()) };
+    let Some(content) = state.service.document_content_for_browser(&held.id).await? else { return Ok(not_found()) };
     let name = held.filename.clone().unwrap_or_else(|| format!("{}.pdf", held.id.as_str()));
     // A PDF is shown inline; anything else is a download, in a sandbox of its own (no script
     // of it may reach the signing page's origin).

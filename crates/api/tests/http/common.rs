@@ -154,6 +154,31 @@ impl TestApp {
         )
     }
 
+    /// Creates a process as `relying-app` with `documents` (file name, bytes), each declared
+    /// `application/pdf`; returns its representation.
+    pub async fn create_process_with_documents(&self, documents: &[(&str, &[u8])]) -> Value {
+        let mut form = reqwest::multipart::Form::new().part("process", reqwest::multipart::Part::text(PROCESS_JSON));
+        for (name, bytes) in documents {
+            form = form.part(
+                "document",
+                reqwest::multipart::Part::bytes(bytes.to_vec())
+                    .file_name((*name).to_owned())
+                    .mime_str("application/pdf")
+                    .expect("mime"),
+            );
+        }
+        let response = self
+            .client
+            .post(self.url("/signer_processes"))
+            .bearer_auth(token("relying-app"))
+            .multipart(form)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 201, "create process");
+        response.json().await.expect("json")
+    }
+
     /// Creates a process with `documents` PDFs as `client_id`; returns its representation.
     pub async fn create_process(&self, client_id: &str, documents: usize) -> Value {
         let mut form = reqwest::multipart::Form::new().part("process", reqwest::multipart::Part::text(PROCESS_JSON));

@@ -38,23 +38,7 @@ async fn provider_for(app: &TestApp, port: u16) -> AuthorizationServer {
 }
 
 async fn create(app: &TestApp, pdf: &[u8]) -> Value {
-    let form = reqwest::multipart::Form::new().part("process", reqwest::multipart::Part::text(PROCESS_JSON)).part(
-        "document",
-        reqwest::multipart::Part::bytes(pdf.to_vec())
-            .file_name("contract.pdf")
-            .mime_str("application/pdf")
-            .expect("mime"),
-    );
-    let r = app
-        .client
-        .post(app.url("/signer_processes"))
-        .bearer_auth(token("relying-app"))
-        .multipart(form)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(r.status(), 201);
-    r.json().await.expect("json")
+    app.create_process_with_documents(&[("contract.pdf", pdf)]).await
 }
 
 fn location(r: &reqwest::Response) -> String {

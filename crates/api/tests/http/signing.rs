@@ -15,26 +15,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Creates a process of `documents` (file name, bytes) with a callback URL; its representation.
 async fn create(app: &TestApp, documents: &[(&str, Vec<u8>)]) -> Value {
-    let mut form = reqwest::multipart::Form::new().part("process", reqwest::multipart::Part::text(PROCESS_JSON));
-    for (name, bytes) in documents {
-        form = form.part(
-            "document",
-            reqwest::multipart::Part::bytes(bytes.clone())
-                .file_name((*name).to_owned())
-                .mime_str("application/pdf")
-                .expect("mime"),
-        );
-    }
-    let response = app
-        .client
-        .post(app.url("/signer_processes"))
-        .bearer_auth(token("relying-app"))
-        .multipart(form)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), 201);
-    response.json().await.expect("json")
+    let documents: Vec<(&str, &[u8])> = documents.iter().map(|(name, bytes)| (*name, bytes.as_slice())).collect();
+    app.create_process_with_documents(&documents).await
 }
 
 /// The signing page of `process`, and the CSRF token of its forms.
