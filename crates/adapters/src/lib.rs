@@ -20,3 +20,5 @@ pub mod sqlite;
 pub mod store;
 mod stored;
 pub mod system;
+mod webhook_store;
+pub mod webhooks;

@@ -21,6 +21,7 @@ use esignsp_domain::process::{
     DocumentContent, NewSignerProcess, NewStandaloneDocument, ProcessDocumentSource, SignerProcess, StoredDocument,
 };
 use esignsp_domain::rules::{DocumentState, ProcessSnapshot};
+use esignsp_domain::webhooks::{ClaimedDelivery, Notification};
 use esignsp_domain::{Caller, DocumentId, ProcessId};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
@@ -600,6 +601,9 @@ pub fn map_error(error: sqlx::Error) -> RepositoryError {
 /// The audit event of an operation other than a transition (those are in [`sql::WRITE`]).
 const INSERT_EVENT: &str = insert_event!("now()", "CAST($8 AS jsonb)");
 
+/// The outbox deliveries of a creation or deletion.
+const INSERT_DELIVERIES: &str = queries::insert_deliveries!("now()");
+
 /// The statements of the transition protocol (SPEC §8) on PostgreSQL, public so that
 /// `scripts/bench.sh` runs exactly these in pgbench beside the service.
 pub mod sql {
@@ -618,8 +622,10 @@ pub mod sql {
         visible_to_caller!("p")
     );
 
-    /// The compare-and-set update of a transition's process and its document results, the CTEs
-    /// `p` and `d` that [`WRITE`] and [`WRITE_SIGNED`] share (parameters as [`WRITE`]'s).
+    /// The compare-and-set update of a transition's process and its document results, and the
+    /// outbox deliveries of its notification (one per subscribed, enabled endpoint of the
+    /// process's owner): the CTEs `p`, `d` and `o` that [`WRITE`] and [`WRITE_SIGNED`] share
+    /// (parameters as [`WRITE`]'s).
     macro_rules! process_and_documents {
         () => {
             "WITH p AS (UPDATE signer_processes \
@@ -627,10 +633,13 @@ pub mod sql {
                         result_message = CASE WHEN $2::text IS NULL THEN result_message ELSE $3 END, \
                         result_at = CASE WHEN $2::text IS NULL THEN result_at ELSE now() END, \
                         version = version + 1 \
-                    WHERE id = $1 AND version = $10 RETURNING id), \
+                    WHERE id = $1 AND version = $10 RETURNING id, client_id), \
               d AS (UPDATE process_documents pd SET result_status = u.status, result_message = u.message \
                     FROM p, unnest($4::text[], $5::text[], $6::text[]) AS u(document_id, status, message) \
-                    WHERE pd.process_id = p.id AND pd.document_id = u.document_id AND pd.result_status IS NULL), "
+                    WHERE pd.process_id = p.id AND pd.document_id = u.document_id AND pd.result_status IS NULL), \
+              o AS (INSERT INTO webhook_deliveries (endpoint_id, message_id, event_type, process_id, payload, next_attempt_at, created_at) \
+                    SELECT we.id, $13, $14, p.id, $15, now(), now() FROM p JOIN webhook_endpoints we ON we.client_id = p.client_id \
+                    WHERE $13::text IS NOT NULL AND we.disabled_at IS NULL AND we.event_mask & $16::bigint <> 0), "
         };
     }
 
@@ -640,7 +649,9 @@ pub mod sql {
     /// audit event. Answers one row: the number of processes written (0: stale, or gone).
     /// Parameters: `$1` id, `$2`/`$3` status/message or NULL, `$4`/`$5`/`$6` document ids,
     /// statuses and messages (arrays of equal length), `$7` actor, `$8` request id, `$9` event
-    /// kind, `$10` expected version, `$11` event document id or NULL, `$12` event new status.
+    /// kind, `$10` expected version, `$11` event document id or NULL, `$12` event new status,
+    /// `$13` the notification's message id (NULL: webhooks off), `$14` its event type, `$15`
+    /// its payload, `$16` its event type's bit (SPEC §11).
     pub const WRITE: &str = concat!(
         process_and_documents!(),
         "e AS (INSERT INTO process_events (process_id, kind, actor, request_id, document_id, old_status, new_status) \
@@ -650,19 +661,19 @@ pub mod sql {
 
     /// [`WRITE`] for the signing page's transition (SPEC §10): besides, the signed contents
     /// replace the documents' bytes, size and SHA-256, and the event carries its details —
-    /// all in the same statement, so all or nothing. Further parameters: `$13` document ids,
-    /// `$14` signed bytes, `$15` sizes, `$16` SHA-256 (arrays of equal length), `$17` the
+    /// all in the same statement, so all or nothing. Further parameters: `$17` document ids,
+    /// `$18` signed bytes, `$19` sizes, `$20` SHA-256 (arrays of equal length), `$21` the
     /// event's details (JSON text) or NULL.
     pub const WRITE_SIGNED: &str = concat!(
         process_and_documents!(),
         "c AS (UPDATE document_contents dc SET content = u.content \
-                    FROM p, unnest($13::text[], $14::bytea[]) AS u(document_id, content) \
+                    FROM p, unnest($17::text[], $18::bytea[]) AS u(document_id, content) \
                     WHERE dc.document_id = u.document_id), \
               m AS (UPDATE documents doc SET size = u.size, sha256 = u.sha256 \
-                    FROM p, unnest($13::text[], $15::bigint[], $16::text[]) AS u(document_id, size, sha256) \
+                    FROM p, unnest($17::text[], $19::bigint[], $20::text[]) AS u(document_id, size, sha256) \
                     WHERE doc.id = u.document_id), \
               e AS (INSERT INTO process_events (process_id, kind, actor, request_id, document_id, old_status, new_status, details) \
-                    SELECT p.id, $9, $7, $8, $11, NULL, $12, CAST($17 AS jsonb) FROM p) \
+                    SELECT p.id, $9, $7, $8, $11, NULL, $12, CAST($21 AS jsonb) FROM p) \
          SELECT count(*) FROM p"
     );
 
@@ -699,6 +710,20 @@ async fn load(
     stored::snapshot(&row, documents).map(Some)
 }
 
+/// Binds a notification's message id, event type, payload and event type bit (all NULL
+/// without one), the outbox parameters of [`sql::WRITE`] and of the create and delete
+/// statements.
+fn bind_notification<'q, O>(
+    query: sqlx::query::QueryScalar<'q, Postgres, O, PgArguments>,
+    notification: Option<&'q Notification>,
+) -> sqlx::query::QueryScalar<'q, Postgres, O, PgArguments> {
+    query
+        .bind(notification.map(|n| n.message_id.as_str()))
+        .bind(notification.map(|n| n.event_type.as_str()))
+        .bind(notification.map(|n| n.payload.as_str()))
+        .bind(notification.map(|n| n.event_type.bit()))
+}
+
 /// Writes a transition with [`sql::WRITE`].
 async fn write(
     connection: &mut PgConnection,
@@ -722,6 +747,7 @@ async fn write(
         .bind(transition.expected.0)
         .bind(event.document_id)
         .bind(event.new_status);
+    query = bind_notification(query, transition.notification.as_ref());
     if statement == sql::WRITE_SIGNED {
         query =
             query.bind(signed.ids).bind(signed.contents).bind(signed.sizes).bind(signed.sha256s).bind(event.details);
@@ -810,7 +836,12 @@ impl TransitionStore for PgTransitions<'_> {
 /// Each operation once; `persistent` below is `!transaction_pooling`.
 impl Statements {
     #[tracing::instrument(skip_all, fields(process_id = %process.id))]
-    async fn create(&self, process: &NewSignerProcess, audit: &AuditContext) -> Result<SignerProcess, CreateError> {
+    async fn create(
+        &self,
+        process: &NewSignerProcess,
+        audit: &AuditContext,
+        notification: Option<&Notification>,
+    ) -> Result<SignerProcess, CreateError> {
         let mut tx = self.begin().await?;
         bind_process(self.query(queries::INSERT_PROCESS), process).execute(&mut *tx).await.map_err(map_error)?;
         let mut documents = Vec::with_capacity(process.documents.len());
@@ -858,6 +889,12 @@ impl Statements {
         }
         let event = Event::of(process.id.as_str(), EventKind::Created, audit);
         queries::bind_event(self.query(INSERT_EVENT), event).execute(&mut *tx).await.map_err(map_error)?;
+        if let Some(notification) = notification {
+            queries::bind_deliveries(self.query(INSERT_DELIVERIES), notification, process.id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        }
         tx.commit().await.map_err(map_error)?;
         Ok(stored::created_process(process, documents))
     }
@@ -883,7 +920,13 @@ impl Statements {
     }
 
     #[tracing::instrument(skip_all, fields(process_id = %id))]
-    async fn delete(&self, id: &ProcessId, caller: &Caller, audit: &AuditContext) -> Result<bool, RepositoryError> {
+    async fn delete(
+        &self,
+        id: &ProcessId,
+        caller: &Caller,
+        audit: &AuditContext,
+        notification: Option<&Notification>,
+    ) -> Result<bool, RepositoryError> {
         let mut tx = self.begin().await?;
         let locked = concat!(
             "SELECT p.result_status, \
@@ -899,6 +942,12 @@ impl Statements {
         };
         let old_status = row.optional_text("result_status")?;
         let doc_ids: Vec<String> = column(&row, "doc_ids")?;
+        if let Some(notification) = notification {
+            queries::bind_deliveries(self.query(INSERT_DELIVERIES), notification, id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        }
         self.query(queries::DELETE_PROCESS).bind(id.as_str()).execute(&mut *tx).await.map_err(map_error)?;
         // Its documents go with it, unless another process still uses them (its own
         // process_documents rows are gone by cascade; contents follow by cascade). A process
@@ -1018,16 +1067,27 @@ impl Statements {
 
 #[async_trait]
 impl SignerProcessRepository for PostgresRepository {
-    async fn create(&self, process: NewSignerProcess, audit: &AuditContext) -> Result<SignerProcess, CreateError> {
-        self.retrying(|| self.statements.create(&process, audit)).await
+    async fn create(
+        &self,
+        process: NewSignerProcess,
+        audit: &AuditContext,
+        notification: Option<&Notification>,
+    ) -> Result<SignerProcess, CreateError> {
+        self.retrying(|| self.statements.create(&process, audit, notification)).await
     }
 
     async fn find(&self, id: &ProcessId, caller: &Caller) -> Result<Option<SignerProcess>, RepositoryError> {
         self.retrying(|| self.statements.find(id, caller)).await
     }
 
-    async fn delete(&self, id: &ProcessId, caller: &Caller, audit: &AuditContext) -> Result<bool, RepositoryError> {
-        self.retrying(|| self.statements.delete(id, caller, audit)).await
+    async fn delete(
+        &self,
+        id: &ProcessId,
+        caller: &Caller,
+        audit: &AuditContext,
+        notification: Option<&Notification>,
+    ) -> Result<bool, RepositoryError> {
+        self.retrying(|| self.statements.delete(id, caller, audit, notification)).await
     }
 
     async fn transitions(&self) -> Result<Box<dyn TransitionStore + '_>, RepositoryError> {
@@ -1070,6 +1130,46 @@ impl SignerProcessRepository for PostgresRepository {
         self.retrying(|| self.statements.ping()).await
     }
 }
+
+/// Claims due deliveries in one statement: rows locked by another replica's claim are
+/// skipped (`FOR UPDATE SKIP LOCKED`), so each is claimed once per lease.
+const CLAIM_DUE: &str = "WITH due AS (SELECT d.id FROM webhook_deliveries d \
+        JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+        WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND e.disabled_at IS NULL \
+        ORDER BY d.next_attempt_at LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
+    UPDATE webhook_deliveries d SET attempts = d.attempts + 1, next_attempt_at = $2 \
+    FROM due, webhook_endpoints e WHERE d.id = due.id AND e.id = d.endpoint_id \
+    RETURNING d.id, d.endpoint_id, e.url, d.message_id, d.payload, d.attempts, e.secret, e.previous_secret, \
+        e.previous_secret_expires_at";
+
+impl PostgresRepository {
+    fn webhook_query<'q>(&self, sql: &'q str) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+        self.statements.query(sql)
+    }
+
+    fn webhook_pool(&self) -> &PgPool {
+        &self.statements.pool
+    }
+
+    async fn claim_due_rows(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>, RepositoryError> {
+        let rows = self
+            .webhook_query(CLAIM_DUE)
+            .bind(now)
+            .bind(lease_until)
+            .bind(i64::from(limit))
+            .fetch_all(self.webhook_pool())
+            .await
+            .map_err(map_error)?;
+        rows.iter().map(|row| crate::webhook_store::claimed(row, now)).collect()
+    }
+}
+
+crate::webhook_store::webhook_repository!(PostgresRepository, map_error);
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,7 @@
 use esignsp_domain::events::{AuditContext, EventKind};
 use esignsp_domain::ports::{DeleteDocumentOutcome, RepositoryError};
 use esignsp_domain::process::{NewDocument, NewSignerProcess};
+use esignsp_domain::webhooks::Notification;
 use esignsp_domain::{Caller, DocumentId};
 use sqlx::query::Query;
 use sqlx::types::Json;
@@ -307,4 +308,43 @@ where
         .bind(event.old_status)
         .bind(event.new_status)
         .bind(event.details)
+}
+
+/// The outbox deliveries of a notification (SPEC §11), in the transaction of the change it
+/// notifies: one per enabled endpoint of process `$3`'s owner subscribed to the event type, due
+/// at `$now`. `$1` message id, `$2` event type, `$4` payload, `$5` the event type's bit.
+/// [`bind_deliveries`] binds them. Run while the process row exists (before a deletion).
+macro_rules! insert_deliveries {
+    ($now:expr) => {
+        concat!(
+            "INSERT INTO webhook_deliveries (endpoint_id, message_id, event_type, process_id, payload, next_attempt_at, created_at) \
+             SELECT we.id, $1, $2, $3, $4, ",
+            $now,
+            ", ",
+            $now,
+            " FROM webhook_endpoints we \
+             WHERE we.client_id = (SELECT client_id FROM signer_processes WHERE id = $3) \
+             AND we.disabled_at IS NULL AND (we.event_mask & $5) <> 0"
+        )
+    };
+}
+pub(crate) use insert_deliveries;
+
+/// Binds the arguments of [`insert_deliveries!`].
+pub(crate) fn bind_deliveries<'q, DB>(
+    query: Query<'q, DB, DB::Arguments<'q>>,
+    notification: &'q Notification,
+    process: &'q str,
+) -> Query<'q, DB, DB::Arguments<'q>>
+where
+    DB: Database,
+    &'q str: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    query
+        .bind(notification.message_id.as_str())
+        .bind(notification.event_type.as_str())
+        .bind(process)
+        .bind(notification.payload.as_str())
+        .bind(notification.event_type.bit())
 }

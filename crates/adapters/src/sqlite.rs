@@ -19,6 +19,7 @@ use esignsp_domain::process::{
     StoredDocument,
 };
 use esignsp_domain::rules::{DocumentState, ProcessSnapshot};
+use esignsp_domain::webhooks::{ClaimedDelivery, Notification};
 use esignsp_domain::{Caller, DocumentId, ProcessId};
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
@@ -275,6 +276,20 @@ async fn insert_event(tx: &mut Transaction<'_, Sqlite>, event: Event<'_>) -> Res
     Ok(())
 }
 
+/// The outbox deliveries of `notification` about `process`, if there is one (SPEC §11).
+async fn insert_deliveries(
+    tx: &mut Transaction<'_, Sqlite>,
+    notification: Option<&Notification>,
+    process: &str,
+) -> Result<(), RepositoryError> {
+    let Some(notification) = notification else { return Ok(()) };
+    queries::bind_deliveries(sqlx::query(queries::insert_deliveries!(now_micros!())), notification, process)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_error)?;
+    Ok(())
+}
+
 /// Loads a versioned snapshot in one statement (a consistent read without a lock). `None`
 /// for an unknown or foreign process.
 async fn load(pool: &SqlitePool, id: &ProcessId, caller: &Caller) -> Result<Option<ProcessSnapshot>, RepositoryError> {
@@ -368,6 +383,7 @@ async fn write(repository: &SqliteRepository, transition: &Transition) -> Result
         details: event.details.as_deref(),
     };
     insert_event(&mut tx, event).await?;
+    insert_deliveries(&mut tx, transition.notification.as_ref(), id).await?;
     tx.commit().await.map_err(map_error)?;
     Ok(WriteOutcome::Written)
 }
@@ -415,7 +431,12 @@ async fn insert_document(
 #[async_trait]
 impl SignerProcessRepository for SqliteRepository {
     #[tracing::instrument(skip_all, fields(process_id = %process.id))]
-    async fn create(&self, process: NewSignerProcess, audit: &AuditContext) -> Result<SignerProcess, CreateError> {
+    async fn create(
+        &self,
+        process: NewSignerProcess,
+        audit: &AuditContext,
+        notification: Option<&Notification>,
+    ) -> Result<SignerProcess, CreateError> {
         let mut tx = self.write().await?;
         bind_process(sqlx::query(queries::INSERT_PROCESS), &process).execute(&mut *tx).await.map_err(map_error)?;
         let mut documents = Vec::with_capacity(process.documents.len());
@@ -446,6 +467,7 @@ impl SignerProcessRepository for SqliteRepository {
             documents.push(document);
         }
         insert_event(&mut tx, Event::of(process.id.as_str(), EventKind::Created, audit)).await?;
+        insert_deliveries(&mut tx, notification, process.id.as_str()).await?;
         tx.commit().await.map_err(map_error)?;
         Ok(stored::created_process(&process, documents))
     }
@@ -465,7 +487,13 @@ impl SignerProcessRepository for SqliteRepository {
     }
 
     #[tracing::instrument(skip_all, fields(process_id = %id))]
-    async fn delete(&self, id: &ProcessId, caller: &Caller, audit: &AuditContext) -> Result<bool, RepositoryError> {
+    async fn delete(
+        &self,
+        id: &ProcessId,
+        caller: &Caller,
+        audit: &AuditContext,
+        notification: Option<&Notification>,
+    ) -> Result<bool, RepositoryError> {
         let mut tx = self.write().await?;
         let status = concat!("SELECT result_status FROM signer_processes WHERE id = $1 AND ", visible_to_caller!());
         let Some(row) =
@@ -480,6 +508,7 @@ impl SignerProcessRepository for SqliteRepository {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(map_error)?;
+        insert_deliveries(&mut tx, notification, id.as_str()).await?;
         sqlx::query(queries::DELETE_PROCESS).bind(id.as_str()).execute(&mut *tx).await.map_err(map_error)?;
         // Its documents go with it, unless another process still uses them.
         for doc in doc_ids {
@@ -574,3 +603,52 @@ impl SignerProcessRepository for SqliteRepository {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_error).map(|_| ())
     }
 }
+impl SqliteRepository {
+    fn webhook_query<'q>(&self, sql: &'q str) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
+        sqlx::query(sql)
+    }
+
+    fn webhook_pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Claims due deliveries in one `BEGIN IMMEDIATE` transaction (SQLite's single writer:
+    /// one worker claims at a time).
+    async fn claim_due_rows(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>, RepositoryError> {
+        let mut tx = self.write().await?;
+        let claimed: Vec<i64> = sqlx::query_scalar(
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = $2 WHERE id IN \
+             (SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+              WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND e.disabled_at IS NULL \
+              ORDER BY d.next_attempt_at LIMIT $3) RETURNING id",
+        )
+        .bind(StoredTime(now))
+        .bind(StoredTime(lease_until))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_error)?;
+        let mut deliveries = Vec::with_capacity(claimed.len());
+        for id in claimed {
+            let row = sqlx::query(
+                "SELECT d.id, d.endpoint_id, e.url, d.message_id, d.payload, d.attempts, e.secret, \
+                 e.previous_secret, e.previous_secret_expires_at \
+                 FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE d.id = $1",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_error)?;
+            deliveries.push(crate::webhook_store::claimed(&row, now)?);
+        }
+        tx.commit().await.map_err(map_error)?;
+        Ok(deliveries)
+    }
+}
+
+crate::webhook_store::webhook_repository!(SqliteRepository, map_error);

@@ -73,6 +73,16 @@ impl Store {
         }
     }
 
+    /// The webhook port (SPEC §11): endpoints and the outbox's deliveries, in the same
+    /// database.
+    #[must_use]
+    pub fn webhooks(&self) -> Arc<dyn esignsp_domain::webhooks::WebhookRepository> {
+        match self {
+            Self::Postgres(r) => Arc::new(r.clone()),
+            Self::Sqlite(r) => Arc::new(r.clone()),
+        }
+    }
+
     /// Pool connections: `(in use, idle)`.
     #[must_use]
     pub fn pool_connections(&self) -> (u32, u32) {

@@ -93,8 +93,11 @@ pub(crate) trait StoredRow {
     fn integer(&self, name: &str) -> Result<i64, RepositoryError>;
     fn flag(&self, name: &str) -> Result<bool, RepositoryError>;
     fn bytes(&self, name: &str) -> Result<Vec<u8>, RepositoryError>;
+    fn optional_integer(&self, name: &str) -> Result<Option<i64>, RepositoryError>;
     /// A [`StoredTime`].
     fn time(&self, name: &str) -> Result<OffsetDateTime, RepositoryError>;
+    /// A [`StoredTime`] or NULL.
+    fn optional_time(&self, name: &str) -> Result<Option<OffsetDateTime>, RepositoryError>;
     /// A JSON value or NULL (`jsonb` on PostgreSQL, TEXT on SQLite).
     fn json(&self, name: &str) -> Result<Option<serde_json::Value>, RepositoryError>;
 }
@@ -132,6 +135,14 @@ where
 
     fn time(&self, name: &str) -> Result<OffsetDateTime, RepositoryError> {
         column(self, name).map(|t: StoredTime| t.0)
+    }
+
+    fn optional_time(&self, name: &str) -> Result<Option<OffsetDateTime>, RepositoryError> {
+        column(self, name).map(|t: Option<StoredTime>| t.map(|t| t.0))
+    }
+
+    fn optional_integer(&self, name: &str) -> Result<Option<i64>, RepositoryError> {
+        column(self, name)
     }
 
     fn json(&self, name: &str) -> Result<Option<serde_json::Value>, RepositoryError> {

@@ -25,3 +25,22 @@ impl IdGenerator for OsRandomIds {
         bits
     }
 }
+
+/// 32 bytes from the operating system's CSPRNG: a webhook endpoint's secret (SPEC §11).
+#[must_use]
+pub fn random_256() -> [u8; 32] {
+    let mut bits = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bits);
+    bits
+}
+
+/// [`Jitter`](esignsp_domain::webhooks::Jitter) draws from a thread-local generator (not
+/// secret: only spreads retries).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RandomJitter;
+
+impl esignsp_domain::webhooks::Jitter for RandomJitter {
+    fn unit(&self) -> f64 {
+        rand::Rng::gen_range(&mut rand::thread_rng(), 0.0..1.0)
+    }
+}

@@ -19,6 +19,11 @@ use esignsp_domain::process::{
 use esignsp_domain::rules::{expiry_document_result, CurrentResult};
 use esignsp_domain::rules::{Change, Version};
 use esignsp_domain::text::{Text, TextDefect, TextKind};
+use esignsp_domain::webhooks::{
+    AttemptRecord, DeliveryStatus, Disabled, EventTypes, NewWebhookEndpoint, Notifier, WebhookEndpoint,
+    WebhookEventType, WebhookSecret,
+};
+use esignsp_domain::EndpointId;
 use esignsp_domain::{
     Caller, ClientId, DocumentId, DocumentResult, DocumentResultStatus, ProcessId, ProcessResult, ResultMessage,
     ResultStateMachine, ResultStatus, TaskId,
@@ -157,7 +162,7 @@ async fn events(b: &Backend, id: &ProcessId) -> i64 {
 
 async fn a_created_process_reads_back_as_stored(b: Backend) {
     let new = new_process("app", 2);
-    let created = b.repo.create(new.clone(), &audit("app")).await.expect("create");
+    let created = b.repo.create(new.clone(), &audit("app"), None).await.expect("create");
     let read = b.repo.find(&created.id, &caller("app")).await.expect("find").expect("exists");
     assert_eq!(read, created, "what create answers is what find reads");
     assert_eq!(read.request.members()["labels"], json!([["x"]]));
@@ -171,7 +176,7 @@ async fn a_created_process_reads_back_as_stored(b: Backend) {
 }
 
 async fn establishing_a_result_writes_result_derived_documents_and_one_event_together(b: Backend) {
-    let created = b.repo.create(new_process("app", 2), &audit("app")).await.expect("create");
+    let created = b.repo.create(new_process("app", 2), &audit("app"), None).await.expect("create");
     let outcome = b
         .service
         .establish_result(&caller("app"), &created.id, result(ResultStatus::Finished, Some("ok")), &audit("app"))
@@ -198,7 +203,7 @@ async fn establishing_a_result_writes_result_derived_documents_and_one_event_tog
 }
 
 async fn a_refused_transition_writes_nothing(b: Backend) {
-    let created = b.repo.create(new_process("app", 1), &audit("app")).await.expect("create");
+    let created = b.repo.create(new_process("app", 1), &audit("app"), None).await.expect("create");
     let err = b
         .service
         .establish_result(&caller("app"), &created.id, result(ResultStatus::FailedDocuments, None), &audit("app"))
@@ -221,7 +226,7 @@ async fn a_refused_transition_writes_nothing(b: Backend) {
 }
 
 async fn concurrent_conflicting_results_have_exactly_one_winner(b: Backend) {
-    let created = b.repo.create(new_process("app", 2), &audit("app")).await.expect("create");
+    let created = b.repo.create(new_process("app", 2), &audit("app"), None).await.expect("create");
     let tasks: Vec<_> = (0..24)
         .map(|i| {
             let (service, id) = (b.service.clone(), created.id.clone());
@@ -250,7 +255,7 @@ async fn concurrent_conflicting_results_have_exactly_one_winner(b: Backend) {
 }
 
 async fn document_results_follow_the_rules_and_are_audited(b: Backend) {
-    let created = b.repo.create(new_process("app", 2), &audit("app")).await.expect("create");
+    let created = b.repo.create(new_process("app", 2), &audit("app"), None).await.expect("create");
     let (first, second) = (created.documents[0].id.clone(), created.documents[1].id.clone());
     let set = |doc: DocumentId, status| {
         let (service, id) = (b.service.clone(), created.id.clone());
@@ -289,7 +294,7 @@ async fn document_results_follow_the_rules_and_are_audited(b: Backend) {
 }
 
 async fn another_clients_process_is_invisible_and_untouchable(b: Backend) {
-    let created = b.repo.create(new_process("owner", 1), &audit("owner")).await.expect("create");
+    let created = b.repo.create(new_process("owner", 1), &audit("owner"), None).await.expect("create");
     let intruder = caller("intruder");
     assert!(b.repo.find(&created.id, &intruder).await.expect("find").is_none());
     assert!(b.repo.events(&created.id, &intruder).await.expect("events").is_none());
@@ -300,14 +305,14 @@ async fn another_clients_process_is_invisible_and_untouchable(b: Backend) {
         .await
         .expect_err("foreign");
     assert!(matches!(err, EstablishResultError::NotFound));
-    assert!(!b.repo.delete(&created.id, &intruder, &audit("intruder")).await.expect("delete"));
+    assert!(!b.repo.delete(&created.id, &intruder, &audit("intruder"), None).await.expect("delete"));
     let trusted = Caller { client_id: ClientId::parse("signing-app").expect("id"), trusted: true };
     assert!(b.repo.find(&created.id, &trusted).await.expect("find").is_some(), "trusted clients see every process");
 }
 
 async fn deleting_a_process_removes_its_documents_and_bytes_but_keeps_the_audit_trail(b: Backend) {
-    let created = b.repo.create(new_process("app", 2), &audit("app")).await.expect("create");
-    assert!(b.repo.delete(&created.id, &caller("app"), &audit("app")).await.expect("delete"));
+    let created = b.repo.create(new_process("app", 2), &audit("app"), None).await.expect("create");
+    assert!(b.repo.delete(&created.id, &caller("app"), &audit("app"), None).await.expect("delete"));
     assert!(b.repo.find(&created.id, &caller("app")).await.expect("find").is_none());
     assert_eq!(b.count("SELECT count(*) FROM document_contents").await, 0);
     assert_eq!(b.count("SELECT count(*) FROM documents").await, 0);
@@ -320,7 +325,7 @@ async fn deleting_a_process_removes_its_documents_and_bytes_but_keeps_the_audit_
 }
 
 async fn the_audit_trail_cannot_be_updated_or_deleted(b: Backend) {
-    let created = b.repo.create(new_process("app", 1), &audit("app")).await.expect("create");
+    let created = b.repo.create(new_process("app", 1), &audit("app"), None).await.expect("create");
     for sql in ["UPDATE process_events SET actor = 'x'", "DELETE FROM process_events"] {
         let err = b.execute(sql).await.expect_err(sql);
         assert!(err.contains("append-only"), "{sql}: {err}");
@@ -331,7 +336,7 @@ async fn the_audit_trail_cannot_be_updated_or_deleted(b: Backend) {
 async fn expiry_refuses_late_results_and_materialises_once(b: Backend) {
     let mut process = new_process("app", 2);
     process.expires_at = process.created_at + time::Duration::seconds(1);
-    let created = b.repo.create(process, &audit("app")).await.expect("create");
+    let created = b.repo.create(process, &audit("app"), None).await.expect("create");
     let later = created.expires_at + time::Duration::seconds(1);
     b.clock.set(later);
     let err = b
@@ -380,21 +385,21 @@ async fn document_resources_are_owned_shared_and_guarded(b: Backend) {
     let mut foreign = new_process("other", 0);
     foreign.documents = vec![ProcessDocumentSource::Existing(stored.id.clone())];
     assert!(matches!(
-        b.repo.create(foreign, &audit("other")).await,
+        b.repo.create(foreign, &audit("other"), None).await,
         Err(esignsp_domain::CreateError::UnknownDocument(_))
     ));
     let mut twice = new_process("app", 0);
     twice.documents =
         vec![ProcessDocumentSource::Existing(stored.id.clone()), ProcessDocumentSource::Existing(stored.id.clone())];
     assert!(matches!(
-        b.repo.create(twice, &audit("app")).await,
+        b.repo.create(twice, &audit("app"), None).await,
         Err(esignsp_domain::CreateError::DuplicateDocument(_))
     ));
     assert_eq!(b.count("SELECT count(*) FROM signer_processes").await, 0, "refused creations store nothing");
 
     let mut using = new_process("app", 0);
     using.documents = vec![ProcessDocumentSource::Existing(stored.id.clone())];
-    let process = b.repo.create(using, &audit("app")).await.expect("create from an existing document");
+    let process = b.repo.create(using, &audit("app"), None).await.expect("create from an existing document");
     assert_eq!(process.documents[0].id, stored.id);
     assert_eq!(
         b.repo.delete_document(&stored.id, &caller("other")).await.expect("delete"),
@@ -416,7 +421,7 @@ async fn document_resources_are_owned_shared_and_guarded(b: Backend) {
     let id = &stored.id;
     let raw = b.execute(&format!("DELETE FROM documents WHERE id = '{id}'")).await;
     assert!(raw.is_err(), "the schema refuses it too: {raw:?}");
-    assert!(b.repo.delete(&process.id, &caller("app"), &audit("app")).await.expect("delete process"));
+    assert!(b.repo.delete(&process.id, &caller("app"), &audit("app"), None).await.expect("delete process"));
     assert_eq!(b.repo.find_document(&stored.id, &caller("app")).await.expect("find"), None, "gone with its process");
 }
 
@@ -493,7 +498,7 @@ async fn every_text_the_boundary_accepts_is_stored_unchanged_and_no_other_reache
             Ok(request) => {
                 let mut new = new_process("app", 1);
                 new.request = request.clone();
-                let created = b.repo.create(new, &audit("app")).await.unwrap_or_else(|e| panic!("{why}: {e:?}"));
+                let created = b.repo.create(new, &audit("app"), None).await.unwrap_or_else(|e| panic!("{why}: {e:?}"));
                 let read = b.repo.find(&created.id, &caller("app")).await.expect("find").expect("exists");
                 assert_eq!(read.request, request, "{why}: process JSON unchanged");
                 match ResultMessage::new(s.clone()) {
@@ -531,6 +536,177 @@ async fn an_unreachable_database_is_reported_as_unavailable(b: Backend) {
     assert!(matches!(err, esignsp_domain::RepositoryError::Unavailable(_)), "{err:?}");
 }
 
+fn endpoint(owner: &str, events: &[WebhookEventType]) -> NewWebhookEndpoint {
+    NewWebhookEndpoint {
+        endpoint: WebhookEndpoint {
+            id: EndpointId::from_random(rand::random()),
+            owner: ClientId::parse(owner).expect("client id"),
+            url: "https://hooks.example.com/esignsp".to_owned(),
+            description: None,
+            events: EventTypes::of(events),
+            created_at: OffsetDateTime::now_utc().replace_nanosecond(0).expect("time"),
+            previous_secret_expires_at: None,
+            failing_since: None,
+            disabled: None,
+        },
+        secret: WebhookSecret::from_random(rand::random()),
+    }
+}
+
+/// SPEC §11's transactional outbox: each change writes one delivery per enabled endpoint of
+/// the process's owner subscribed to its event type, in its own transaction — and a refused
+/// or stale transition none; claimed deliveries are leased (not claimed again meanwhile) and
+/// their attempts recorded.
+async fn the_outbox_is_written_with_each_change_and_never_for_a_refused_or_stale_one(b: Backend) {
+    let webhooks = b.store.webhooks();
+    let all = endpoint("app", &WebhookEventType::ALL);
+    let documents_only = endpoint("app", &[WebhookEventType::DocumentResult]);
+    let foreign = endpoint("other", &WebhookEventType::ALL);
+    for e in [&all, &documents_only, &foreign] {
+        assert!(webhooks.create_endpoint(e, 16).await.expect("endpoint"));
+    }
+    assert!(!webhooks.create_endpoint(&endpoint("app", &WebhookEventType::ALL), 2).await.expect("limit"), "limit");
+    let notifier = Notifier::new(Arc::new(OsRandomIds));
+    let now = OffsetDateTime::now_utc();
+    let process = new_process("app", 1);
+    let created_note = notifier.notification(WebhookEventType::Created, &process.id, now, None, None, &[]);
+    let created = b.repo.create(process, &audit("app"), Some(&created_note)).await.expect("create");
+    let id = &created.id;
+    let deliveries =
+        |endpoint: &EndpointId| format!("SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = '{endpoint}'");
+    assert_eq!(b.count(&deliveries(&all.endpoint.id)).await, 1, "created → the endpoint of all events");
+    assert_eq!(b.count(&deliveries(&documents_only.endpoint.id)).await, 0, "not subscribed");
+    assert_eq!(b.count(&deliveries(&foreign.endpoint.id)).await, 0, "another tenant's endpoint");
+
+    let service = b.service.clone().with_webhooks();
+    let snapshot =
+        b.repo.transitions().await.expect("store").load(id, &caller("app")).await.expect("load").expect("exists");
+    service
+        .establish_result(&caller("app"), id, result(ResultStatus::Finished, Some("ok")), &audit("app"))
+        .await
+        .expect("result");
+    assert_eq!(b.count(&deliveries(&all.endpoint.id)).await, 2, "result → one more");
+    let payload = b
+        .text(&format!(
+            "SELECT payload FROM webhook_deliveries WHERE endpoint_id = '{}' AND event_type = 'signer_process.result'",
+            all.endpoint.id
+        ))
+        .await
+        .expect("payload");
+    let payload: serde_json::Value = serde_json::from_str(&payload).expect("JSON");
+    assert_eq!(payload["type"], "signer_process.result");
+    assert_eq!(payload["data"]["signer_process_id"], id.as_str());
+    assert_eq!(payload["data"]["result"], json!({"status": "finished", "details": {"message": "ok"}}));
+    assert_eq!(payload["data"]["documents"][0]["result"]["status"], "finished", "derived document result");
+
+    let refused =
+        service.establish_result(&caller("app"), id, result(ResultStatus::Canceled, None), &audit("app")).await;
+    assert!(matches!(refused, Err(EstablishResultError::Rule(_))), "{refused:?}");
+    let replayed =
+        service.establish_result(&caller("app"), id, result(ResultStatus::Finished, Some("ok")), &audit("app")).await;
+    assert!(matches!(replayed, Ok(Outcome::Replayed(_))), "{replayed:?}");
+    let mut stale = finished_transition(id, snapshot.version, &created.documents[0].id);
+    stale.notification = Some(notifier.notification(WebhookEventType::Result, id, now, None, None, &[]));
+    let mut store = b.repo.transitions().await.expect("store");
+    assert_eq!(store.write(&stale).await.expect("write"), WriteOutcome::Stale);
+    drop(store);
+    assert_eq!(b.count(&deliveries(&all.endpoint.id)).await, 2, "nothing for a refused, replayed or stale change");
+
+    let lease = now + time::Duration::minutes(1);
+    let claimed = webhooks.claim_due(OffsetDateTime::now_utc(), lease, 10).await.expect("claim");
+    assert_eq!(claimed.len(), 2, "{claimed:?}");
+    assert!(claimed.iter().all(|c| c.attempt == 1 && c.secrets == [all.secret.clone()]));
+    assert!(webhooks.claim_due(OffsetDateTime::now_utc(), lease, 10).await.expect("claim").is_empty(), "leased");
+    let first = &claimed[0];
+    let at = OffsetDateTime::now_utc();
+    let record = AttemptRecord {
+        delivery: first.id,
+        endpoint: first.endpoint.clone(),
+        attempt: 1,
+        at,
+        duration_ms: 3,
+        response_status: Some(500),
+        response_body: Some("down".to_owned()),
+        error: Some("HTTP 500".to_owned()),
+        status: DeliveryStatus::Pending,
+        next_attempt_at: Some(at),
+    };
+    let since = webhooks.record_attempt(&record).await.expect("record").expect("failing");
+    assert!((since - at).abs() < time::Duration::milliseconds(1), "the streak starts at the failure");
+    let again = webhooks.claim_due(OffsetDateTime::now_utc(), lease, 10).await.expect("claim");
+    assert_eq!(again.iter().map(|c| (c.id, c.attempt)).collect::<Vec<_>>(), [(first.id, 2)], "retried once due");
+    let success = AttemptRecord {
+        attempt: 2,
+        response_status: Some(204),
+        error: None,
+        status: DeliveryStatus::Delivered,
+        next_attempt_at: None,
+        ..record
+    };
+    assert_eq!(webhooks.record_attempt(&success).await.expect("record"), None, "a success ends the streak");
+    let log = webhooks
+        .deliveries(&all.endpoint.id, &ClientId::parse("app").expect("id"), 100)
+        .await
+        .expect("log")
+        .expect("endpoint");
+    let logged = log.iter().find(|d| d.id == first.id).expect("listed");
+    assert_eq!((logged.status, logged.attempts.len()), (DeliveryStatus::Delivered, 2));
+    assert_eq!(logged.attempts[0].response_body.as_deref(), Some("down"));
+    assert!(
+        webhooks
+            .deliveries(&all.endpoint.id, &ClientId::parse("other").expect("id"), 100)
+            .await
+            .expect("log")
+            .is_none(),
+        "tenant"
+    );
+
+    webhooks.disable_endpoint(&all.endpoint.id, &Disabled { at, reason: "test".to_owned() }).await.expect("disable");
+    assert!(b
+        .repo
+        .delete(
+            id,
+            &caller("app"),
+            &audit("app"),
+            Some(&notifier.notification(WebhookEventType::Deleted, id, now, None, None, &[]))
+        )
+        .await
+        .expect("delete"));
+    assert_eq!(b.count(&deliveries(&all.endpoint.id)).await, 2, "a disabled endpoint gets nothing new");
+    assert!(webhooks.delete_endpoint(&all.endpoint.id, &ClientId::parse("app").expect("id")).await.expect("delete"));
+    assert_eq!(b.count("SELECT count(*) FROM webhook_attempts").await, 0, "attempts go with their endpoint");
+}
+
+/// Two replicas' workers claiming at once never claim the same delivery (PostgreSQL:
+/// `FOR UPDATE SKIP LOCKED`; SQLite: one writer).
+async fn concurrent_claims_never_share_a_delivery(b: Backend) {
+    let webhooks = b.store.webhooks();
+    let e = endpoint("app", &WebhookEventType::ALL);
+    assert!(webhooks.create_endpoint(&e, 16).await.expect("endpoint"));
+    let notifier = Notifier::new(Arc::new(OsRandomIds));
+    for _ in 0..40 {
+        let process = new_process("app", 1);
+        let note =
+            notifier.notification(WebhookEventType::Created, &process.id, OffsetDateTime::now_utc(), None, None, &[]);
+        b.repo.create(process, &audit("app"), Some(&note)).await.expect("create");
+    }
+    let lease = OffsetDateTime::now_utc() + time::Duration::minutes(1);
+    let claims: Vec<_> = (0..8)
+        .map(|_| {
+            let webhooks = webhooks.clone();
+            tokio::spawn(async move { webhooks.claim_due(OffsetDateTime::now_utc(), lease, 7).await.expect("claim") })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for claim in claims {
+        ids.extend(claim.await.expect("task").into_iter().map(|c| c.id));
+    }
+    let claimed = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((claimed, ids.len()), (40, 40), "every delivery claimed exactly once");
+}
+
 /// Instantiates every test of the suite for one back end.
 fn finished_transition(id: &ProcessId, expected: Version, document: &DocumentId) -> Transition {
     let signed = DocumentResult { status: DocumentResultStatus::Finished, message: None };
@@ -550,11 +726,12 @@ fn finished_transition(id: &ProcessId, expected: Version, document: &DocumentId)
             signing: None,
         },
         signed: Vec::new(),
+        notification: None,
     }
 }
 
 async fn a_transition_is_written_whole_and_only_on_the_version_it_was_decided_on(b: Backend) {
-    let created = b.repo.create(new_process("app", 2), &audit("app")).await.expect("create");
+    let created = b.repo.create(new_process("app", 2), &audit("app"), None).await.expect("create");
     let mut store = b.repo.transitions().await.expect("unit of work");
     assert_eq!(store.load(&created.id, &caller("other")).await.expect("load"), None, "another tenant's is unknown");
     let snapshot = store.load(&created.id, &caller("app")).await.expect("load").expect("exists");
@@ -580,7 +757,7 @@ async fn a_transition_is_written_whole_and_only_on_the_version_it_was_decided_on
 }
 
 async fn many_document_results_at_once_on_one_process_are_all_written(b: Backend) {
-    let created = b.repo.create(new_process("app", 6), &audit("app")).await.expect("create");
+    let created = b.repo.create(new_process("app", 6), &audit("app"), None).await.expect("create");
     let tasks: Vec<_> = created
         .documents
         .iter()
@@ -636,6 +813,8 @@ macro_rules! suite {
                 every_text_the_boundary_accepts_is_stored_unchanged_and_no_other_reaches_the_store,
                 a_transition_is_written_whole_and_only_on_the_version_it_was_decided_on,
                 many_document_results_at_once_on_one_process_are_all_written,
+                the_outbox_is_written_with_each_change_and_never_for_a_refused_or_stale_one,
+                concurrent_claims_never_share_a_delivery,
             );
         )+
     };
@@ -709,11 +888,11 @@ async fn deleting_a_process_leaves_a_document_another_process_took_meanwhile(b: 
         .expect("document");
     let mut first = new_process("app", 0);
     first.documents = vec![ProcessDocumentSource::Existing(document.id.clone())];
-    let first = b.repo.create(first, &audit("app")).await.expect("create");
+    let first = b.repo.create(first, &audit("app"), None).await.expect("create");
 
     let (other, second) = take_document_uncommitted(pg, &document.id).await;
     let (repo, id) = (b.repo.clone(), first.id.clone());
-    let deleting = tokio::spawn(async move { repo.delete(&id, &caller("app"), &audit("app")).await });
+    let deleting = tokio::spawn(async move { repo.delete(&id, &caller("app"), &audit("app"), None).await });
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(!deleting.is_finished(), "the deletion waits for the other process's key lock");
     other.commit().await.expect("commit");

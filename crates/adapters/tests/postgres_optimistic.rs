@@ -78,7 +78,7 @@ async fn pending_process(repo: &PostgresRepository, documents: usize) -> NewSign
         created_at: now,
         expires_at: now + time::Duration::hours(1),
     };
-    repo.create(process.clone(), &audit()).await.expect("create");
+    repo.create(process.clone(), &audit(), None).await.expect("create");
     process
 }
 

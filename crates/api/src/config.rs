@@ -43,6 +43,8 @@ pub struct Settings {
     pub ui: UiSettings,
     /// `[signing]`.
     pub signing: SigningSettings,
+    /// `[webhooks]`.
+    pub webhooks: WebhookSettings,
     /// `[log]`.
     pub log: LogSettings,
     /// True when no authorization is configured at all: a development set-up with a signing
@@ -313,6 +315,104 @@ pub struct ProcessSettings {
 impl Default for ProcessSettings {
     fn default() -> Self {
         Self { ttl_seconds: const { NonZeroU64::new(3600).expect("positive") }, sweep_interval_seconds: 30 }
+    }
+}
+
+/// `[webhooks]`: notifications of state changes to the clients' endpoints (SPEC §11).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Whether state changes write webhook notifications and this replica delivers them
+    /// (true). Off, the endpoints resource answers 404 and the transition writes no outbox row.
+    pub enabled: bool,
+    /// Plain `http` endpoint URLs are accepted (false; development only).
+    pub allow_insecure: bool,
+    /// Private, loopback, link-local and other non-public targets are accepted (false;
+    /// development only): server-side request forgery protection.
+    pub allow_private_targets: bool,
+    /// Attempts per delivery, the first included (8; 1 to 100).
+    pub max_attempts: u32,
+    /// The wait before the first retry, in seconds (60); each next wait is 4 times longer, up
+    /// to `retry_max_delay_seconds`, with ±20 % jitter.
+    pub retry_initial_delay_seconds: f64,
+    /// The longest wait between two attempts, in seconds (36000: 10 h).
+    pub retry_max_delay_seconds: f64,
+    /// An endpoint whose deliveries fail, without a success, for this many hours is disabled
+    /// (120).
+    pub disable_after_hours: f64,
+    /// Longest exchange with an endpoint, in seconds (10; 1 to 86400).
+    #[serde(deserialize_with = "positive_seconds")]
+    pub timeout_seconds: NonZeroU64,
+    /// How often the worker looks for due deliveries when it was not woken by a local change,
+    /// in milliseconds (1000; 10 to 60000).
+    pub poll_interval_ms: u64,
+    /// Deliveries claimed and sent at once by this replica (16; 1 to 1000).
+    pub batch_size: u32,
+    /// Endpoints one client may register (16).
+    pub max_endpoints_per_client: u32,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            allow_insecure: false,
+            allow_private_targets: false,
+            max_attempts: 8,
+            retry_initial_delay_seconds: 60.0,
+            retry_max_delay_seconds: 36000.0,
+            disable_after_hours: 120.0,
+            timeout_seconds: const { NonZeroU64::new(10).expect("positive") },
+            poll_interval_ms: 1000,
+            batch_size: 16,
+            max_endpoints_per_client: 16,
+        }
+    }
+}
+
+impl WebhookSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = |key: &str, v: f64, max: f64| {
+            if v.is_finite() && v > 0.0 && v <= max {
+                Ok(())
+            } else {
+                Err(invalid(key, format!("expected more than 0 and at most {max}, not {v}")))
+            }
+        };
+        if !(1..=100).contains(&self.max_attempts) {
+            return Err(invalid("webhooks.max_attempts", format!("expected 1 to 100, not {}", self.max_attempts)));
+        }
+        positive("webhooks.retry_initial_delay_seconds", self.retry_initial_delay_seconds, 86_400.0)?;
+        positive("webhooks.retry_max_delay_seconds", self.retry_max_delay_seconds, 7.0 * 86_400.0)?;
+        positive("webhooks.disable_after_hours", self.disable_after_hours, 24.0 * 365.0)?;
+        if !(10..=60_000).contains(&self.poll_interval_ms) {
+            return Err(invalid(
+                "webhooks.poll_interval_ms",
+                format!("expected 10 to 60000, not {}", self.poll_interval_ms),
+            ));
+        }
+        if !(1..=1000).contains(&self.batch_size) {
+            return Err(invalid("webhooks.batch_size", format!("expected 1 to 1000, not {}", self.batch_size)));
+        }
+        if !(1..=1000).contains(&self.max_endpoints_per_client) {
+            return Err(invalid(
+                "webhooks.max_endpoints_per_client",
+                format!("expected 1 to 1000, not {}", self.max_endpoints_per_client),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The retry policy these settings give.
+    #[must_use]
+    pub fn retry_policy(&self) -> esignsp_domain::webhooks::RetryPolicy {
+        esignsp_domain::webhooks::RetryPolicy {
+            max_attempts: self.max_attempts,
+            initial_delay: time::Duration::seconds_f64(self.retry_initial_delay_seconds),
+            max_delay: time::Duration::seconds_f64(self.retry_max_delay_seconds),
+            jitter: 0.2,
+            disable_after: time::Duration::seconds_f64(self.disable_after_hours * 3600.0),
+        }
     }
 }
 
@@ -787,6 +887,7 @@ impl Settings {
     /// [`ConfigError`] naming the first offending key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_signing()?;
+        self.webhooks.validate()?;
         let auth = &self.auth;
         if auth.issuer.trim().is_empty() {
             return Err(invalid("auth.issuer", "must be set to the exact `iss` of accepted tokens"));

@@ -59,6 +59,12 @@ impl Urls {
         format!("{}/signer_processes/{id}", self.base)
     }
 
+    /// `…/webhook_endpoints/{id}` (SPEC §11).
+    #[must_use]
+    pub fn webhook_endpoint(&self, id: &str) -> String {
+        format!("{}/webhook_endpoints/{id}", self.base)
+    }
+
     /// `…/documents/{id}`.
     #[must_use]
     pub fn document(&self, id: &str) -> String {
@@ -270,7 +276,7 @@ impl ProcessDocument {
     }
 }
 
-fn rfc3339(t: time::OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 

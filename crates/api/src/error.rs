@@ -43,6 +43,9 @@ pub enum ProblemKind {
     ResultConflictsWithDocuments,
     /// 409 `documents-frozen` (SPEC §4 documents frozen).
     DocumentsFrozen,
+    /// 409 `webhook-endpoint-limit`: the client has `webhooks.max_endpoints_per_client`
+    /// endpoints already (SPEC §11).
+    WebhookEndpointLimit,
     /// 405 `method-not-allowed`.
     MethodNotAllowed,
     /// 415 `unsupported-media-type`.
@@ -80,6 +83,7 @@ impl ProblemKind {
             Self::ProcessNotFound => "urn:esignsp:problem:process-not-found",
             Self::ResultNotEstablished => "urn:esignsp:problem:result-not-established",
             Self::DocumentInUse => "urn:esignsp:problem:document-in-use",
+            Self::WebhookEndpointLimit => "urn:esignsp:problem:webhook-endpoint-limit",
             Self::ResultAlreadyEstablished => "urn:esignsp:problem:result-already-established",
             Self::ResultConflictsWithDocuments => "urn:esignsp:problem:result-conflicts-with-documents",
             Self::DocumentsFrozen => "urn:esignsp:problem:documents-frozen",
@@ -108,7 +112,8 @@ impl ProblemKind {
             Self::DocumentInUse
             | Self::ResultAlreadyEstablished
             | Self::ResultConflictsWithDocuments
-            | Self::DocumentsFrozen => StatusCode::CONFLICT,
+            | Self::DocumentsFrozen
+            | Self::WebhookEndpointLimit => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -132,7 +137,8 @@ impl ProblemKind {
             Self::DocumentInUse
             | Self::ResultAlreadyEstablished
             | Self::ResultConflictsWithDocuments
-            | Self::DocumentsFrozen => "Conflict",
+            | Self::DocumentsFrozen
+            | Self::WebhookEndpointLimit => "Conflict",
             Self::MethodNotAllowed => "Method Not Allowed",
             Self::UnsupportedMediaType => "Unsupported Media Type",
             Self::PayloadTooLarge => "Payload Too Large",
@@ -332,6 +338,9 @@ pub enum ApiError {
     /// 409: O11 while a process that is not deleted holds the document.
     #[error("document in use")]
     DocumentInUse,
+    /// 409: the client has the most webhook endpoints it may have.
+    #[error("webhook endpoint limit")]
+    WebhookEndpointLimit(u32),
     /// 405 with the `Allow` header.
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
@@ -377,6 +386,7 @@ impl ApiError {
             Self::ProcessGone => ProblemKind::ProcessNotFound,
             Self::ResultNotEstablished => ProblemKind::ResultNotEstablished,
             Self::DocumentInUse => ProblemKind::DocumentInUse,
+            Self::WebhookEndpointLimit(_) => ProblemKind::WebhookEndpointLimit,
             Self::MethodNotAllowed(_) => ProblemKind::MethodNotAllowed,
             Self::Body(BodyError::UnsupportedMediaType(_)) => ProblemKind::UnsupportedMediaType,
             Self::Body(BodyError::TooLarge(..)) => ProblemKind::PayloadTooLarge,
@@ -400,6 +410,9 @@ impl ApiError {
             Self::ResultNotEstablished => "The signature process has no result yet".to_owned(),
             Self::DocumentInUse => {
                 "A signature process holds this document; it keeps it until the process is deleted".to_owned()
+            }
+            Self::WebhookEndpointLimit(limit) => {
+                format!("A client may register at most {limit} webhook endpoints; delete one first")
             }
             Self::MethodNotAllowed(allow) => format!("This resource allows {allow}"),
             Self::Body(BodyError::UnsupportedMediaType(expected)) => format!("The request body must be {expected}"),

@@ -20,3 +20,4 @@ pub mod signing;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod webhook_worker;

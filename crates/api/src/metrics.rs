@@ -1,10 +1,13 @@
 //! Prometheus metrics (`GET /metrics`, text exposition format 0.0.4): requests and latency by
 //! route and status, pool connections, results established by status, token rejections by
-//! reason, and connections closed on client errors before any handler ran, by kind.
+//! reason, connections closed on client errors before any handler ran, by kind, and webhook
+//! deliveries by outcome with the outbox's depth and oldest pending age.
 
 use std::sync::LazyLock;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// `esignsp_http_client_errors_total{kind}`: connections actix-http closed on a client's
 /// mistake before any handler ran (a malformed request head answered 400 or 431, a reset,
@@ -40,6 +43,14 @@ pub struct Metrics {
     pub results: IntCounterVec,
     /// `esignsp_token_rejections_total{reason}`.
     pub token_rejections: IntCounterVec,
+    /// `esignsp_webhook_deliveries_total{outcome="delivered"|"retrying"|"failed"|"refused"}`:
+    /// webhook attempts by how they ended (`refused`: not sent, the target is not allowed;
+    /// counted besides `retrying` or `failed`).
+    pub webhook_deliveries: IntCounterVec,
+    /// `esignsp_webhook_queue_depth`: pending deliveries of enabled endpoints (whole database).
+    pub webhook_queue_depth: IntGauge,
+    /// `esignsp_webhook_oldest_pending_age_seconds`: age of the oldest pending delivery (0: none).
+    pub webhook_oldest_pending_age: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -88,13 +99,41 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
-        for c in [&requests, &results, &token_rejections] {
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new("esignsp_webhook_deliveries_total", "Webhook delivery attempts, by outcome"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        for outcome in ["delivered", "retrying", "failed", "refused"] {
+            webhook_deliveries.with_label_values(&[outcome]);
+        }
+        let webhook_queue_depth =
+            IntGauge::new("esignsp_webhook_queue_depth", "Pending webhook deliveries of enabled endpoints")
+                .expect("valid metric");
+        let webhook_oldest_pending_age = Gauge::new(
+            "esignsp_webhook_oldest_pending_age_seconds",
+            "Age of the oldest pending webhook delivery, in seconds (0: none)",
+        )
+        .expect("valid metric");
+        registry.register(Box::new(webhook_queue_depth.clone())).expect("registered once");
+        registry.register(Box::new(webhook_oldest_pending_age.clone())).expect("registered once");
+        for c in [&requests, &results, &token_rejections, &webhook_deliveries] {
             registry.register(Box::new(c.clone())).expect("registered once");
         }
         registry.register(Box::new(latency.clone())).expect("registered once");
         registry.register(Box::new(pool.clone())).expect("registered once");
         registry.register(Box::new(CLIENT_ERRORS.clone())).expect("registered once");
-        Self { registry, requests, latency, pool, results, token_rejections }
+        Self {
+            registry,
+            requests,
+            latency,
+            pool,
+            results,
+            token_rejections,
+            webhook_deliveries,
+            webhook_queue_depth,
+            webhook_oldest_pending_age,
+        }
     }
 
     /// Records one answered request. A method that is not one of RFC 9110 §9's is counted as

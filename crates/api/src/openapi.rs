@@ -130,6 +130,14 @@ impl Modify for LinksAndEncodings {
         crate::routes::documents::get,
         crate::routes::documents::content,
         crate::routes::documents::delete,
+        crate::routes::webhooks::create,
+        crate::routes::webhooks::list,
+        crate::routes::webhooks::get,
+        crate::routes::webhooks::update,
+        crate::routes::webhooks::delete,
+        crate::routes::webhooks::rotate_secret,
+        crate::routes::webhooks::deliveries,
+        crate::routes::webhooks::replay,
         crate::routes::ui::browser,
         crate::routes::health::healthz,
         crate::routes::health::readyz,
@@ -137,7 +145,10 @@ impl Modify for LinksAndEncodings {
     ),
     components(schemas(
         ProcessResult, DocumentResult, Problem, SignerProcess, ProcessDocuments, Document, AuditEvents,
-        CreateProcessForm, CreateProcessJson, DocumentForm, SignatureDefinition, Health
+        CreateProcessForm, CreateProcessJson, DocumentForm, SignatureDefinition, Health,
+        crate::routes::webhooks::WebhookEndpoint, crate::routes::webhooks::WebhookEndpoints,
+        crate::routes::webhooks::WebhookDeliveries, crate::routes::webhooks::EndpointCreation,
+        crate::routes::webhooks::EndpointPatch
     )),
     modifiers(&BearerSecurity, &LinksAndEncodings),
 )]

@@ -16,7 +16,9 @@ use esignsp_adapters::postgres::PoolSettings;
 use esignsp_adapters::sqlite::StorageProblem;
 use esignsp_adapters::store::Store;
 use esignsp_adapters::system::{OsRandomIds, SystemClock};
+use esignsp_adapters::webhooks::{HttpWebhookSender, OutboundPolicy};
 use esignsp_domain::ports::{AccessTokenVerifier, RepositoryError};
+use esignsp_domain::webhooks::{WebhookDispatcher, WebhookService};
 use esignsp_domain::{ResultStateMachine, SignerProcessService};
 use secrecy::ExposeSecret;
 
@@ -26,7 +28,7 @@ use crate::config::{ConfigError, Settings};
 use crate::dto::Urls;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::state::AppState;
+use crate::state::{AppState, Webhooks};
 
 /// Builds the verifier of `[auth]`: keys of `auth.public_key_files` plus the public half of
 /// `auth.dev_signing_key_file`.
@@ -146,6 +148,7 @@ pub struct Application {
     server: Server,
     store: Store,
     sweeper: Option<tokio::task::JoinHandle<()>>,
+    webhook_worker: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// On SIGINT or SIGTERM: stop accepting, let in-flight requests finish within
@@ -267,13 +270,38 @@ impl Application {
                 }
             }
         }
-        let service = SignerProcessService::new(
+        let mut service = SignerProcessService::new(
             store.repository(),
             Arc::new(OsRandomIds),
             Arc::new(SystemClock),
             Arc::new(ResultStateMachine::with_default_rules()),
             time::Duration::seconds(i64::try_from(settings.processes.ttl_seconds.get()).unwrap_or(i64::MAX)),
         );
+        let webhooks = settings.webhooks.enabled.then(|| {
+            service = service.clone().with_webhooks();
+            let outbound = OutboundPolicy {
+                allow_insecure: settings.webhooks.allow_insecure,
+                allow_private_targets: settings.webhooks.allow_private_targets,
+            };
+            if outbound.allow_insecure || outbound.allow_private_targets {
+                tracing::warn!(
+                    allow_insecure = outbound.allow_insecure,
+                    allow_private_targets = outbound.allow_private_targets,
+                    "webhooks may be delivered over plain HTTP or to private addresses: development only"
+                );
+            }
+            Webhooks {
+                service: WebhookService::new(
+                    store.webhooks(),
+                    Arc::new(OsRandomIds),
+                    Arc::new(SystemClock),
+                    Arc::new(esignsp_adapters::system::random_256),
+                    settings.webhooks.max_endpoints_per_client,
+                ),
+                outbound,
+                wake: Arc::new(tokio::sync::Notify::new()),
+            }
+        });
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).map_err(|e| {
             anyhow::anyhow!(
                 "server.host, server.port: cannot bind {}:{}: {e}",
@@ -298,8 +326,31 @@ impl Application {
             store: store.clone(),
             verifier: verifier.clone(),
             signing,
+            webhooks: webhooks.clone(),
         });
         let metrics = web::Data::new(Metrics::new());
+        let webhook_worker = webhooks.map(|w| {
+            let timeout = Duration::from_secs(settings.webhooks.timeout_seconds.get());
+            let dispatcher = WebhookDispatcher::new(
+                store.webhooks(),
+                Arc::new(HttpWebhookSender::new(w.outbound, timeout)),
+                Arc::new(SystemClock),
+                Arc::new(esignsp_adapters::system::RandomJitter),
+                settings.webhooks.retry_policy(),
+                // A lease outlives the longest exchange, so no other worker sends meanwhile.
+                time::Duration::seconds(
+                    i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX / 2).saturating_mul(2) + 30,
+                ),
+                settings.webhooks.batch_size,
+            );
+            crate::webhook_worker::spawn(
+                dispatcher,
+                metrics.get_ref().clone(),
+                w.wake,
+                Duration::from_millis(settings.webhooks.poll_interval_ms),
+                settings.webhooks.batch_size,
+            )
+        });
         let sweeper = (settings.processes.sweep_interval_seconds > 0).then(|| {
             spawn_expiry_sweeper(state.service.clone(), Duration::from_secs(settings.processes.sweep_interval_seconds))
         });
@@ -327,7 +378,7 @@ impl Application {
         }
         let server = server.run();
         spawn_signal_handler(server.handle());
-        Ok(Self { port, server, store, sweeper })
+        Ok(Self { port, server, store, sweeper, webhook_worker })
     }
 
     /// The bound port.
@@ -349,8 +400,8 @@ impl Application {
     /// The server's I/O error.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        if let Some(sweeper) = self.sweeper {
-            sweeper.abort();
+        for task in [self.sweeper, self.webhook_worker].into_iter().flatten() {
+            task.abort();
         }
         self.store.close().await;
         result

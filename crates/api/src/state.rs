@@ -28,4 +28,17 @@ pub struct AppState {
     pub verifier: Arc<dyn AccessTokenVerifier>,
     /// The built-in signing application, unless `ui.signing_app_url` is set.
     pub signing: Option<Arc<BuiltinSigning>>,
+    /// Webhooks (SPEC §11), unless `webhooks.enabled` is false.
+    pub webhooks: Option<Webhooks>,
+}
+
+/// The webhook endpoints resource's needs.
+#[derive(Clone)]
+pub struct Webhooks {
+    /// The endpoints' use cases.
+    pub service: esignsp_domain::webhooks::WebhookService,
+    /// The outbound rules endpoint URLs must pass.
+    pub outbound: esignsp_adapters::webhooks::OutboundPolicy,
+    /// Wakes this replica's delivery worker (a replay is due now).
+    pub wake: Arc<tokio::sync::Notify>,
 }

@@ -91,6 +91,16 @@ minted_id!(
     /// Id of the pending `UserBrowserTask` of a process (`tasks.pending[].id`).
     TaskId
 );
+minted_id!(
+    /// Id of a webhook endpoint (SPEC §11, `webhook_endpoints/{id}`).
+    EndpointId
+);
+minted_id!(
+    /// Id of a webhook message: the `webhook-id` header of every delivery of one event to one
+    /// endpoint (Standard Webhooks §"Webhook identifier"), stable across retries and replays
+    /// so that receivers can drop duplicates.
+    MessageId
+);
 
 /// Maximum length, in bytes, of a client id taken from an access token.
 pub const CLIENT_ID_MAX_BYTES: usize = 255;

@@ -14,10 +14,11 @@ pub mod rules;
 pub mod service;
 pub mod signing;
 pub mod text;
+pub mod webhooks;
 
 pub use auth::{Caller, InvalidTokenReason, TokenRejection};
 pub use events::{AuditContext, AuditEvent, DocumentSigningRecord, EventKind, SignerIdentity, SigningRecord};
-pub use ids::{ClientId, DocumentId, MalformedId, ProcessId, TaskId};
+pub use ids::{ClientId, DocumentId, EndpointId, MalformedId, MessageId, ProcessId, TaskId};
 pub use ports::{
     AccessTokenVerifier, Clock, CreateError, DeleteDocumentOutcome, EstablishResultError, IdGenerator, RepositoryError,
     SignedContent, SignerProcessRepository, Transition, TransitionEvent, TransitionStore, WriteOutcome,

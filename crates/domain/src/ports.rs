@@ -9,6 +9,7 @@ use crate::events::{AuditContext, AuditEvent, SigningRecord};
 use crate::ids::{ClientId, DocumentId, ProcessId};
 use crate::process::{DocumentContent, NewSignerProcess, NewStandaloneDocument, SignerProcess, StoredDocument};
 use crate::rules::{Change, ProcessSnapshot, RuleViolation, Version};
+use crate::webhooks::Notification;
 
 /// A storage failure, in the terms the API needs to answer it.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +115,9 @@ pub struct Transition {
     pub event: TransitionEvent,
     /// Signed document contents to store with it (only from the built-in signing page).
     pub signed: Vec<SignedContent>,
+    /// Its webhook notification (SPEC §11), written into the outbox once per subscribed,
+    /// enabled endpoint of the process's owner; `None` when webhooks are off.
+    pub notification: Option<Notification>,
 }
 
 /// How writing a [`Transition`] ended.
@@ -141,7 +145,8 @@ pub trait TransitionStore: Send {
     async fn load(&mut self, id: &ProcessId, caller: &Caller) -> Result<Option<ProcessSnapshot>, RepositoryError>;
 
     /// Writes `transition` — process result, document results (each only where the document
-    /// has none), the audit event, the version advanced — in one transaction, only while the
+    /// has none), the audit event, the outbox deliveries of its notification, the version
+    /// advanced — in one transaction, only while the
     /// process's version is [`Transition::expected`] (compare-and-set).
     ///
     /// # Errors
@@ -156,14 +161,20 @@ pub trait TransitionStore: Send {
 /// ([`Caller::may_act_on`]): another client's process is reported exactly like an unknown one.
 #[async_trait]
 pub trait SignerProcessRepository: Send + Sync {
-    /// Stores a new process with its documents (bytes apart from the process row) and a
-    /// `created` audit event, in one transaction.
+    /// Stores a new process with its documents (bytes apart from the process row), a
+    /// `created` audit event and the outbox deliveries of `notification` (one per subscribed,
+    /// enabled endpoint of the owner), in one transaction.
     ///
     /// # Errors
     /// [`RepositoryError`]; nothing is stored then.
     /// Referenced documents ([`crate::process::ProcessDocumentSource::Existing`]) must belong
     /// to the process's owner.
-    async fn create(&self, process: NewSignerProcess, audit: &AuditContext) -> Result<SignerProcess, CreateError>;
+    async fn create(
+        &self,
+        process: NewSignerProcess,
+        audit: &AuditContext,
+        notification: Option<&Notification>,
+    ) -> Result<SignerProcess, CreateError>;
 
     /// Reads a process with its documents (without their bytes).
     ///
@@ -171,12 +182,19 @@ pub trait SignerProcessRepository: Send + Sync {
     /// [`RepositoryError`]. An unknown or foreign process is `Ok(None)`.
     async fn find(&self, id: &ProcessId, caller: &Caller) -> Result<Option<SignerProcess>, RepositoryError>;
 
-    /// Deletes a process and its documents, appending a `deleted` audit event, in one
-    /// transaction. Returns whether a process was deleted.
+    /// Deletes a process and its documents, appending a `deleted` audit event and the outbox
+    /// deliveries of `notification`, in one transaction. Returns whether a process was
+    /// deleted (nothing is written for an unknown one).
     ///
     /// # Errors
     /// [`RepositoryError`]; nothing is deleted then.
-    async fn delete(&self, id: &ProcessId, caller: &Caller, audit: &AuditContext) -> Result<bool, RepositoryError>;
+    async fn delete(
+        &self,
+        id: &ProcessId,
+        caller: &Caller,
+        audit: &AuditContext,
+        notification: Option<&Notification>,
+    ) -> Result<bool, RepositoryError>;
 
     /// A unit of work for the transition protocol ([`TransitionStore`]).
     ///

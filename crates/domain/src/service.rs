@@ -23,6 +23,7 @@ use crate::result::{DocumentResult, DocumentResultStatus, ProcessResult, ResultM
 use crate::rules::{expiry_result, Change, Outcome, ProcessSnapshot, Request, ResultStateMachine};
 use crate::signing::{DocumentSigner, SignatureRequest};
 use crate::text::Text;
+use crate::webhooks::{Notification, Notifier, WebhookEventType};
 
 /// A document file as received from a client (multipart part `document` of O1 or O8),
 /// checked: not empty, and a PDF when it says it is one (SPEC §3.2).
@@ -258,6 +259,7 @@ pub struct SignerProcessService {
     clock: Arc<dyn Clock>,
     machine: Arc<ResultStateMachine>,
     ttl: Duration,
+    notifier: Option<Notifier>,
 }
 
 impl std::fmt::Debug for SignerProcessService {
@@ -276,7 +278,45 @@ impl SignerProcessService {
         machine: Arc<ResultStateMachine>,
         ttl: Duration,
     ) -> Self {
-        Self { repository, ids, clock, machine, ttl }
+        Self { repository, ids, clock, machine, ttl, notifier: None }
+    }
+
+    /// The service writing a webhook notification (SPEC §11) with every state change: the
+    /// outbox row is part of the change's transaction.
+    #[must_use]
+    pub fn with_webhooks(mut self) -> Self {
+        self.notifier = Some(Notifier::new(Arc::clone(&self.ids)));
+        self
+    }
+
+    /// The notification of a transition of `kind` deciding `change` on `snapshot`.
+    fn transition_notification(
+        &self,
+        id: &ProcessId,
+        kind: EventKind,
+        snapshot: &ProcessSnapshot,
+        change: &Change,
+    ) -> Option<Notification> {
+        let notifier = self.notifier.as_ref()?;
+        let at = self.now();
+        let documents: Vec<(&DocumentId, Option<&DocumentResult>)> = snapshot
+            .documents
+            .iter()
+            .map(|d| {
+                let set = change.document_results.iter().find(|(id, _)| *id == d.id).map(|(_, r)| r);
+                (&d.id, set.or(d.result.as_ref()))
+            })
+            .collect();
+        Some(match kind {
+            EventKind::DocumentResult => {
+                let (document, result) = change.document_results.first()?;
+                notifier.notification(WebhookEventType::DocumentResult, id, at, None, Some((document, result)), &[])
+            }
+            EventKind::Expired => {
+                notifier.notification(WebhookEventType::Expired, id, at, change.result.as_ref(), None, &documents)
+            }
+            _ => notifier.notification(WebhookEventType::Result, id, at, change.result.as_ref(), None, &documents),
+        })
     }
 
     /// The repository, for operations that need nothing but storage (readiness).
@@ -316,7 +356,19 @@ impl SignerProcessService {
             created_at: now,
             expires_at: now.checked_add(self.ttl).unwrap_or(time::PrimitiveDateTime::MAX.assume_utc()),
         };
-        Ok(self.repository.create(process, audit).await?)
+        let notification = self.notifier.as_ref().map(|n| {
+            let ids: Vec<&DocumentId> = process
+                .documents
+                .iter()
+                .map(|d| match d {
+                    ProcessDocumentSource::Upload(doc) => &doc.id,
+                    ProcessDocumentSource::Existing(id) => id,
+                })
+                .collect();
+            let documents: Vec<(&DocumentId, Option<&DocumentResult>)> = ids.into_iter().map(|d| (d, None)).collect();
+            n.notification(WebhookEventType::Created, &process.id, now, None, None, &documents)
+        });
+        Ok(self.repository.create(process, audit, notification.as_ref()).await?)
     }
 
     /// Stored timestamps have microsecond precision: answer what a later read answers.
@@ -443,9 +495,11 @@ impl SignerProcessService {
                 })
                 .cloned()
                 .collect();
+            let notification = self.transition_notification(id, kind, &snapshot, &change);
             let transition = Transition {
                 process: id.clone(),
                 expected: snapshot.version,
+                notification,
                 change,
                 event: TransitionEvent {
                     kind,
@@ -542,7 +596,9 @@ impl SignerProcessService {
     /// # Errors
     /// Storage errors; returns `false` for an unknown or foreign process.
     pub async fn delete(&self, caller: &Caller, id: &ProcessId, audit: &AuditContext) -> Result<bool, RepositoryError> {
-        self.repository.delete(id, caller, audit).await
+        let notification =
+            self.notifier.as_ref().map(|n| n.notification(WebhookEventType::Deleted, id, self.now(), None, None, &[]));
+        self.repository.delete(id, caller, audit, notification.as_ref()).await
     }
 
     /// O5: establishes the result of a process under the rules of the state machine.
@@ -828,13 +884,24 @@ mod tests {
 
     #[async_trait::async_trait]
     impl SignerProcessRepository for Scripted {
-        async fn create(&self, _: NewSignerProcess, _: &AuditContext) -> Result<SignerProcess, CreateError> {
+        async fn create(
+            &self,
+            _: NewSignerProcess,
+            _: &AuditContext,
+            _: Option<&Notification>,
+        ) -> Result<SignerProcess, CreateError> {
             Err(unused().into())
         }
         async fn find(&self, _: &ProcessId, _: &Caller) -> Result<Option<SignerProcess>, RepositoryError> {
             Err(unused())
         }
-        async fn delete(&self, _: &ProcessId, _: &Caller, _: &AuditContext) -> Result<bool, RepositoryError> {
+        async fn delete(
+            &self,
+            _: &ProcessId,
+            _: &Caller,
+            _: &AuditContext,
+            _: Option<&Notification>,
+        ) -> Result<bool, RepositoryError> {
             Err(unused())
         }
         async fn transitions(&self) -> Result<Box<dyn crate::ports::TransitionStore + '_>, RepositoryError> {

@@ -6,6 +6,7 @@ pub mod health;
 pub mod processes;
 pub mod signing_page;
 pub mod ui;
+pub mod webhooks;
 
 use actix_web::{web, HttpResponse};
 
@@ -21,6 +22,7 @@ fn not_allowed(allow: &'static str) -> actix_web::Route {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use documents as d;
     use processes as p;
+    use webhooks as w;
     cfg.service(
         web::scope(API_BASE)
             .service(
@@ -58,6 +60,37 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::resource("/signer_processes/{id}/documents/{document_id}/result")
                     .route(web::put().to(p::put_document_result))
                     .default_service(not_allowed("PUT")),
+            )
+            .service(
+                web::resource("/webhook_endpoints")
+                    .route(web::post().to(w::create))
+                    .route(web::get().to(w::list))
+                    .route(web::head().to(w::list))
+                    .default_service(not_allowed("GET, HEAD, POST")),
+            )
+            .service(
+                web::resource("/webhook_endpoints/{id}")
+                    .route(web::get().to(w::get))
+                    .route(web::head().to(w::get))
+                    .route(web::patch().to(w::update))
+                    .route(web::delete().to(w::delete))
+                    .default_service(not_allowed("GET, HEAD, PATCH, DELETE")),
+            )
+            .service(
+                web::resource("/webhook_endpoints/{id}/secret/rotate")
+                    .route(web::post().to(w::rotate_secret))
+                    .default_service(not_allowed("POST")),
+            )
+            .service(
+                web::resource("/webhook_endpoints/{id}/deliveries")
+                    .route(web::get().to(w::deliveries))
+                    .route(web::head().to(w::deliveries))
+                    .default_service(not_allowed("GET, HEAD")),
+            )
+            .service(
+                web::resource("/webhook_endpoints/{id}/deliveries/{delivery_id}/replay")
+                    .route(web::post().to(w::replay))
+                    .default_service(not_allowed("POST")),
             )
             .service(web::resource("/documents").route(web::post().to(d::create)).default_service(not_allowed("POST")))
             .service(

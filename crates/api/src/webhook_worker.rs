@@ -1,0 +1,67 @@
+//! The webhook delivery worker of a replica (SPEC §11): runs the domain's
+//! [`WebhookDispatcher`] round after round — at once again while rounds come back full, else
+//! after `webhooks.poll_interval_ms` or when woken — and keeps the delivery metrics. Every
+//! replica runs one; the store's claim keeps them from sending the same delivery twice within
+//! a lease.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use esignsp_domain::webhooks::{Round, WebhookDispatcher};
+use tokio::sync::Notify;
+
+use crate::metrics::Metrics;
+
+/// Spawns the worker. `batch` is the dispatcher's batch size: a round that claimed that many
+/// runs the next one at once.
+pub fn spawn(
+    dispatcher: WebhookDispatcher,
+    metrics: Metrics,
+    wake: Arc<Notify>,
+    poll: Duration,
+    batch: u32,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut failing = false;
+        loop {
+            let full = match dispatcher.run_round().await {
+                Ok(round) => {
+                    if failing {
+                        tracing::info!("webhook deliveries resumed: the database answers again");
+                        failing = false;
+                    }
+                    count(&metrics, round);
+                    round.attempts() >= batch
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "webhook delivery round failed; retrying every poll interval");
+                        failing = true;
+                    }
+                    false
+                }
+            };
+            if let Ok(stats) = dispatcher.queue_stats().await {
+                metrics.webhook_queue_depth.set(stats.pending);
+                let age = stats
+                    .oldest_pending
+                    .map_or(0.0, |at| (time::OffsetDateTime::now_utc() - at).as_seconds_f64().max(0.0));
+                metrics.webhook_oldest_pending_age.set(age);
+            }
+            if !full {
+                tokio::select! {
+                    () = tokio::time::sleep(poll) => {}
+                    () = wake.notified() => {}
+                }
+            }
+        }
+    })
+}
+
+fn count(metrics: &Metrics, round: Round) {
+    let counter = &metrics.webhook_deliveries;
+    counter.with_label_values(&["delivered"]).inc_by(u64::from(round.delivered));
+    counter.with_label_values(&["retrying"]).inc_by(u64::from(round.retrying));
+    counter.with_label_values(&["failed"]).inc_by(u64::from(round.failed));
+    counter.with_label_values(&["refused"]).inc_by(u64::from(round.refused));
+}
