@@ -18,3 +18,4 @@ mod processes;
 mod result;
 mod signer_login;
 mod signing;
+mod webhooks;
