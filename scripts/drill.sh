@@ -5,7 +5,11 @@
 # PostgreSQL cluster (initdb on another port, as scripts/bench.sh makes it), a column type
 # changed under load (`column-type`) and a 30 s outage (`outage`); then a full disk under the
 # SQLite store on a tmpfs (`full-disk`; `scripts/drill.sh full-disk` runs only that one).
-# DRILLS="kill-9 replicas column-type outage full-disk" (the default) chooses the drills;
+# Then the webhook drills on the private cluster (`webhooks`, SPEC §11): kill -9 during a burst
+# of results, the receiver down for a while, two replicas, PostgreSQL restarted while
+# deliveries are pending — every committed result delivered, nothing uncommitted, duplicates
+# only with the same webhook-id, every signature verified by the standardwebhooks package.
+# DRILLS="kill-9 replicas column-type outage full-disk webhooks" (the default) chooses the drills;
 # ESIGNSP_BIN runs the private-cluster drills with another build of the service (say, an
 # older one, to compare).
 set -euo pipefail
@@ -170,13 +174,18 @@ ensure_build_tools && ensure_postgres
 cargo build --release --locked --bin esignsp --bin esignsp-load >&2
 
 work=$(mktemp -d)
-want() { case " ${DRILLS:-kill-9 replicas column-type outage full-disk} " in *" $1 "*) return 0 ;; esac; return 1; }
+want() { case " ${DRILLS:-kill-9 replicas column-type outage full-disk webhooks} " in *" $1 "*) return 0 ;; esac; return 1; }
 db=esignsp_drill
 psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 psql "$DATABASE_URL" -qc "CREATE DATABASE $db" >/dev/null
 url="$(url_with_database $db)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 export ESIGNSP__SERVER__DATA_DIR=$work ESIGNSP__DATABASE__URL=$url ESIGNSP__LOG__LEVEL=warn
+# The webhook drills' receiver is a plain-HTTP process on 127.0.0.1, and their retry schedule
+# is seconds (1 s, 4 s, then 5 s) instead of the production minutes to hours.
+export ESIGNSP__WEBHOOKS__ALLOW_INSECURE=true ESIGNSP__WEBHOOKS__ALLOW_PRIVATE_TARGETS=true \
+  ESIGNSP__WEBHOOKS__POLL_INTERVAL_MS=100 ESIGNSP__WEBHOOKS__RETRY_INITIAL_DELAY_SECONDS=1 \
+  ESIGNSP__WEBHOOKS__RETRY_MAX_DELAY_SECONDS=5 ESIGNSP__WEBHOOKS__MAX_ATTEMPTS=20 ESIGNSP__WEBHOOKS__BATCH_SIZE=64
 unset ESIGNSP_CONFIG
 pids=()
 pgdir=
@@ -358,7 +367,141 @@ PY
   [ -n "$ready" ] && [ "$(statuses < "$work/out-after")" = "{'200': 1000}" ]
 }
 
+# 5. Webhooks (SPEC §11) on the private cluster: processes of client `whdrill`, one endpoint
+# subscribed to results, a real receiver (scripts/webhook_receiver.py) that verifies each
+# delivery with the standardwebhooks package and logs it to $work/wh.log across restarts.
+webhook_drills() {
+  private_cluster
+  . scripts/venv.sh
+  ensure_venv scripts/requirements.txt >&2
+  local rport rpid wport wtoken secret m=4300
+  psql "$purl" -qc "INSERT INTO signer_processes (id, client_id, task_id, process_type, request, created_at, expires_at)
+    SELECT substr(md5('w' || n) || md5('wx' || n), 1, 32), 'whdrill', substr(md5('wt' || n), 1, 32),
+           'urn:safelayer:eidas:processes:document:sign:esigp', '{}', now(), now() + interval '1 day'
+    FROM generate_series(1, $m) AS n"
+  psql "$purl" -Atc "SELECT substr(md5('w' || n) || md5('wx' || n), 1, 32) FROM generate_series(1, $m) AS n" > "$work/wids"
+  rport=$(free_port)
+  receiver() { "$VENV/bin/python" scripts/webhook_receiver.py --port "$rport" --log "$work/wh.log" --secret "$secret" >/dev/null & rpid=$!; pids+=("$rpid"); sleep 0.5; }
+  wtoken=$(ESIGNSP__SERVER__PORT=$pport target/release/esignsp token --client-id whdrill --ttl 3600)
+  secret=$(curl -fsS -X POST -H "Authorization: Bearer $wtoken" -H 'Content-Type: application/json' \
+    -d "{\"url\":\"http://127.0.0.1:$rport/hook\",\"events\":[\"signer_process.result\"]}" \
+    "http://127.0.0.1:$pport/trustedx-resources/esignsp/v2/webhook_endpoints" | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
+  receiver
+  wload() { # port concurrency from to ack-file
+    sed -n "$3,$4p" "$work/wids" > "$work/wslice"
+    target/release/esignsp-load --base "http://127.0.0.1:$1/trustedx-resources/esignsp/v2" --operation put-result \
+      --concurrency "$2" --requests $(($4 - $3 + 1)) --token "$wtoken" --ids "$work/wslice" --acknowledged "$5" >/dev/null || true
+  }
+  pending() { psql "$purl" -Atc "SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'"; }
+  drain() { # seconds: waits until every delivery is delivered
+    for _ in $(seq 1 $(($1 * 10))); do [ "$(pending)" = 0 ] && return 0; sleep 0.1; done
+    echo "  deliveries still not delivered after $1 s: $(pending)"; return 1
+  }
+  # (a) kill -9 during a burst of 3000 results.
+  wload "$pport" 64 1 3000 "$work/wa" &
+  local load=$!
+  sleep 1.5
+  kill -9 "$ppid"
+  wait "$load" || true
+  ppid=$(ESIGNSP__DATABASE__URL=$purl serve "$pport"); pids+=("$ppid")
+  drain 60
+  # (b) the receiver down for 12 s while 500 results are established, then up.
+  kill "$rpid"; wait "$rpid" 2>/dev/null || true
+  local down_at=$SECONDS
+  wload "$pport" 32 3001 3500 "$work/wb"
+  sleep $((12 - (SECONDS - down_at) > 0 ? 12 - (SECONDS - down_at) : 0))
+  receiver
+  drain 60
+  # (c) two replicas on one database, conflicting results on 300 processes.
+  wport=$(free_port)
+  local wpid; wpid=$(ESIGNSP__DATABASE__URL=$purl serve "$wport"); pids+=("$wpid")
+  sed -n "3501,3800p" "$work/wids" > "$work/wc-ids"
+  : > "$work/wc"
+  while read -r id; do
+    for target in "$pport:finished" "$wport:failed"; do
+      curl -s -o /dev/null -w "%{http_code} $id\n" -X PUT -H "Authorization: Bearer $wtoken" -H 'Content-Type: application/json' \
+        -d "{\"status\":\"${target##*:}\"}" "http://127.0.0.1:${target%%:*}/trustedx-resources/esignsp/v2/signer_processes/$id/result" >> "$work/wc" &
+    done
+  done < "$work/wc-ids"
+  wait_for_curls() { while [ "$(jobs -rp | wc -l)" -gt 0 ]; do sleep 0.1; done; }
+  sleep 2
+  drain 60
+  # (d) PostgreSQL restarted while 500 deliveries are pending (the receiver down meanwhile).
+  kill "$rpid"; wait "$rpid" 2>/dev/null || true
+  wload "$pport" 32 3801 4300 "$work/wd"
+  sleep 2
+  cluster stop
+  receiver
+  sleep 5
+  cluster start
+  drain 90
+  kill "$wpid" 2>/dev/null || true
+  local metrics; metrics=$(curl -fs "http://127.0.0.1:$pport/metrics" | grep '^esignsp_webhook' | tr '\n' ' ')
+  psql "$purl" -AtF $'\t' -c "SELECT p.id, p.result_status FROM signer_processes p WHERE p.client_id = 'whdrill' AND p.result_status IS NOT NULL" > "$work/wcommitted"
+  psql "$purl" -AtF $'\t' -c "SELECT d.process_id, a.attempt, extract(epoch FROM a.at), coalesce(a.error, '') FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id ORDER BY d.id, a.attempt" > "$work/wattempts"
+  python3 - "$work" "$metrics" <<'PY'
+import collections, json, sys
+work, metrics = sys.argv[1], sys.argv[2]
+ids = [l.strip() for l in open(f"{work}/wids")]
+committed = dict(l.rstrip("\n").split("\t") for l in open(f"{work}/wcommitted") if l.strip())
+def acked(name):
+    try:
+        return {l.strip() for l in open(f"{work}/{name}") if l.strip()}
+    except FileNotFoundError:
+        return set()
+a, b, d = acked("wa"), acked("wb"), acked("wd")
+c_codes = [l.split() for l in open(f"{work}/wc") if l.strip()]
+c_ids = set(ids[3500:3800])
+c_wins = collections.Counter(i for code, i in c_codes if code == "200")
+received = [json.loads(l) for l in open(f"{work}/wh.log") if l.strip()]
+ok_received = [r for r in received if r["status"] == 204]
+unverified = [r for r in received if r["verified"] != [True]]
+by_process = collections.defaultdict(set)
+receipts = collections.Counter()
+for r in ok_received:
+    pid = json.loads(r["body"])["data"]["signer_process_id"]
+    by_process[pid].add(r["id"])
+    receipts[pid] += 1
+delivered = set(by_process)
+lost = set(committed) - delivered
+phantom = delivered - set(committed)
+multi_id = [p for p, s in by_process.items() if len(s) != 1]
+duplicates = sum(n - 1 for n in receipts.values())
+unacked_lost = (a | b | d) - set(committed)
+# (b): the retry schedule of the deliveries made while the receiver was down.
+attempts = collections.defaultdict(list)
+for l in open(f"{work}/wattempts"):
+    pid, n, at, err = l.rstrip("\n").split("\t")
+    attempts[pid].append((int(n), float(at), err))
+b_ids = set(ids[3000:3500]) & set(committed)
+gaps = []
+for pid in b_ids:
+    tries = sorted(attempts[pid])
+    for (n1, t1, e1), (n2, t2, _) in zip(tries, tries[1:]):
+        if e1:
+            base = min(1 * 4 ** (n1 - 1), 5)
+            gaps.append((t2 - t1) / base)
+b_tries = [len(attempts[p]) for p in b_ids]
+print(f"webhook drills: {len(committed)} results committed, {len(delivered)} delivered (lost {len(lost)},"
+      f" delivered but not committed {len(phantom)}), {len(ok_received)} deliveries received,"
+      f" {duplicates} duplicates, processes with more than one webhook-id {len(multi_id)},"
+      f" unverified signatures {len(unverified)} of {len(received)} requests")
+print(f"  (a) kill -9 in a burst: {len(a)} acknowledged, {len(a - set(committed))} of them not stored")
+print(f"  (b) receiver down 12 s: {len(b)} results, attempts per delivery {min(b_tries, default=0)}-{max(b_tries, default=0)},"
+      f" retry waits / schedule {min(gaps, default=0):.2f}-{max(gaps, default=0):.2f} (jitter ±20 % plus the poll interval)")
+print(f"  (c) two replicas: {len(c_ids)} processes, {sum(1 for i in c_ids if c_wins[i] == 1)} with exactly one 200,"
+      f" {sum(1 for i in c_ids if i in delivered)} delivered, {sum(1 for i in c_ids if len(by_process.get(i, ())) == 1)} with one webhook-id")
+print(f"  (d) PostgreSQL restarted with deliveries pending: {len(d)} results, {len(d & delivered)} delivered")
+print(f"  metrics: {metrics}")
+ok = (not lost and not phantom and not multi_id and not unverified and not unacked_lost and len(a) > 0
+      and all(c_wins[i] == 1 for i in c_ids) and c_ids <= delivered and len(b) == 500 and len(d) == 500
+      and min(b_tries, default=0) >= 3 and min(gaps, default=1) >= 0.75)
+sys.exit(0 if ok else 1)
+PY
+}
+
 if want column-type; then column_type_drill; fi
 if want outage; then outage_drill; fi
+if want webhooks; then webhook_drills; fi
 if want full-disk; then full_disk_drill; fi
 echo "drill passed"

@@ -21,6 +21,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/trustedx-resources/esignsp/v2/documents/{id}"),
     ("get", "/trustedx-resources/esignsp/v2/documents/{id}/content"),
     ("get", "/trustedx-resources/esignsp/v2/ui"),
+    ("post", "/trustedx-resources/esignsp/v2/webhook_endpoints"),
+    ("get", "/trustedx-resources/esignsp/v2/webhook_endpoints"),
+    ("get", "/trustedx-resources/esignsp/v2/webhook_endpoints/{id}"),
+    ("patch", "/trustedx-resources/esignsp/v2/webhook_endpoints/{id}"),
+    ("delete", "/trustedx-resources/esignsp/v2/webhook_endpoints/{id}"),
+    ("post", "/trustedx-resources/esignsp/v2/webhook_endpoints/{id}/secret/rotate"),
+    ("get", "/trustedx-resources/esignsp/v2/webhook_endpoints/{id}/deliveries"),
+    ("post", "/trustedx-resources/esignsp/v2/webhook_endpoints/{id}/deliveries/{delivery_id}/replay"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -56,6 +64,7 @@ async fn the_openapi_document_describes_every_route_and_only_served_ones() {
             "{root}{}",
             path.replace("{id}", "0123456789abcdefghijklmnopqrstuv")
                 .replace("{document_id}", "0123456789abcdefghijklmnopqrstuv")
+                .replace("{delivery_id}", "1")
         );
         let r = app.client.request(method.to_uppercase().parse().expect("method"), url).send().await.expect("req");
         assert_ne!(r.status(), 405, "{method} {path}");
