@@ -63,6 +63,15 @@ const DOCUMENT_LINKS: &[(&str, &[(&str, &str)])] = &[
     ("DocumentDelete", &[("id", "$response.body#/id")]),
 ];
 
+/// The operations a registered webhook endpoint (its 201 body) leads to (SPEC §11).
+const WEBHOOK_ENDPOINT_LINKS: &[(&str, &[(&str, &str)])] = &[
+    ("WebhookEndpointRead", &[("id", "$response.body#/id")]),
+    ("WebhookEndpointUpdate", &[("id", "$response.body#/id")]),
+    ("WebhookEndpointSecretRotate", &[("id", "$response.body#/id")]),
+    ("WebhookDeliveryList", &[("id", "$response.body#/id")]),
+    ("WebhookEndpointDelete", &[("id", "$response.body#/id")]),
+];
+
 /// The multipart parts that are JSON documents (OpenAPI Encoding Objects).
 const JSON_PARTS: &[(&str, &str)] = &[("SignerProcessCreate", "process"), ("DocumentCreate", "signers")];
 
@@ -93,6 +102,7 @@ impl Modify for LinksAndEncodings {
             let links = match id.as_str() {
                 "SignerProcessCreate" => PROCESS_LINKS,
                 "DocumentCreate" => DOCUMENT_LINKS,
+                "WebhookEndpointCreate" => WEBHOOK_ENDPOINT_LINKS,
                 _ => continue,
             };
             if let Some(RefOr::T(created)) = operation.responses.responses.get_mut("201") {

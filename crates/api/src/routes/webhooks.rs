@@ -173,9 +173,10 @@ pub struct WebhookDeliveries {
 #[derive(Debug, Clone, ToSchema)]
 pub struct EndpointCreation {
     /// Absolute `https` URL (`http` only with `webhooks.allow_insecure`), at most 2048 bytes.
+    #[schema(example = "https://hooks.example.com/esignsp")]
     pub url: String,
     /// Event types (default: all of them).
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<String>>, example = json!(["signer_process.result"]))]
     pub events: Option<EventTypes>,
     /// A note, at most 256 characters.
     pub description: Option<String>,
@@ -186,9 +187,10 @@ pub struct EndpointCreation {
 #[derive(Debug, Clone, ToSchema)]
 pub struct EndpointPatch {
     /// New URL.
+    #[schema(example = "https://hooks.example.com/esignsp/v2")]
     pub url: Option<String>,
     /// New event types.
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<String>>, example = json!(["signer_process.result", "signer_process.expired"]))]
     pub events: Option<EventTypes>,
     /// New description.
     #[schema(value_type = Option<String>)]
