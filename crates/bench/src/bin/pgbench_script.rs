@@ -56,6 +56,12 @@ fn main() {
             ":version",
             "NULL",
             "'finished'",
+            // The webhook notification, as the service writes it (no endpoint subscribes in the
+            // benchmark, so the outbox CTE inserts nothing, as in the service's run).
+            "'bench0000000000000000000000000msg'",
+            "'signer_process.result'",
+            "'{\"type\":\"signer_process.result\"}'",
+            "4",
         ],
     );
     println!("\\set n :lo + :client_id + :clients * :i\n\\set i :i + 1\n{read} \\gset\n{write};");
