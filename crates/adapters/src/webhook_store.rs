@@ -255,8 +255,8 @@ macro_rules! webhook_repository {
                 id: &esignsp_domain::EndpointId,
                 owner: &esignsp_domain::ClientId,
                 update: &esignsp_domain::webhooks::EndpointUpdate,
+                at: time::OffsetDateTime,
             ) -> Result<Option<esignsp_domain::webhooks::WebhookEndpoint>, RepositoryError> {
-                let now = time::OffsetDateTime::now_utc();
                 let done = self
                     .webhook_query($crate::webhook_store::sql::UPDATE_ENDPOINT)
                     .bind(id.as_str())
@@ -267,7 +267,7 @@ macro_rules! webhook_repository {
                     .bind(update.events.map(|e| e.mask()))
                     .bind(update.enabled == Some(true))
                     .bind(update.enabled == Some(false))
-                    .bind($crate::stored::StoredTime(now))
+                    .bind($crate::stored::StoredTime(at))
                     .bind("disabled by its owner")
                     .execute(self.webhook_pool())
                     .await

@@ -12,6 +12,9 @@ use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
 
+/// How often the queue gauges are refreshed.
+const STATS_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Spawns the worker. `batch` is the dispatcher's batch size: a round that claimed that many
 /// runs the next one at once.
 pub fn spawn(
@@ -23,6 +26,7 @@ pub fn spawn(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut failing = false;
+        let mut stats_at: Option<tokio::time::Instant> = None;
         loop {
             let full = match dispatcher.run_round().await {
                 Ok(round) => {
@@ -41,7 +45,12 @@ pub fn spawn(
                     false
                 }
             };
-            if let Ok(stats) = dispatcher.queue_stats().await {
+            // The outbox's depth is a count over the pending deliveries: at most every 5 s.
+            let stale = stats_at.is_none_or(|at| at.elapsed() >= STATS_INTERVAL);
+            if stale {
+                stats_at = Some(tokio::time::Instant::now());
+            }
+            if let Some(Ok(stats)) = if stale { Some(dispatcher.queue_stats().await) } else { None } {
                 metrics.webhook_queue_depth.set(stats.pending);
                 let age = stats
                     .oldest_pending

@@ -602,8 +602,8 @@ pub trait WebhookRepository: Send + Sync {
     /// [`RepositoryError`].
     async fn list_endpoints(&self, owner: &ClientId) -> Result<Vec<WebhookEndpoint>, RepositoryError>;
 
-    /// Applies `update`; `None` for an unknown or foreign endpoint. Re-enabling clears
-    /// `disabled` and `failing_since`.
+    /// Applies `update` at `at` (the time a disabling records); `None` for an unknown or
+    /// foreign endpoint. Re-enabling clears `disabled` and `failing_since`.
     ///
     /// # Errors
     /// [`RepositoryError`].
@@ -612,6 +612,7 @@ pub trait WebhookRepository: Send + Sync {
         id: &EndpointId,
         owner: &ClientId,
         update: &EndpointUpdate,
+        at: OffsetDateTime,
     ) -> Result<Option<WebhookEndpoint>, RepositoryError>;
 
     /// Deletes an endpoint with its deliveries; whether there was one.
@@ -956,6 +957,20 @@ impl WebhookService {
         let secret = WebhookSecret::from_random((self.secrets)());
         let until = self.now() + PREVIOUS_SECRET_VALIDITY;
         Ok(self.repository.rotate_secret(id, owner, &secret, until).await?.then_some((secret, until)))
+    }
+
+    /// `PATCH /webhook_endpoints/{id}`: applies `update` now (`enabled: false` disables it
+    /// "by its owner"); `None` for an unknown or foreign endpoint.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn update(
+        &self,
+        id: &EndpointId,
+        owner: &ClientId,
+        update: &EndpointUpdate,
+    ) -> Result<Option<WebhookEndpoint>, RepositoryError> {
+        self.repository.update_endpoint(id, owner, update, self.now()).await
     }
 
     /// Replays a delivery now (same `webhook-id`).

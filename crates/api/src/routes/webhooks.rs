@@ -211,6 +211,9 @@ fn url_member(value: &Value) -> Result<String, InvalidBody> {
     if url.len() > MAX_URL_BYTES {
         return Err(InvalidBody::new(format!("url: at most {MAX_URL_BYTES} bytes")));
     }
+    if url.chars().any(char::is_control) {
+        return Err(InvalidBody::new("url: must not contain control characters"));
+    }
     Ok(url.to_owned())
 }
 
@@ -278,12 +281,13 @@ fn webhooks(state: &AppState) -> Result<&crate::state::Webhooks, ApiError> {
     state.webhooks.as_ref().ok_or(ApiError::NotFound)
 }
 
-/// `url` checked against the outbound rules (400 naming why).
-fn checked_url(webhooks: &crate::state::Webhooks, url: &str) -> Result<(), ApiError> {
+/// `url` checked against the outbound rules (400 naming why), in its normal form (WHATWG URL
+/// serialization: what is stored and posted to).
+fn checked_url(webhooks: &crate::state::Webhooks, url: &str) -> Result<String, ApiError> {
     webhooks
         .outbound
         .check_url(url)
-        .map(|_| ())
+        .map(String::from)
         .map_err(|e| ApiError::Body(InvalidBody::new(format!("url: {e}")).into()))
 }
 
@@ -313,10 +317,10 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let webhooks = webhooks(&state)?;
-    checked_url(webhooks, &body.url)?;
+    let url = checked_url(webhooks, &body.url)?;
     let created = webhooks
         .service
-        .create(&caller.client_id, body.url, body.description, body.events.unwrap_or(EventTypes::ALL))
+        .create(&caller.client_id, url, body.description, body.events.unwrap_or(EventTypes::ALL))
         .await
         .map_err(|e| match e {
             RepositoryErrorOr::Refused(EndpointError::TooMany(n)) => ApiError::WebhookEndpointLimit(n),
@@ -403,17 +407,9 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let webhooks = webhooks(&state)?;
     let id = endpoint_id(&req)?;
-    if let Some(url) = &body.url {
-        checked_url(webhooks, url)?;
-    }
-    let update =
-        EndpointUpdate { url: body.url, description: body.description, events: body.events, enabled: body.enabled };
-    let endpoint = webhooks
-        .service
-        .repository()
-        .update_endpoint(&id, &caller.client_id, &update)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let url = body.url.as_deref().map(|url| checked_url(webhooks, url)).transpose()?;
+    let update = EndpointUpdate { url, description: body.description, events: body.events, enabled: body.enabled };
+    let endpoint = webhooks.service.update(&id, &caller.client_id, &update).await?.ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(WebhookEndpoint::new(&endpoint, &state.urls)))
 }
 

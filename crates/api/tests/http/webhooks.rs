@@ -329,6 +329,8 @@ async fn server_side_request_forgery_targets_are_refused() {
         (json!({"url": "https://hooks.example.com/", "events": []}), "no event type"),
         (json!({"url": "https://hooks.example.com/", "description": "x".repeat(257)}), "long description"),
         (json!({"url": 7}), "url not a string"),
+        (json!({"url": "https://hooks.example.com/\u{0}"}), "a NUL in the url"),
+        (json!({"url": format!("https://hooks.example.com/{}", "a".repeat(2100))}), "a long url"),
         (json!({}), "no url"),
         (json!(["https://hooks.example.com/"]), "not an object"),
     ] {
@@ -445,4 +447,24 @@ async fn a_client_has_a_bounded_number_of_endpoints_and_webhooks_can_be_switched
         200
     );
     assert_eq!(off.count("SELECT count(*) FROM webhook_deliveries").await, 0);
+}
+
+#[tokio::test]
+async fn an_expired_process_is_notified_with_its_result() {
+    let receiver = Receiver::start();
+    let app = app(|s| {
+        s.processes.ttl_seconds = 1.try_into().expect("positive");
+        s.processes.sweep_interval_seconds = 1;
+    })
+    .await;
+    let created = endpoint(&app, "relying-app", &receiver.url("/hook"), Some(&["signer_process.expired"])).await;
+    receiver.control("/_secrets", json!([created["secret"]])).await;
+    let process = app.create_process("relying-app", 1).await;
+    let received = receiver.wait_for("the expiry", |r| !r.is_empty()).await;
+    let event = body(&received[0]);
+    assert_eq!(received[0]["verified"], json!([true]));
+    assert_eq!(event["type"], "signer_process.expired");
+    assert_eq!(event["data"]["signer_process_id"], process["id"]);
+    assert_eq!(event["data"]["result"], json!({"status": "canceled", "details": {"message": "expired"}}));
+    assert_eq!(event["data"]["documents"][0]["result"]["status"], "canceled");
 }
