@@ -32,6 +32,8 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, id);
+-- Settled deliveries are purged after webhooks.retention_days.
+CREATE INDEX webhook_deliveries_settled ON webhook_deliveries (created_at) WHERE status <> 'pending';
 
 CREATE TABLE webhook_attempts (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -91,6 +91,11 @@ pub(crate) mod sql {
     pub(crate) const DISABLE_ENDPOINT: &str =
         "UPDATE webhook_endpoints SET disabled_at = $2, disabled_reason = $3 WHERE id = $1 AND disabled_at IS NULL";
 
+    /// Deletes at most `$2` settled (delivered or failed) deliveries queued before `$1`, with
+    /// their attempts (by cascade).
+    pub(crate) const PURGE_SETTLED: &str = "DELETE FROM webhook_deliveries WHERE id IN \
+        (SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1 LIMIT $2)";
+
     /// Pending deliveries of enabled endpoints and when the oldest was queued.
     pub(crate) const QUEUE_STATS: &str = "SELECT count(*) AS pending, min(d.created_at) AS oldest \
         FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
@@ -423,6 +428,17 @@ macro_rules! webhook_repository {
                     .await
                     .map_err($map)?;
                 Ok(())
+            }
+
+            async fn purge_settled(&self, before: time::OffsetDateTime, limit: u32) -> Result<u64, RepositoryError> {
+                let done = self
+                    .webhook_query($crate::webhook_store::sql::PURGE_SETTLED)
+                    .bind($crate::stored::StoredTime(before))
+                    .bind(i64::from(limit))
+                    .execute(self.webhook_pool())
+                    .await
+                    .map_err($map)?;
+                Ok(done.rows_affected())
             }
 
             async fn queue_stats(&self) -> Result<esignsp_domain::webhooks::QueueStats, RepositoryError> {

@@ -661,6 +661,10 @@ async fn the_outbox_is_written_with_each_change_and_never_for_a_refused_or_stale
         "tenant"
     );
 
+    let hour = time::Duration::hours(1);
+    assert_eq!(webhooks.purge_settled(OffsetDateTime::now_utc() - hour, 100).await.expect("purge"), 0, "too young");
+    assert_eq!(webhooks.purge_settled(OffsetDateTime::now_utc() + hour, 100).await.expect("purge"), 1, "settled only");
+    assert_eq!(b.count(&deliveries(&all.endpoint.id)).await, 1, "the pending one stays");
     webhooks.disable_endpoint(&all.endpoint.id, &Disabled { at, reason: "test".to_owned() }).await.expect("disable");
     assert!(b
         .repo
@@ -672,7 +676,7 @@ async fn the_outbox_is_written_with_each_change_and_never_for_a_refused_or_stale
         )
         .await
         .expect("delete"));
-    assert_eq!(b.count(&deliveries(&all.endpoint.id)).await, 2, "a disabled endpoint gets nothing new");
+    assert_eq!(b.count(&deliveries(&all.endpoint.id)).await, 1, "a disabled endpoint gets nothing new");
     assert!(webhooks.delete_endpoint(&all.endpoint.id, &ClientId::parse("app").expect("id")).await.expect("delete"));
     assert_eq!(b.count("SELECT count(*) FROM webhook_attempts").await, 0, "attempts go with their endpoint");
 }

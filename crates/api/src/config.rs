@@ -350,6 +350,9 @@ pub struct WebhookSettings {
     pub batch_size: u32,
     /// Endpoints one client may register (16).
     pub max_endpoints_per_client: u32,
+    /// Days a settled (delivered or failed) delivery and its attempts are kept in the delivery
+    /// log before they are purged (30; more than 0, at most 3650).
+    pub retention_days: f64,
 }
 
 impl Default for WebhookSettings {
@@ -366,6 +369,7 @@ impl Default for WebhookSettings {
             poll_interval_ms: 1000,
             batch_size: 16,
             max_endpoints_per_client: 16,
+            retention_days: 30.0,
         }
     }
 }
@@ -385,6 +389,7 @@ impl WebhookSettings {
         positive("webhooks.retry_initial_delay_seconds", self.retry_initial_delay_seconds, 86_400.0)?;
         positive("webhooks.retry_max_delay_seconds", self.retry_max_delay_seconds, 7.0 * 86_400.0)?;
         positive("webhooks.disable_after_hours", self.disable_after_hours, 24.0 * 365.0)?;
+        positive("webhooks.retention_days", self.retention_days, 3650.0)?;
         if !(10..=60_000).contains(&self.poll_interval_ms) {
             return Err(invalid(
                 "webhooks.poll_interval_ms",
@@ -412,6 +417,7 @@ impl WebhookSettings {
             max_delay: time::Duration::seconds_f64(self.retry_max_delay_seconds),
             jitter: 0.2,
             disable_after: time::Duration::seconds_f64(self.disable_after_hours * 3600.0),
+            retention: time::Duration::seconds_f64(self.retention_days * 86_400.0),
         }
     }
 }

@@ -12,6 +12,9 @@ use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
 
+/// How often settled deliveries past `webhooks.retention_days` are purged.
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// How often the queue gauges are refreshed.
 const STATS_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -27,6 +30,7 @@ pub fn spawn(
     tokio::spawn(async move {
         let mut failing = false;
         let mut stats_at: Option<tokio::time::Instant> = None;
+        let mut purged_at: Option<tokio::time::Instant> = None;
         loop {
             let full = match dispatcher.run_round().await {
                 Ok(round) => {
@@ -45,6 +49,18 @@ pub fn spawn(
                     false
                 }
             };
+            if purged_at.is_none_or(|at| at.elapsed() >= PURGE_INTERVAL) {
+                purged_at = Some(tokio::time::Instant::now());
+                match dispatcher.purge().await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(purged = n, "purged settled webhook deliveries past webhooks.retention_days")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "purging settled webhook deliveries failed; retrying in an hour")
+                    }
+                }
+            }
             // The outbox's depth is a count over the pending deliveries: at most every 5 s.
             let stale = stats_at.is_none_or(|at| at.elapsed() >= STATS_INTERVAL);
             if stale {

@@ -356,6 +356,9 @@ pub struct RetryPolicy {
     /// An endpoint whose deliveries have failed, without a success, for this long is
     /// disabled (`webhooks.disable_after_hours`, default 120 h).
     pub disable_after: Duration,
+    /// Settled deliveries (and their attempts) are kept this long, then purged
+    /// (`webhooks.retention_days`, default 30 days).
+    pub retention: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -366,9 +369,13 @@ impl Default for RetryPolicy {
             max_delay: Duration::hours(10),
             jitter: 0.2,
             disable_after: Duration::hours(120),
+            retention: Duration::days(30),
         }
     }
 }
+
+/// How many settled deliveries one purge statement deletes at most.
+pub const PURGE_BATCH: u32 = 1000;
 
 /// The multiplier of the backoff: each wait is this many times the one before.
 pub const BACKOFF_FACTOR: f64 = 4.0;
@@ -688,6 +695,13 @@ pub trait WebhookRepository: Send + Sync {
     /// [`RepositoryError`].
     async fn disable_endpoint(&self, id: &EndpointId, disabled: &Disabled) -> Result<(), RepositoryError>;
 
+    /// Deletes at most `limit` settled (delivered or failed) deliveries queued before
+    /// `before`, with their attempts; how many.
+    ///
+    /// # Errors
+    /// [`RepositoryError`].
+    async fn purge_settled(&self, before: OffsetDateTime, limit: u32) -> Result<u64, RepositoryError>;
+
     /// The outbox's state.
     ///
     /// # Errors
@@ -774,6 +788,22 @@ impl WebhookDispatcher {
     /// [`RepositoryError`].
     pub async fn queue_stats(&self) -> Result<QueueStats, RepositoryError> {
         self.repository.queue_stats().await
+    }
+
+    /// Purges settled deliveries older than the retention, a batch at a time; how many.
+    ///
+    /// # Errors
+    /// [`RepositoryError`].
+    pub async fn purge(&self) -> Result<u64, RepositoryError> {
+        let before = self.clock.now() - self.policy.retention;
+        let mut purged = 0;
+        loop {
+            let n = self.repository.purge_settled(before, PURGE_BATCH).await?;
+            purged += n;
+            if n < u64::from(PURGE_BATCH) {
+                return Ok(purged);
+            }
+        }
     }
 
     /// One round: claims at most a batch of due deliveries and makes one attempt of each.
