@@ -26,6 +26,8 @@ else
   echo "esignsp: store: embedded SQLite in .esignsp-dev/esignsp.db (set DATABASE_URL for PostgreSQL)" >&2
 fi
 cargo build --release --locked --bin esignsp
+# The binary where cargo put it (CARGO_TARGET_DIR, when set, moves it).
+bin=${CARGO_TARGET_DIR:-target}/release/esignsp
 
 dev=.esignsp-dev
 mkdir -p "$dev"
@@ -50,5 +52,5 @@ trusted_clients = ["signing-app"]
 level = "B-B"
 TOML
 
-echo "esignsp: mint a token with: ESIGNSP_CONFIG=$dev/esignsp.toml target/release/esignsp token --client-id relying-app" >&2
-ESIGNSP_CONFIG=$dev/esignsp.toml exec target/release/esignsp serve "$@"
+echo "esignsp: mint a token with: ESIGNSP_CONFIG=$dev/esignsp.toml $bin token --client-id relying-app" >&2
+ESIGNSP_CONFIG=$dev/esignsp.toml exec "$bin" serve "$@"

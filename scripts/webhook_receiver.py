@@ -9,7 +9,8 @@ separately, and records it. Control endpoints (JSON):
   POST /_secrets     ["whsec_…", …]         the secrets to verify with
   POST /_fail        {"count": N, "status": 500}  answer the next N deliveries with that status
                                             (count -1: all of them); "redirect": "/elsewhere"
-                                            answers 307 to it instead
+                                            answers 307 to it instead; "body": "…" answers
+                                            that text (UTF-8) instead of the usual one
   GET  /_deliveries  [{"path", "id", "timestamp", "verified": [bool per secret], "body",
                        "status"}]           every request received, in order
   POST /_reset                              forget the deliveries
@@ -26,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 lock = threading.Lock()
-state = {"secrets": [], "fail": 0, "status": 500, "redirect": None, "deliveries": []}
+state = {"secrets": [], "fail": 0, "status": 500, "redirect": None, "body": None, "deliveries": []}
 log_file = None
 
 
@@ -70,6 +71,7 @@ class Handler(BaseHTTPRequestHandler):
                 state["fail"] = order.get("count", 0)
                 state["status"] = order.get("status", 500)
                 state["redirect"] = order.get("redirect")
+                state["body"] = order.get("body")
             return self._answer(204)
         if self.path == "/_reset":
             with lock:
@@ -90,6 +92,7 @@ class Handler(BaseHTTPRequestHandler):
             if state["fail"] > 0:
                 state["fail"] -= 1
             redirect = state["redirect"] if failing else None
+            answer = state["body"] if failing and state["body"] is not None else None
             status = (307 if redirect else state["status"]) if failing else 204
             record = {
                 "path": self.path,
@@ -106,6 +109,8 @@ class Handler(BaseHTTPRequestHandler):
                     f.write(json.dumps(record) + "\n")
         if redirect:
             self._answer(status, b"", [("Location", redirect)])
+        elif answer is not None:
+            self._answer(status, answer.encode())
         else:
             self._answer(status, b"failing on purpose" if failing else b"")
 

@@ -22,7 +22,7 @@ use esignsp_domain::process::{
 };
 use esignsp_domain::rules::{DocumentState, ProcessSnapshot};
 use esignsp_domain::webhooks::{ClaimedDelivery, Notification};
-use esignsp_domain::{Caller, DocumentId, ProcessId};
+use esignsp_domain::{Caller, DocumentId, EndpointId, ProcessId};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
@@ -1136,6 +1136,7 @@ impl SignerProcessRepository for PostgresRepository {
 const CLAIM_DUE: &str = "WITH due AS (SELECT d.id FROM webhook_deliveries d \
         JOIN webhook_endpoints e ON e.id = d.endpoint_id \
         WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND e.disabled_at IS NULL \
+        AND NOT (d.endpoint_id = ANY($4::text[])) \
         ORDER BY d.next_attempt_at LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
     UPDATE webhook_deliveries d SET attempts = d.attempts + 1, next_attempt_at = $2 \
     FROM due, webhook_endpoints e WHERE d.id = due.id AND e.id = d.endpoint_id \
@@ -1151,17 +1152,33 @@ impl PostgresRepository {
         &self.statements.pool
     }
 
+    /// A transaction in which endpoints of `owner` are counted and added one at a time (a
+    /// transaction-scoped advisory lock on the owner), so that concurrent registrations keep
+    /// to the limit.
+    async fn endpoint_registration(&self, owner: &str) -> Result<Transaction<'static, Postgres>, RepositoryError> {
+        let mut tx = self.statements.begin().await?;
+        self.webhook_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 20261201))")
+            .bind(owner)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        Ok(tx)
+    }
+
     async fn claim_due_rows(
         &self,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         limit: u32,
+        busy: &[EndpointId],
     ) -> Result<Vec<ClaimedDelivery>, RepositoryError> {
+        let busy: Vec<&str> = busy.iter().map(EndpointId::as_str).collect();
         let rows = self
             .webhook_query(CLAIM_DUE)
             .bind(now)
             .bind(lease_until)
             .bind(i64::from(limit))
+            .bind(&busy)
             .fetch_all(self.webhook_pool())
             .await
             .map_err(map_error)?;

@@ -20,7 +20,7 @@ use esignsp_domain::process::{
 };
 use esignsp_domain::rules::{DocumentState, ProcessSnapshot};
 use esignsp_domain::webhooks::{ClaimedDelivery, Notification};
-use esignsp_domain::{Caller, DocumentId, ProcessId};
+use esignsp_domain::{Caller, DocumentId, EndpointId, ProcessId};
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use time::OffsetDateTime;
@@ -612,6 +612,11 @@ impl SqliteRepository {
         &self.pool
     }
 
+    /// A write transaction (SQLite's single writer keeps registrations to the limit).
+    async fn endpoint_registration(&self, _owner: &str) -> Result<Transaction<'static, Sqlite>, RepositoryError> {
+        self.write().await
+    }
+
     /// Claims due deliveries in one `BEGIN IMMEDIATE` transaction (SQLite's single writer:
     /// one worker claims at a time).
     async fn claim_due_rows(
@@ -619,17 +624,22 @@ impl SqliteRepository {
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         limit: u32,
+        busy: &[EndpointId],
     ) -> Result<Vec<ClaimedDelivery>, RepositoryError> {
+        let busy = serde_json::to_string(&busy.iter().map(EndpointId::as_str).collect::<Vec<_>>())
+            .map_err(|e| RepositoryError::Unexpected(e.into()))?;
         let mut tx = self.write().await?;
         let claimed: Vec<i64> = sqlx::query_scalar(
             "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = $2 WHERE id IN \
              (SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
               WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND e.disabled_at IS NULL \
+              AND d.endpoint_id NOT IN (SELECT value FROM json_each($4)) \
               ORDER BY d.next_attempt_at LIMIT $3) RETURNING id",
         )
         .bind(StoredTime(now))
         .bind(StoredTime(lease_until))
         .bind(i64::from(limit))
+        .bind(busy)
         .fetch_all(&mut *tx)
         .await
         .map_err(map_error)?;

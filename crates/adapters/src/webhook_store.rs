@@ -199,8 +199,9 @@ pub(crate) fn claimed(row: &impl StoredRow, now: OffsetDateTime) -> Result<Claim
 }
 
 /// Implements `WebhookRepository` for a store type with inherent methods `webhook_query(&self,
-/// &str) -> Query`, `webhook_pool(&self) -> &Pool`, and `claim_due_rows(&self, now,
-/// lease_until, limit)`; `$map` translates sqlx errors.
+/// &str) -> Query`, `webhook_pool(&self) -> &Pool`, `endpoint_registration(&self, owner)` (a
+/// transaction serializing one owner's registrations) and `claim_due_rows(&self, now,
+/// lease_until, limit, busy)`; `$map` translates sqlx errors.
 macro_rules! webhook_repository {
     ($store:ty, $map:path) => {
         #[async_trait::async_trait]
@@ -211,6 +212,7 @@ macro_rules! webhook_repository {
                 limit: u32,
             ) -> Result<bool, RepositoryError> {
                 let e = &new.endpoint;
+                let mut tx = self.endpoint_registration(e.owner.as_str()).await?;
                 let done = self
                     .webhook_query($crate::webhook_store::sql::CREATE_ENDPOINT)
                     .bind(e.id.as_str())
@@ -221,9 +223,10 @@ macro_rules! webhook_repository {
                     .bind(new.secret.expose())
                     .bind($crate::stored::StoredTime(e.created_at))
                     .bind(i64::from(limit))
-                    .execute(self.webhook_pool())
+                    .execute(&mut *tx)
                     .await
                     .map_err($map)?;
+                tx.commit().await.map_err($map)?;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -372,8 +375,9 @@ macro_rules! webhook_repository {
                 now: time::OffsetDateTime,
                 lease_until: time::OffsetDateTime,
                 limit: u32,
+                busy: &[esignsp_domain::EndpointId],
             ) -> Result<Vec<esignsp_domain::webhooks::ClaimedDelivery>, RepositoryError> {
-                self.claim_due_rows(now, lease_until, limit).await
+                self.claim_due_rows(now, lease_until, limit, busy).await
             }
 
             async fn record_attempt(

@@ -613,10 +613,10 @@ async fn the_outbox_is_written_with_each_change_and_never_for_a_refused_or_stale
     assert_eq!(b.count(&deliveries(&all.endpoint.id)).await, 2, "nothing for a refused, replayed or stale change");
 
     let lease = now + time::Duration::minutes(1);
-    let claimed = webhooks.claim_due(OffsetDateTime::now_utc(), lease, 10).await.expect("claim");
+    let claimed = webhooks.claim_due(OffsetDateTime::now_utc(), lease, 10, &[]).await.expect("claim");
     assert_eq!(claimed.len(), 2, "{claimed:?}");
     assert!(claimed.iter().all(|c| c.attempt == 1 && c.secrets == [all.secret.clone()]));
-    assert!(webhooks.claim_due(OffsetDateTime::now_utc(), lease, 10).await.expect("claim").is_empty(), "leased");
+    assert!(webhooks.claim_due(OffsetDateTime::now_utc(), lease, 10, &[]).await.expect("claim").is_empty(), "leased");
     let first = &claimed[0];
     let at = OffsetDateTime::now_utc();
     let record = AttemptRecord {
@@ -633,7 +633,10 @@ async fn the_outbox_is_written_with_each_change_and_never_for_a_refused_or_stale
     };
     let since = webhooks.record_attempt(&record).await.expect("record").expect("failing");
     assert!((since - at).abs() < time::Duration::milliseconds(1), "the streak starts at the failure");
-    let again = webhooks.claim_due(OffsetDateTime::now_utc(), lease, 10).await.expect("claim");
+    let busy = [all.endpoint.id.clone()];
+    let skipped = webhooks.claim_due(OffsetDateTime::now_utc(), lease, 10, &busy).await.expect("claim");
+    assert!(skipped.is_empty(), "a busy endpoint's deliveries are left to later: {skipped:?}");
+    let again = webhooks.claim_due(OffsetDateTime::now_utc(), lease, 10, &[]).await.expect("claim");
     assert_eq!(again.iter().map(|c| (c.id, c.attempt)).collect::<Vec<_>>(), [(first.id, 2)], "retried once due");
     let success = AttemptRecord {
         attempt: 2,
@@ -681,6 +684,24 @@ async fn the_outbox_is_written_with_each_change_and_never_for_a_refused_or_stale
     assert_eq!(b.count("SELECT count(*) FROM webhook_attempts").await, 0, "attempts go with their endpoint");
 }
 
+/// Concurrent registrations keep to the endpoint limit (PostgreSQL: an advisory lock per
+/// client; SQLite: one writer).
+async fn concurrent_registrations_keep_to_the_endpoint_limit(b: Backend) {
+    let webhooks = b.store.webhooks();
+    let tasks: Vec<_> = (0..24)
+        .map(|_| {
+            let webhooks = webhooks.clone();
+            tokio::spawn(async move { webhooks.create_endpoint(&endpoint("app", &WebhookEventType::ALL), 16).await })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        created += usize::from(task.await.expect("task").expect("create"));
+    }
+    assert_eq!(created, 16);
+    assert_eq!(b.count("SELECT count(*) FROM webhook_endpoints WHERE client_id = 'app'").await, 16);
+}
+
 /// Two replicas' workers claiming at once never claim the same delivery (PostgreSQL:
 /// `FOR UPDATE SKIP LOCKED`; SQLite: one writer).
 async fn concurrent_claims_never_share_a_delivery(b: Backend) {
@@ -698,7 +719,9 @@ async fn concurrent_claims_never_share_a_delivery(b: Backend) {
     let claims: Vec<_> = (0..8)
         .map(|_| {
             let webhooks = webhooks.clone();
-            tokio::spawn(async move { webhooks.claim_due(OffsetDateTime::now_utc(), lease, 7).await.expect("claim") })
+            tokio::spawn(
+                async move { webhooks.claim_due(OffsetDateTime::now_utc(), lease, 7, &[]).await.expect("claim") },
+            )
         })
         .collect();
     let mut ids = Vec::new();
@@ -819,6 +842,7 @@ macro_rules! suite {
                 many_document_results_at_once_on_one_process_are_all_written,
                 the_outbox_is_written_with_each_change_and_never_for_a_refused_or_stale_one,
                 concurrent_claims_never_share_a_delivery,
+                concurrent_registrations_keep_to_the_endpoint_limit,
             );
         )+
     };

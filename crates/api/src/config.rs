@@ -346,8 +346,8 @@ pub struct WebhookSettings {
     /// How often the worker looks for due deliveries when it was not woken by a local change,
     /// in milliseconds (1000; 10 to 60000).
     pub poll_interval_ms: u64,
-    /// Deliveries claimed and sent at once by this replica (16; 1 to 1000).
-    pub batch_size: u32,
+    /// Attempts this replica makes at once (64; 1 to 1000), at most 4 to one endpoint.
+    pub concurrency: u32,
     /// Endpoints one client may register (16).
     pub max_endpoints_per_client: u32,
     /// Days a settled (delivered or failed) delivery and its attempts are kept in the delivery
@@ -367,7 +367,7 @@ impl Default for WebhookSettings {
             disable_after_hours: 120.0,
             timeout_seconds: const { NonZeroU64::new(10).expect("positive") },
             poll_interval_ms: 1000,
-            batch_size: 16,
+            concurrency: 64,
             max_endpoints_per_client: 16,
             retention_days: 30.0,
         }
@@ -396,8 +396,8 @@ impl WebhookSettings {
                 format!("expected 10 to 60000, not {}", self.poll_interval_ms),
             ));
         }
-        if !(1..=1000).contains(&self.batch_size) {
-            return Err(invalid("webhooks.batch_size", format!("expected 1 to 1000, not {}", self.batch_size)));
+        if !(1..=1000).contains(&self.concurrency) {
+            return Err(invalid("webhooks.concurrency", format!("expected 1 to 1000, not {}", self.concurrency)));
         }
         if !(1..=1000).contains(&self.max_endpoints_per_client) {
             return Err(invalid(

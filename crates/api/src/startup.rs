@@ -341,14 +341,13 @@ impl Application {
                 time::Duration::seconds(
                     i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX / 2).saturating_mul(2) + 30,
                 ),
-                settings.webhooks.batch_size,
             );
             crate::webhook_worker::spawn(
                 dispatcher,
                 metrics.get_ref().clone(),
                 w.wake,
                 Duration::from_millis(settings.webhooks.poll_interval_ms),
-                settings.webhooks.batch_size,
+                settings.webhooks.concurrency,
             )
         });
         let sweeper = (settings.processes.sweep_interval_seconds > 0).then(|| {

@@ -666,10 +666,10 @@ pub trait WebhookRepository: Send + Sync {
         at: OffsetDateTime,
     ) -> Result<bool, RepositoryError>;
 
-    /// Claims at most `limit` pending deliveries due at `now` of enabled endpoints, soonest
-    /// first, and leases them until `lease_until` (their next attempt time then, so a worker
-    /// that dies mid-attempt leaves them to another). Each claim counts an attempt. Safe on
-    /// several replicas at once (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+    /// Claims at most `limit` pending deliveries due at `now` of enabled endpoints not in
+    /// `busy`, soonest first, and leases them until `lease_until` (their next attempt time
+    /// then, so a worker that dies mid-attempt leaves them to another). Each claim counts an
+    /// attempt. Safe on several replicas at once (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
     ///
     /// # Errors
     /// [`RepositoryError`].
@@ -678,6 +678,7 @@ pub trait WebhookRepository: Send + Sync {
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         limit: u32,
+        busy: &[EndpointId],
     ) -> Result<Vec<ClaimedDelivery>, RepositoryError>;
 
     /// Records an attempt in the log and the delivery's new status (only while the delivery
@@ -723,32 +724,28 @@ pub trait Jitter: Send + Sync {
     fn unit(&self) -> f64;
 }
 
-/// What one round of the dispatcher did, for the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Round {
-    /// Deliveries that succeeded.
-    pub delivered: u32,
-    /// Failed attempts with a retry scheduled.
-    pub retrying: u32,
-    /// Deliveries that failed for good.
-    pub failed: u32,
-    /// Attempts refused before sending (a target not allowed).
-    pub refused: u32,
-    /// Endpoints disabled.
-    pub disabled: u32,
+/// How one attempt ended, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempted {
+    /// The delivery's status after it: delivered, pending (a retry is scheduled) or failed
+    /// for good.
+    pub status: DeliveryStatus,
+    /// Nothing was sent: the target is not allowed.
+    pub refused: bool,
+    /// Its endpoint was disabled after it, for failing too long.
+    pub disabled: bool,
 }
 
-impl Round {
-    /// Attempts made in the round.
-    #[must_use]
-    pub fn attempts(&self) -> u32 {
-        self.delivered + self.retrying + self.failed
-    }
+/// `text` as the delivery log keeps it: control characters other than tab and line breaks
+/// (a NUL, which PostgreSQL's text refuses, among them) replaced by U+FFFD.
+#[must_use]
+pub fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() && !matches!(c, '\t' | '\n' | '\r') { '\u{fffd}' } else { c }).collect()
 }
 
-/// Delivers the outbox (SPEC §11): claims due deliveries, sends them concurrently, records
-/// each attempt, schedules retries under the [`RetryPolicy`], disables endpoints that fail too
-/// long. One runs in every replica.
+/// Delivers the outbox (SPEC §11): claims due deliveries, makes and records each attempt,
+/// schedules retries under the [`RetryPolicy`], disables endpoints that fail too long. Every
+/// replica runs one; its worker decides how many attempts run at once.
 #[derive(Clone)]
 pub struct WebhookDispatcher {
     repository: Arc<dyn WebhookRepository>,
@@ -757,18 +754,16 @@ pub struct WebhookDispatcher {
     jitter: Arc<dyn Jitter>,
     policy: RetryPolicy,
     lease: Duration,
-    batch: u32,
 }
 
 impl fmt::Debug for WebhookDispatcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WebhookDispatcher").field("policy", &self.policy).field("batch", &self.batch).finish()
+        f.debug_struct("WebhookDispatcher").field("policy", &self.policy).field("lease", &self.lease).finish()
     }
 }
 
 impl WebhookDispatcher {
-    /// Wires a dispatcher: `lease` must exceed the sender's time-out; `batch` is the most
-    /// deliveries claimed and sent at once.
+    /// Wires a dispatcher: `lease` must exceed the sender's time-out.
     #[must_use]
     pub fn new(
         repository: Arc<dyn WebhookRepository>,
@@ -777,9 +772,8 @@ impl WebhookDispatcher {
         jitter: Arc<dyn Jitter>,
         policy: RetryPolicy,
         lease: Duration,
-        batch: u32,
     ) -> Self {
-        Self { repository, sender, clock, jitter, policy, lease, batch }
+        Self { repository, sender, clock, jitter, policy, lease }
     }
 
     /// The outbox's state.
@@ -806,27 +800,27 @@ impl WebhookDispatcher {
         }
     }
 
-    /// One round: claims at most a batch of due deliveries and makes one attempt of each.
+    /// Claims at most `limit` due deliveries, none of the endpoints in `busy` (those this
+    /// replica has enough attempts in flight for: one slow endpoint must not hold up the
+    /// others), each leased for the dispatcher's lease.
     ///
     /// # Errors
-    /// [`RepositoryError`] when claiming or recording fails (a recorded attempt stands; an
-    /// unrecorded one is made again when its lease runs out: at least once).
-    pub async fn run_round(&self) -> Result<Round, RepositoryError> {
+    /// [`RepositoryError`].
+    pub async fn claim(&self, limit: u32, busy: &[EndpointId]) -> Result<Vec<ClaimedDelivery>, RepositoryError> {
         let now = self.clock.now();
-        let claimed = self.repository.claim_due(now, now + self.lease, self.batch).await?;
-        let attempts = claimed.iter().map(|delivery| self.attempt(delivery));
-        let mut round = Round::default();
-        for result in futures_util::future::join_all(attempts).await {
-            let (status, refused, disabled) = result?;
-            match status {
-                DeliveryStatus::Delivered => round.delivered += 1,
-                DeliveryStatus::Pending => round.retrying += 1,
-                DeliveryStatus::Failed => round.failed += 1,
-            }
-            round.refused += u32::from(refused);
-            round.disabled += u32::from(disabled);
-        }
-        Ok(round)
+        self.repository.claim_due(now, now + self.lease, limit, busy).await
+    }
+
+    /// Makes one attempt of a claimed delivery and records it (see [`Attempted`]). A delivery
+    /// claimed beyond [`RetryPolicy::max_attempts`] (earlier attempts that could not be
+    /// recorded) is failed without sending, so retries stay bounded whatever happens.
+    ///
+    /// # Errors
+    /// [`RepositoryError`] when recording fails: the attempt is made again when its lease
+    /// runs out (at least once).
+    pub async fn deliver(&self, delivery: &ClaimedDelivery) -> Result<Attempted, RepositoryError> {
+        let (status, refused, disabled) = self.attempt(delivery).await?;
+        Ok(Attempted { status, refused, disabled })
     }
 
     async fn attempt(&self, delivery: &ClaimedDelivery) -> Result<(DeliveryStatus, bool, bool), RepositoryError> {
@@ -838,10 +832,19 @@ impl WebhookDispatcher {
             payload: &delivery.payload,
             secrets: &delivery.secrets,
         };
-        let outcome = self.sender.send(&request).await;
+        let outcome = if delivery.attempt > self.policy.max_attempts {
+            AttemptOutcome::Failed(format!(
+                "no attempt left: claimed {} times, {} allowed (earlier attempts were not recorded)",
+                delivery.attempt, self.policy.max_attempts
+            ))
+        } else {
+            self.sender.send(&request).await
+        };
         let duration_ms = i64::try_from((self.clock.now() - at).whole_milliseconds()).unwrap_or(i64::MAX);
         let (status, next_attempt_at) = if outcome.succeeded() {
             (DeliveryStatus::Delivered, None)
+        } else if delivery.attempt > self.policy.max_attempts {
+            (DeliveryStatus::Failed, None)
         } else {
             match self.policy.delay(delivery.attempt, self.jitter.unit()) {
                 Some(wait) => (DeliveryStatus::Pending, Some(at + wait)),
@@ -865,10 +868,10 @@ impl WebhookDispatcher {
             duration_ms,
             response_status: outcome.status(),
             response_body: match &outcome {
-                AttemptOutcome::Answered { body, .. } if !body.is_empty() => Some(body.clone()),
+                AttemptOutcome::Answered { body, .. } if !body.is_empty() => Some(printable(body)),
                 _ => None,
             },
-            error: error.clone(),
+            error: error.as_deref().map(printable),
             status,
             next_attempt_at,
         };
@@ -1060,6 +1063,11 @@ mod tests {
             assert_eq!(WebhookEventType::parse(t.as_str()), Some(t));
         }
         assert_eq!(WebhookEventType::parse("signer_process.Result"), None);
+    }
+
+    #[test]
+    fn the_log_keeps_no_control_character_but_line_breaks() {
+        assert_eq!(printable("ok\0\u{7}\tline\r\n"), "ok\u{fffd}\u{fffd}\tline\r\n");
     }
 
     #[test]

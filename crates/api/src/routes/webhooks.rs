@@ -284,11 +284,17 @@ fn webhooks(state: &AppState) -> Result<&crate::state::Webhooks, ApiError> {
 /// `url` checked against the outbound rules (400 naming why), in its normal form (WHATWG URL
 /// serialization: what is stored and posted to).
 fn checked_url(webhooks: &crate::state::Webhooks, url: &str) -> Result<String, ApiError> {
-    webhooks
+    let url: String = webhooks
         .outbound
         .check_url(url)
         .map(String::from)
-        .map_err(|e| ApiError::Body(InvalidBody::new(format!("url: {e}")).into()))
+        .map_err(|e| ApiError::Body(InvalidBody::new(format!("url: {e}")).into()))?;
+    if url.len() > MAX_URL_BYTES {
+        return Err(ApiError::Body(
+            InvalidBody::new(format!("url: at most {MAX_URL_BYTES} bytes in its normal form (percent-encoded)")).into(),
+        ));
+    }
+    Ok(url)
 }
 
 /// `POST /webhook_endpoints`: registers an endpoint for the caller's processes; 201 with the

@@ -468,3 +468,38 @@ async fn an_expired_process_is_notified_with_its_result() {
     assert_eq!(event["data"]["result"], json!({"status": "canceled", "details": {"message": "expired"}}));
     assert_eq!(event["data"]["documents"][0]["result"]["status"], "canceled");
 }
+
+#[tokio::test]
+async fn a_silent_endpoint_holds_up_no_other_and_any_answer_is_logged() {
+    let receiver = Receiver::start();
+    // Accepts connections (the kernel's backlog) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_url = format!("http://127.0.0.1:{}/hook", silent.local_addr().expect("addr").port());
+    let app = app(|s| s.webhooks.timeout_seconds = 10.try_into().expect("positive")).await;
+    for _ in 0..3 {
+        endpoint(&app, "mallory", &silent_url, None).await;
+    }
+    for _ in 0..6 {
+        app.create_process("mallory", 1).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let honest = endpoint(&app, "relying-app", &receiver.url("/hook"), None).await;
+    receiver.control("/_secrets", json!([honest["secret"]])).await;
+    // The honest receiver answers 200 with a NUL and invalid UTF-8 in its body.
+    receiver.control("/_fail", json!({"count": 1, "status": 200, "body": "ok\u{0}\u{7} done"})).await;
+    let started = std::time::Instant::now();
+    app.create_process("relying-app", 1).await;
+    receiver.wait_for("the honest delivery", |r| !r.is_empty()).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "held up by the silent endpoint: {:?}", started.elapsed());
+    let mut log = Vec::new();
+    for _ in 0..100 {
+        log = deliveries_log(&app, "relying-app", &honest).await;
+        if log.first().is_some_and(|d| d["status"] == "delivered") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(log[0]["status"], "delivered", "{log:#?}");
+    assert_eq!(log[0]["attempts"][0]["response_body"], "ok\u{fffd}\u{fffd} done", "control characters replaced");
+    drop(silent);
+}
