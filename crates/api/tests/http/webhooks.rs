@@ -109,6 +109,20 @@ async fn deliveries_log(app: &TestApp, client: &str, endpoint: &Value) -> Vec<Va
     log["deliveries"].as_array().expect("deliveries").clone()
 }
 
+/// The endpoint's delivery log once `done` holds for it (waiting at most 10 s; the last log
+/// read otherwise, for the caller's assertion to report).
+async fn log_once(app: &TestApp, client: &str, endpoint: &Value, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let mut log = Vec::new();
+    for _ in 0..200 {
+        log = deliveries_log(app, client, endpoint).await;
+        if done(&log) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    log
+}
+
 #[tokio::test]
 async fn every_committed_change_is_delivered_signed_and_nothing_for_a_refused_one() {
     let receiver = Receiver::start();
@@ -222,14 +236,7 @@ async fn failed_deliveries_are_retried_with_the_same_id_a_bounded_number_of_time
     let second_id = second["id"].as_str().expect("id");
     assert_eq!(app.put_result("relying-app", second_id, r#"{"status":"canceled"}"#).await.status(), 200);
     receiver.wait_for("three failing attempts", |r| r.len() >= 3).await;
-    let mut log = Vec::new();
-    for _ in 0..100 {
-        log = deliveries_log(&app, "relying-app", &created).await;
-        if log[0]["status"] == "failed" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let log = log_once(&app, "relying-app", &created, |log| log.first().is_some_and(|d| d["status"] == "failed")).await;
     let failed = &log[0];
     assert_eq!(failed["signer_process_id"], second_id);
     assert_eq!(failed["status"], "failed", "{failed}");
@@ -340,14 +347,9 @@ async fn server_side_request_forgery_targets_are_refused() {
     // A name is checked where it resolves, at delivery: `localhost` is loopback.
     let named = endpoint(&app, "relying-app", &format!("http://localhost:{}/hook", receiver.port), None).await;
     app.create_process("relying-app", 1).await;
-    let mut log = Vec::new();
-    for _ in 0..200 {
-        log = deliveries_log(&app, "relying-app", &named).await;
-        if log.first().is_some_and(|d| !d["attempts"].as_array().expect("attempts").is_empty()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let attempted =
+        |log: &[Value]| log.first().is_some_and(|d| d["attempts"].as_array().is_some_and(|a| !a.is_empty()));
+    let log = log_once(&app, "relying-app", &named, attempted).await;
     let error = log[0]["attempts"][0]["error"].as_str().expect("an error").to_owned();
     assert!(error.starts_with("refused: localhost resolves to"), "{error}");
     assert!(receiver.deliveries().await.is_empty(), "nothing reached the loopback receiver");
@@ -491,14 +493,8 @@ async fn a_silent_endpoint_holds_up_no_other_and_any_answer_is_logged() {
     app.create_process("relying-app", 1).await;
     receiver.wait_for("the honest delivery", |r| !r.is_empty()).await;
     assert!(started.elapsed() < Duration::from_secs(5), "held up by the silent endpoint: {:?}", started.elapsed());
-    let mut log = Vec::new();
-    for _ in 0..100 {
-        log = deliveries_log(&app, "relying-app", &honest).await;
-        if log.first().is_some_and(|d| d["status"] == "delivered") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let log =
+        log_once(&app, "relying-app", &honest, |log| log.first().is_some_and(|d| d["status"] == "delivered")).await;
     assert_eq!(log[0]["status"], "delivered", "{log:#?}");
     assert_eq!(log[0]["attempts"][0]["response_body"], "ok\u{fffd}\u{fffd} done", "control characters replaced");
     drop(silent);
