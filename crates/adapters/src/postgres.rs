@@ -5,6 +5,7 @@
 //! applies only while the process's `version` is still the one loaded): the common
 //! `PUT …/result` is two statements on one connection, no BEGIN/COMMIT.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -609,18 +610,67 @@ const INSERT_DELIVERIES: &str = queries::insert_deliveries!("now()");
 pub mod sql {
     use crate::queries::visible_to_caller;
 
+    /// The columns of a versioned snapshot of process `p` ([`LOAD`], [`LOAD_BATCH`]).
+    macro_rules! snapshot_columns {
+        () => {
+            "p.result_status, p.result_message, p.expires_at, p.version, \
+            ARRAY(SELECT pd.document_id FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_ids, \
+            ARRAY(SELECT pd.result_status FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_statuses, \
+            ARRAY(SELECT pd.result_message FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_messages"
+        };
+    }
+
     /// Loads, without a lock, a process's versioned snapshot: its result, `expires_at`,
     /// `version`, and its documents' ids and results in order. Parameters: `$1` process id,
     /// `$2` caller's client id, `$3` caller is trusted (sees every tenant). No row for an
     /// unknown or foreign process.
     pub const LOAD: &str = concat!(
-        "SELECT p.result_status, p.result_message, p.expires_at, p.version, \
-        ARRAY(SELECT pd.document_id FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_ids, \
-        ARRAY(SELECT pd.result_status FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_statuses, \
-        ARRAY(SELECT pd.result_message FROM process_documents pd WHERE pd.process_id = p.id ORDER BY pd.position) AS doc_messages \
-        FROM signer_processes p WHERE p.id = $1 AND ",
+        "SELECT ",
+        snapshot_columns!(),
+        " FROM signer_processes p WHERE p.id = $1 AND ",
         visible_to_caller!("p")
     );
+
+    /// The group commit's batch load: [`LOAD`] for several requests in one statement, each
+    /// with its caller. Parameters (arrays of equal length, one entry per request): `$1`
+    /// process ids, `$2` callers' client ids, `$3` callers are trusted. One row per visible
+    /// process, with `request`, the request's position in the arrays (from 1).
+    pub const LOAD_BATCH: &str = concat!(
+        "SELECT r.request, ",
+        snapshot_columns!(),
+        " FROM unnest($1::text[], $2::text[], $3::bool[]) WITH ORDINALITY AS r(id, client_id, trusted, request) \
+        JOIN signer_processes p ON p.id = r.id AND (p.client_id = r.client_id OR r.trusted)"
+    );
+
+    /// The group commit's batch write: [`WRITE`] for several transitions of distinct
+    /// processes in one statement — one transaction, one commit — each with its own
+    /// compare-and-set on the version. Answers the ids of the processes written (a stale
+    /// one, or a gone one, is not among them). Parameters, one array entry per transition:
+    /// `$1` ids, `$2`/`$3` result status/message (NULL: none), `$4` expected versions, `$5`
+    /// actors, `$6` request ids, `$7` event kinds, `$8` event document ids, `$9` event new
+    /// statuses, `$10`–`$13` the notification's message id (NULL: none), event type, payload
+    /// and event type bit; the document results flattened, one entry per document result:
+    /// `$14` its process id, `$15` document id, `$16` status, `$17` message.
+    pub const WRITE_BATCH: &str = "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], \
+                $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[]) \
+                AS r(id, status, message, expected, actor, request_id, kind, event_document, new_status, \
+                     message_id, event_type, payload, bit)), \
+          p AS (UPDATE signer_processes sp \
+                SET result_status = COALESCE(r.status, sp.result_status), \
+                    result_message = CASE WHEN r.status IS NULL THEN sp.result_message ELSE r.message END, \
+                    result_at = CASE WHEN r.status IS NULL THEN sp.result_at ELSE now() END, \
+                    version = sp.version + 1 \
+                FROM r WHERE sp.id = r.id AND sp.version = r.expected RETURNING sp.id, sp.client_id), \
+          d AS (UPDATE process_documents pd SET result_status = u.status, result_message = u.message \
+                FROM p, unnest($14::text[], $15::text[], $16::text[], $17::text[]) AS u(process_id, document_id, status, message) \
+                WHERE u.process_id = p.id AND pd.process_id = p.id AND pd.document_id = u.document_id AND pd.result_status IS NULL), \
+          o AS (INSERT INTO webhook_deliveries (endpoint_id, message_id, event_type, process_id, payload, next_attempt_at, created_at) \
+                SELECT we.id, r.message_id, r.event_type, p.id, r.payload, now(), now() \
+                FROM p JOIN r ON r.id = p.id JOIN webhook_endpoints we ON we.client_id = p.client_id \
+                WHERE r.message_id IS NOT NULL AND we.disabled_at IS NULL AND we.event_mask & r.bit <> 0), \
+          e AS (INSERT INTO process_events (process_id, kind, actor, request_id, document_id, old_status, new_status) \
+                SELECT p.id, r.kind, r.actor, r.request_id, r.event_document, NULL, r.new_status FROM p JOIN r ON r.id = p.id) \
+         SELECT id FROM p";
 
     /// The compare-and-set update of a transition's process and its document results, and the
     /// outbox deliveries of its notification (one per subscribed, enabled endpoint of the
@@ -689,16 +739,18 @@ async fn load(
     id: &ProcessId,
     caller: &Caller,
 ) -> Result<Option<ProcessSnapshot>, RepositoryError> {
-    let Some(row) = bind_visible(sqlx::query(sql::LOAD).persistent(persistent), id.as_str(), caller)
+    let row = bind_visible(sqlx::query(sql::LOAD).persistent(persistent), id.as_str(), caller)
         .fetch_optional(connection)
         .await
-        .map_err(map_error)?
-    else {
-        return Ok(None);
-    };
-    let ids: Vec<String> = column(&row, "doc_ids")?;
-    let statuses: Vec<Option<String>> = column(&row, "doc_statuses")?;
-    let messages: Vec<Option<String>> = column(&row, "doc_messages")?;
+        .map_err(map_error)?;
+    row.as_ref().map(snapshot_of).transpose()
+}
+
+/// The snapshot of a row of [`sql::LOAD`] or [`sql::LOAD_BATCH`].
+fn snapshot_of(row: &PgRow) -> Result<ProcessSnapshot, RepositoryError> {
+    let ids: Vec<String> = column(row, "doc_ids")?;
+    let statuses: Vec<Option<String>> = column(row, "doc_statuses")?;
+    let messages: Vec<Option<String>> = column(row, "doc_messages")?;
     let documents = ids
         .iter()
         .zip(statuses)
@@ -707,7 +759,82 @@ async fn load(
             Ok(DocumentState { id: document_id(id)?, result: stored_document_result(status, message)? })
         })
         .collect::<Result<Vec<_>, RepositoryError>>()?;
-    stored::snapshot(&row, documents).map(Some)
+    stored::snapshot(row, documents)
+}
+
+/// Loads the snapshots of a batch with [`sql::LOAD_BATCH`], one entry per request in order.
+async fn load_batch(
+    connection: &mut PgConnection,
+    persistent: bool,
+    requests: &[(&ProcessId, &Caller)],
+) -> Result<Vec<Option<ProcessSnapshot>>, RepositoryError> {
+    let ids: Vec<&str> = requests.iter().map(|(id, _)| id.as_str()).collect();
+    let clients: Vec<&str> = requests.iter().map(|(_, caller)| caller.client_id.as_str()).collect();
+    let trusted: Vec<bool> = requests.iter().map(|(_, caller)| caller.trusted).collect();
+    let rows = sqlx::query(sql::LOAD_BATCH)
+        .persistent(persistent)
+        .bind(ids)
+        .bind(clients)
+        .bind(trusted)
+        .fetch_all(connection)
+        .await
+        .map_err(map_error)?;
+    let mut snapshots: Vec<Option<ProcessSnapshot>> = requests.iter().map(|_| None).collect();
+    for row in &rows {
+        let request: i64 = column(row, "request")?;
+        let slot = usize::try_from(request - 1)
+            .ok()
+            .and_then(|i| snapshots.get_mut(i))
+            .ok_or_else(|| RepositoryError::Unexpected("the batch load answered an unknown request".into()))?;
+        *slot = Some(snapshot_of(row)?);
+    }
+    Ok(snapshots)
+}
+
+/// Writes a batch of transitions of distinct processes with [`sql::WRITE_BATCH`].
+async fn write_batch(
+    connection: &mut PgConnection,
+    persistent: bool,
+    transitions: &[Transition],
+) -> Result<Vec<WriteOutcome>, RepositoryError> {
+    let stored: Vec<StoredTransition<'_>> = transitions.iter().map(StoredTransition::of).collect();
+    let (mut document_processes, mut document_ids, mut statuses, mut messages) = (vec![], vec![], vec![], vec![]);
+    for (transition, s) in transitions.iter().zip(&stored) {
+        for ((id, status), message) in s.documents.ids.iter().zip(&s.documents.statuses).zip(&s.documents.messages) {
+            document_processes.push(transition.process.as_str());
+            document_ids.push(*id);
+            statuses.push(*status);
+            messages.push(*message);
+        }
+    }
+    let notifications: Vec<Option<&Notification>> = transitions.iter().map(|t| t.notification.as_ref()).collect();
+    let written: Vec<String> = sqlx::query_scalar(sql::WRITE_BATCH)
+        .persistent(persistent)
+        .bind(transitions.iter().map(|t| t.process.as_str()).collect::<Vec<_>>())
+        .bind(stored.iter().map(|s| s.result.map(|r| r.0)).collect::<Vec<_>>())
+        .bind(stored.iter().map(|s| s.result.and_then(|r| r.1)).collect::<Vec<_>>())
+        .bind(transitions.iter().map(|t| t.expected.0).collect::<Vec<_>>())
+        .bind(stored.iter().map(|s| s.event.actor).collect::<Vec<_>>())
+        .bind(stored.iter().map(|s| s.event.request_id).collect::<Vec<_>>())
+        .bind(stored.iter().map(|s| s.event.kind).collect::<Vec<_>>())
+        .bind(stored.iter().map(|s| s.event.document_id).collect::<Vec<_>>())
+        .bind(stored.iter().map(|s| s.event.new_status).collect::<Vec<_>>())
+        .bind(notifications.iter().map(|n| n.map(|n| n.message_id.as_str())).collect::<Vec<_>>())
+        .bind(notifications.iter().map(|n| n.map(|n| n.event_type.as_str())).collect::<Vec<_>>())
+        .bind(notifications.iter().map(|n| n.map(|n| n.payload.as_str())).collect::<Vec<_>>())
+        .bind(notifications.iter().map(|n| n.map(|n| n.event_type.bit())).collect::<Vec<_>>())
+        .bind(document_processes)
+        .bind(document_ids)
+        .bind(statuses)
+        .bind(messages)
+        .fetch_all(connection)
+        .await
+        .map_err(map_error)?;
+    let written: HashSet<&str> = written.iter().map(String::as_str).collect();
+    Ok(transitions
+        .iter()
+        .map(|t| if written.contains(t.process.as_str()) { WriteOutcome::Written } else { WriteOutcome::Stale })
+        .collect())
 }
 
 /// Binds a notification's message id, event type, payload and event type bit (all NULL
@@ -825,6 +952,47 @@ impl TransitionStore for PgTransitions<'_> {
             };
             let Some(outcome) = self.settle(outcome) else { continue };
             // Behind a pooler the load and the write share a transaction: it ends here.
+            if let Some(session) = self.session.take_if(|s| matches!(s, Session::Pooled(_))) {
+                session.end().await?;
+            }
+            return outcome;
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(requests = requests.len()))]
+    async fn load_batch(
+        &mut self,
+        requests: &[(&ProcessId, &Caller)],
+    ) -> Result<Vec<Option<ProcessSnapshot>>, RepositoryError> {
+        let persistent = self.statements.persistent();
+        loop {
+            let outcome = match self.session().await {
+                Ok(session) => load_batch(session, persistent, requests).await,
+                Err(e) => Err(e),
+            };
+            if let Some(outcome) = self.settle(outcome) {
+                return outcome;
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(transitions = transitions.len()))]
+    async fn write_batch(&mut self, transitions: &[Transition]) -> Result<Vec<WriteOutcome>, RepositoryError> {
+        if transitions.iter().any(|t| !t.signed.is_empty() || t.event.signing.is_some()) {
+            // The signing page's transitions carry bytes: one at a time, as `write` writes them.
+            let mut outcomes = Vec::with_capacity(transitions.len());
+            for transition in transitions {
+                outcomes.push(self.write(transition).await?);
+            }
+            return Ok(outcomes);
+        }
+        let persistent = self.statements.persistent();
+        loop {
+            let outcome = match self.session().await {
+                Ok(session) => write_batch(session, persistent, transitions).await,
+                Err(e) => Err(e),
+            };
+            let Some(outcome) = self.settle(outcome) else { continue };
             if let Some(session) = self.session.take_if(|s| matches!(s, Session::Pooled(_))) {
                 session.end().await?;
             }

@@ -321,9 +321,35 @@ async fn load(pool: &SqlitePool, id: &ProcessId, caller: &Caller) -> Result<Opti
 /// Writes a transition in one `BEGIN IMMEDIATE` transaction, only while the process's
 /// version is the expected one.
 async fn write(repository: &SqliteRepository, transition: &Transition) -> Result<WriteOutcome, RepositoryError> {
+    let mut tx = repository.write().await?;
+    let outcome = write_in(&mut tx, transition).await?;
+    if outcome == WriteOutcome::Written {
+        tx.commit().await.map_err(map_error)?;
+    }
+    Ok(outcome)
+}
+
+/// Writes a batch of transitions in one `BEGIN IMMEDIATE` transaction.
+async fn write_batch(
+    repository: &SqliteRepository,
+    transitions: &[Transition],
+) -> Result<Vec<WriteOutcome>, RepositoryError> {
+    let mut tx = repository.write().await?;
+    let mut outcomes = Vec::with_capacity(transitions.len());
+    for transition in transitions {
+        outcomes.push(write_in(&mut tx, transition).await?);
+    }
+    tx.commit().await.map_err(map_error)?;
+    Ok(outcomes)
+}
+
+/// Writes a transition inside `tx`, only while the process has the expected version.
+async fn write_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    transition: &Transition,
+) -> Result<WriteOutcome, RepositoryError> {
     let StoredTransition { result, documents, event, signed } = StoredTransition::of(transition);
     let id = transition.process.as_str();
-    let mut tx = repository.write().await?;
     let advanced = match result {
         Some((status, message)) => sqlx::query(concat!(
             "UPDATE signer_processes SET result_status = $1, result_message = $2, result_at = ",
@@ -336,7 +362,7 @@ async fn write(repository: &SqliteRepository, transition: &Transition) -> Result
     }
     .bind(id)
     .bind(transition.expected.0)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await
     .map_err(map_error)?;
     if advanced.rows_affected() == 0 {
@@ -351,7 +377,7 @@ async fn write(repository: &SqliteRepository, transition: &Transition) -> Result
         .bind(message)
         .bind(id)
         .bind(document)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(map_error)?;
     }
@@ -361,14 +387,14 @@ async fn write(repository: &SqliteRepository, transition: &Transition) -> Result
         sqlx::query("UPDATE document_contents SET content = $1 WHERE document_id = $2")
             .bind(*content)
             .bind(document)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(map_error)?;
         sqlx::query("UPDATE documents SET size = $1, sha256 = $2 WHERE id = $3")
             .bind(size)
             .bind(sha256)
             .bind(document)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(map_error)?;
     }
@@ -382,9 +408,8 @@ async fn write(repository: &SqliteRepository, transition: &Transition) -> Result
         new_status: Some(event.new_status),
         details: event.details.as_deref(),
     };
-    insert_event(&mut tx, event).await?;
-    insert_deliveries(&mut tx, transition.notification.as_ref(), id).await?;
-    tx.commit().await.map_err(map_error)?;
+    insert_event(tx, event).await?;
+    insert_deliveries(tx, transition.notification.as_ref(), id).await?;
     Ok(WriteOutcome::Written)
 }
 
@@ -404,6 +429,22 @@ impl TransitionStore for SqliteTransitions<'_> {
     #[tracing::instrument(skip_all, fields(process_id = %transition.process, kind = transition.event.kind.as_str()))]
     async fn write(&mut self, transition: &Transition) -> Result<WriteOutcome, RepositoryError> {
         write(self.repository, transition).await
+    }
+
+    async fn load_batch(
+        &mut self,
+        requests: &[(&ProcessId, &Caller)],
+    ) -> Result<Vec<Option<ProcessSnapshot>>, RepositoryError> {
+        let mut snapshots = Vec::with_capacity(requests.len());
+        for (id, caller) in requests {
+            snapshots.push(load(&self.repository.pool, id, caller).await?);
+        }
+        Ok(snapshots)
+    }
+
+    #[tracing::instrument(skip_all, fields(transitions = transitions.len()))]
+    async fn write_batch(&mut self, transitions: &[Transition]) -> Result<Vec<WriteOutcome>, RepositoryError> {
+        write_batch(self.repository, transitions).await
     }
 }
 

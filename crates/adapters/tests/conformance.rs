@@ -8,6 +8,7 @@ use esignsp_adapters::postgres::PoolSettings;
 use esignsp_adapters::store::Store;
 use esignsp_adapters::system::OsRandomIds;
 use esignsp_domain::events::{AuditContext, EventKind};
+use esignsp_domain::group_commit::GroupCommitSettings;
 use esignsp_domain::ports::{
     Clock, DeleteDocumentOutcome, EstablishResultError, SignerProcessRepository, Transition, TransitionEvent,
     WriteOutcome,
@@ -810,6 +811,156 @@ async fn many_document_results_at_once_on_one_process_are_all_written(b: Backend
     );
 }
 
+/// The group commit's port (SPEC §8): a batch load answers each request's snapshot for its
+/// own caller, in order; a batch write applies each transition on its own version — a stale
+/// one is skipped, the others written with their document results, events and outbox rows.
+async fn a_batch_is_loaded_per_caller_and_written_per_version(b: Backend) {
+    let webhooks = b.store.webhooks();
+    let hook = endpoint("app", &WebhookEventType::ALL);
+    assert!(webhooks.create_endpoint(&hook, 16).await.expect("endpoint"));
+    let first = b.repo.create(new_process("app", 2), &audit("app"), None).await.expect("create");
+    let second = b.repo.create(new_process("app", 1), &audit("app"), None).await.expect("create");
+    let foreign = b.repo.create(new_process("other", 1), &audit("other"), None).await.expect("create");
+    let unknown = ProcessId::from_random(rand::random());
+    let trusted = Caller { trusted: true, ..caller("auditor") };
+    let (app, other) = (caller("app"), caller("other"));
+    let mut store = b.repo.transitions().await.expect("unit of work");
+    let snapshots = store
+        .load_batch(&[
+            (&first.id, &app),
+            (&foreign.id, &app),
+            (&unknown, &app),
+            (&second.id, &app),
+            (&foreign.id, &other),
+            (&first.id, &trusted),
+        ])
+        .await
+        .expect("batch load");
+    let visible: Vec<bool> = snapshots.iter().map(Option::is_some).collect();
+    assert_eq!(visible, [true, false, false, true, true, true], "each request for its own caller");
+    let first_snapshot = snapshots[0].clone().expect("first");
+    assert_eq!(Some(&first_snapshot), snapshots[5].as_ref(), "the same snapshot for any caller that sees it");
+    assert_eq!(first_snapshot.documents.len(), 2);
+    assert_eq!(snapshots[3].as_ref().expect("second").documents[0].id, second.documents[0].id, "in request order");
+
+    let notifier = Notifier::new(Arc::new(OsRandomIds));
+    let mut written = finished_transition(&first.id, first_snapshot.version, &first.documents[1].id);
+    written.notification =
+        Some(notifier.notification(WebhookEventType::Result, &first.id, OffsetDateTime::now_utc(), None, None, &[]));
+    let stale_version = Version(snapshots[3].as_ref().expect("second").version.0 + 1);
+    let stale = finished_transition(&second.id, stale_version, &second.documents[0].id);
+    let mut foreign_written =
+        finished_transition(&foreign.id, snapshots[4].as_ref().expect("foreign").version, &foreign.documents[0].id);
+    foreign_written.change.result = Some(result(ResultStatus::Failed, None));
+    let outcomes = store.write_batch(&[written, stale, foreign_written]).await.expect("batch write");
+    assert_eq!(outcomes, [WriteOutcome::Written, WriteOutcome::Stale, WriteOutcome::Written]);
+    let after = store.load_batch(&[(&first.id, &app), (&second.id, &app), (&foreign.id, &other)]).await.expect("load");
+    let [Some(first_after), Some(second_after), Some(foreign_after)] = &after[..] else { panic!("{after:?}") };
+    assert_eq!(first_after.result, Some(result(ResultStatus::Finished, Some("ok"))));
+    let statuses: Vec<_> = first_after.documents.iter().map(|d| d.result.as_ref().map(|r| r.status)).collect();
+    assert_eq!(statuses, [None, Some(DocumentResultStatus::Finished)], "its own document result only");
+    assert!(first_after.version > first_snapshot.version, "the version advanced");
+    assert_eq!(second_after.result, None, "the stale transition wrote nothing");
+    assert_eq!(second_after.version, snapshots[3].as_ref().expect("second").version);
+    assert_eq!(foreign_after.result, Some(result(ResultStatus::Failed, None)), "each its own result");
+    assert_eq!((events(&b, &first.id).await, events(&b, &second.id).await, events(&b, &foreign.id).await), (2, 1, 2));
+    let id = &first.id;
+    assert_eq!(
+        b.count(&format!("SELECT count(*) FROM webhook_deliveries WHERE process_id = '{id}'")).await,
+        1,
+        "the notification of the written transition, for the owner's endpoint"
+    );
+    assert_eq!(b.count("SELECT count(*) FROM webhook_deliveries").await, 1, "none for the others");
+    assert_eq!(store.write_batch(&[]).await.expect("empty batch"), [], "an empty batch writes nothing");
+}
+
+/// Group commit end to end: many concurrent conflicting and identical result requests, and
+/// document results of one process, through [`SignerProcessService::with_group_commit`] —
+/// each process has exactly one winner and one event, a replay is answered as one, the rest
+/// are refused, and document results of the same process all land (the second of a process
+/// in a batch decides again on its own).
+async fn the_group_commit_answers_each_request_as_alone(b: Backend) {
+    let (service, group) = b.service.clone().with_group_commit(GroupCommitSettings::default());
+    let runner = tokio::spawn(group.run());
+    let mut processes = Vec::new();
+    for _ in 0..20 {
+        processes.push(b.repo.create(new_process("app", 2), &audit("app"), None).await.expect("create").id);
+    }
+    let unknown = ProcessId::from_random(rand::random());
+    let mut tasks = Vec::new();
+    for (p, id) in processes.iter().enumerate() {
+        for i in 0..6 {
+            let (service, id) = (service.clone(), id.clone());
+            // Three ask for the same result (one wins, two replay it unless a conflicting one
+            // won), three for another each.
+            let requested = if i < 3 {
+                result(ResultStatus::Finished, Some("same"))
+            } else {
+                result(ResultStatus::ALL[i % 4], Some(&format!("attempt {p} {i}")))
+            };
+            tasks.push(tokio::spawn(async move {
+                (
+                    id.clone(),
+                    requested.clone(),
+                    service.establish_result(&caller("app"), &id, requested, &audit("app")).await,
+                )
+            }));
+        }
+    }
+    let (other, app, audited) = (caller("other"), caller("app"), audit("other"));
+    let foreign = service.establish_result(&other, &processes[0], result(ResultStatus::Failed, None), &audited);
+    assert!(matches!(foreign.await, Err(EstablishResultError::NotFound)), "another tenant's process is unknown");
+    let missing = service.establish_result(&app, &unknown, result(ResultStatus::Failed, None), &audited);
+    assert!(matches!(missing.await, Err(EstablishResultError::NotFound)));
+    let mut established = std::collections::HashMap::new();
+    for task in tasks {
+        let (id, requested, answer) = task.await.expect("task");
+        match answer {
+            Ok(Outcome::Established(r)) => {
+                assert_eq!(r, requested);
+                assert!(established.insert(id, r).is_none(), "one winner per process");
+            }
+            Ok(Outcome::Replayed(r)) => assert_eq!(r, requested),
+            Err(EstablishResultError::Rule(v)) => assert_eq!(v.rule, "terminal"),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(established.len(), processes.len(), "every process has its winner");
+    for id in &processes {
+        let stored = b.repo.find(id, &caller("app")).await.expect("find").expect("exists");
+        assert_eq!(stored.result.as_ref(), established.get(id), "the winner's result is stored");
+        assert_eq!(
+            b.count(&format!("SELECT count(*) FROM process_events WHERE process_id = '{id}' AND kind = 'result'"))
+                .await,
+            1
+        );
+    }
+    let created = b.repo.create(new_process("app", 6), &audit("app"), None).await.expect("create");
+    let documents: Vec<_> = created
+        .documents
+        .iter()
+        .map(|d| {
+            let (service, id, doc) = (service.clone(), created.id.clone(), d.id.clone());
+            tokio::spawn(async move {
+                let failed = DocumentResult { status: DocumentResultStatus::Failed, message: None };
+                service.set_document_result(&caller("app"), &id, &doc, failed, &audit("app")).await
+            })
+        })
+        .collect();
+    for task in documents {
+        let outcome = task.await.expect("task").expect("each document result is written");
+        assert!(matches!(outcome, Outcome::Established(_)), "{outcome:?}");
+    }
+    let id = &created.id;
+    assert_eq!(
+        b.count(&format!("SELECT count(*) FROM process_events WHERE process_id = '{id}' AND kind = 'document_result'"))
+            .await,
+        6
+    );
+    drop(service);
+    runner.await.expect("the group commit ends with the last service");
+}
+
 macro_rules! conformance {
     ($backend:ident: $($test:ident),+ $(,)?) => {
         mod $backend {
@@ -843,6 +994,8 @@ macro_rules! suite {
                 the_outbox_is_written_with_each_change_and_never_for_a_refused_or_stale_one,
                 concurrent_claims_never_share_a_delivery,
                 concurrent_registrations_keep_to_the_endpoint_limit,
+                a_batch_is_loaded_per_caller_and_written_per_version,
+                the_group_commit_answers_each_request_as_alone,
             );
         )+
     };

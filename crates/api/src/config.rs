@@ -175,6 +175,14 @@ pub struct DatabaseSettings {
     /// `pool_mode = transaction` (false): statements then live only inside a transaction and
     /// the time-outs are set with `SET LOCAL`; migrations must run directly against PostgreSQL.
     pub transaction_pooling: bool,
+    /// Coalesce concurrent result requests (O5, O7) into one batch load, one batch write and
+    /// one commit on PostgreSQL (true; SPEC §8 group commit). SQLite ignores it: it has one
+    /// writer.
+    pub group_commit: bool,
+    /// Most result requests in one group commit batch (64).
+    pub group_commit_max_batch: NonZeroUsize,
+    /// Most group commit batches in flight at once (2); each holds one connection of the pool.
+    pub group_commit_lanes: NonZeroUsize,
 }
 
 impl Default for DatabaseSettings {
@@ -186,6 +194,9 @@ impl Default for DatabaseSettings {
             migrate_on_start: true,
             statement_timeout_seconds: const { NonZeroU64::new(10).expect("positive") },
             transaction_pooling: false,
+            group_commit: true,
+            group_commit_max_batch: const { NonZeroUsize::new(64).expect("positive") },
+            group_commit_lanes: const { NonZeroUsize::new(2).expect("positive") },
         }
     }
 }

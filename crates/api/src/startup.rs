@@ -17,6 +17,7 @@ use esignsp_adapters::sqlite::StorageProblem;
 use esignsp_adapters::store::Store;
 use esignsp_adapters::system::{OsRandomIds, SystemClock};
 use esignsp_adapters::webhooks::{HttpWebhookSender, OutboundPolicy};
+use esignsp_domain::group_commit::GroupCommitSettings;
 use esignsp_domain::ports::{AccessTokenVerifier, RepositoryError};
 use esignsp_domain::webhooks::{WebhookDispatcher, WebhookService};
 use esignsp_domain::{ResultStateMachine, SignerProcessService};
@@ -302,6 +303,15 @@ impl Application {
                 wake: Arc::new(tokio::sync::Notify::new()),
             }
         });
+        if settings.database.group_commit && matches!(store, Store::Postgres(_)) {
+            let (batched, group) = service.clone().with_group_commit(GroupCommitSettings {
+                max_batch: settings.database.group_commit_max_batch,
+                lanes: settings.database.group_commit_lanes,
+            });
+            service = batched;
+            // Ends once the last clone of the service (the app state) is dropped.
+            tokio::spawn(group.run());
+        }
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port)).map_err(|e| {
             anyhow::anyhow!(
                 "server.host, server.port: cannot bind {}:{}: {e}",

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod events;
+pub mod group_commit;
 pub mod ids;
 pub mod ports;
 pub mod process;

@@ -153,6 +153,26 @@ pub trait TransitionStore: Send {
     /// [`RepositoryError`]; nothing is written then. A version that moved on is
     /// `Ok(WriteOutcome::Stale)`, not an error.
     async fn write(&mut self, transition: &Transition) -> Result<WriteOutcome, RepositoryError>;
+
+    /// The group commit's batch load (SPEC §8): the snapshot of each requested process for
+    /// its caller, as [`Self::load`] gives it, one entry per request in order — in one
+    /// statement where the store can.
+    ///
+    /// # Errors
+    /// [`RepositoryError`] for the whole batch.
+    async fn load_batch(
+        &mut self,
+        requests: &[(&ProcessId, &Caller)],
+    ) -> Result<Vec<Option<ProcessSnapshot>>, RepositoryError>;
+
+    /// The group commit's batch write (SPEC §8): each of `transitions` (of distinct
+    /// processes) as [`Self::write`] writes it, with its own compare-and-set, all in one
+    /// transaction — one commit for the batch. One [`WriteOutcome`] per transition, in order:
+    /// a stale one is not written and keeps none of the others from being written.
+    ///
+    /// # Errors
+    /// [`RepositoryError`]; nothing of the batch is written then.
+    async fn write_batch(&mut self, transitions: &[Transition]) -> Result<Vec<WriteOutcome>, RepositoryError>;
 }
 
 /// Persistence of signature processes, their documents and their audit trail.

@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::auth::Caller;
 use crate::events::EventKind;
 use crate::events::{AuditContext, AuditEvent, DocumentSigningRecord, SignerIdentity, SigningRecord};
+use crate::group_commit::{GroupCommit, GroupCommitQueue, GroupCommitSettings};
 use crate::ids::{ClientId, DocumentId, ProcessId, TaskId};
 use crate::ports::{
     Clock, CreateError, DeleteDocumentOutcome, EstablishResultError, IdGenerator, RepositoryError, SignedContent,
@@ -197,7 +198,23 @@ fn system_audit(request_id: &str) -> AuditContext {
 pub const MAX_ATTEMPTS: usize = 8;
 
 /// The kind, document and new status of a transition's audit event.
-type EventOf = (EventKind, Option<DocumentId>, &'static str);
+pub(crate) type EventOf = (EventKind, Option<DocumentId>, &'static str);
+
+/// The decision of a result request (O5, O7) on a snapshot at a time, shareable with the
+/// group commit's task.
+pub(crate) type Decide = Arc<
+    dyn Fn(&ProcessSnapshot, time::OffsetDateTime) -> Result<(Outcome<Change>, EventOf), EstablishResultError>
+        + Send
+        + Sync,
+>;
+
+/// What [`SignerProcessService::prepare`] decided.
+pub(crate) enum Prepared {
+    /// Nothing to write: answer this (a replay).
+    Answer(Outcome<Change>),
+    /// Write this transition.
+    Write(Box<Transition>),
+}
 
 /// Expiry found the process settled (nothing to expire).
 struct Settled;
@@ -260,6 +277,7 @@ pub struct SignerProcessService {
     machine: Arc<ResultStateMachine>,
     ttl: Duration,
     notifier: Option<Notifier>,
+    group_commit: Option<GroupCommitQueue>,
 }
 
 impl std::fmt::Debug for SignerProcessService {
@@ -278,7 +296,7 @@ impl SignerProcessService {
         machine: Arc<ResultStateMachine>,
         ttl: Duration,
     ) -> Self {
-        Self { repository, ids, clock, machine, ttl, notifier: None }
+        Self { repository, ids, clock, machine, ttl, notifier: None, group_commit: None }
     }
 
     /// The service writing a webhook notification (SPEC §11) with every state change: the
@@ -287,6 +305,16 @@ impl SignerProcessService {
     pub fn with_webhooks(mut self) -> Self {
         self.notifier = Some(Notifier::new(Arc::clone(&self.ids)));
         self
+    }
+
+    /// The service with result requests (O5, O7) coalesced by a group commit (SPEC §8): the
+    /// returned [`GroupCommit`] must be run (spawned once) for them to be answered. Only for a
+    /// store whose [`crate::ports::TransitionStore::write_batch`] is one statement and one
+    /// commit (PostgreSQL); SQLite keeps its single writer.
+    #[must_use]
+    pub fn with_group_commit(self, settings: GroupCommitSettings) -> (Self, GroupCommit) {
+        let (queue, group) = GroupCommit::new(self.clone(), settings);
+        (Self { group_commit: Some(queue), ..self }, group)
     }
 
     /// The notification of a transition of `kind` deciding `change` on `snapshot`.
@@ -482,34 +510,10 @@ impl SignerProcessService {
         let mut store = self.repository.transitions().await?;
         for _ in 0..MAX_ATTEMPTS {
             let Some(snapshot) = store.load(id, caller).await? else { return Ok(None) };
-            let (outcome, (kind, document_id, new_status)) =
-                decide(&snapshot, self.clock.now()).map_err(TransitionFailure::Refused)?;
-            let Outcome::Established(change) = outcome else { return Ok(Some(outcome)) };
-            let signed = signed
-                .iter()
-                .filter(|s| {
-                    change
-                        .document_results
-                        .iter()
-                        .any(|(d, r)| *d == s.document && r.status == DocumentResultStatus::Finished)
-                })
-                .cloned()
-                .collect();
-            let notification = self.transition_notification(id, kind, &snapshot, &change);
-            let transition = Transition {
-                process: id.clone(),
-                expected: snapshot.version,
-                notification,
-                change,
-                event: TransitionEvent {
-                    kind,
-                    actor: audit.actor.clone(),
-                    request_id: audit.request_id.clone(),
-                    document_id,
-                    new_status,
-                    signing: signing.cloned(),
-                },
-                signed,
+            let transition = match self.prepare(id, audit, &snapshot, signed, signing, &decide) {
+                Ok(Prepared::Answer(outcome)) => return Ok(Some(outcome)),
+                Ok(Prepared::Write(transition)) => *transition,
+                Err(e) => return Err(TransitionFailure::Refused(e)),
             };
             match store.write(&transition).await? {
                 WriteOutcome::Written => return Ok(Some(Outcome::Established(transition.change))),
@@ -519,6 +523,68 @@ impl SignerProcessService {
         Err(TransitionFailure::Repository(RepositoryError::Unavailable(
             format!("process {id} changed under each of {MAX_ATTEMPTS} attempts to write a transition").into(),
         )))
+    }
+
+    /// One decision of the transition protocol: `decide` on `snapshot` at the clock's time,
+    /// and, for an established change, the [`Transition`] to write (with the `signed` contents
+    /// of the documents it makes `finished`, `signing` in its event, and its notification).
+    pub(crate) fn prepare<E>(
+        &self,
+        id: &ProcessId,
+        audit: &AuditContext,
+        snapshot: &ProcessSnapshot,
+        signed: &[SignedContent],
+        signing: Option<&SigningRecord>,
+        decide: impl Fn(&ProcessSnapshot, time::OffsetDateTime) -> Result<(Outcome<Change>, EventOf), E>,
+    ) -> Result<Prepared, E> {
+        let (outcome, (kind, document_id, new_status)) = decide(snapshot, self.clock.now())?;
+        let Outcome::Established(change) = outcome else { return Ok(Prepared::Answer(outcome)) };
+        let signed = signed
+            .iter()
+            .filter(|s| {
+                change
+                    .document_results
+                    .iter()
+                    .any(|(d, r)| *d == s.document && r.status == DocumentResultStatus::Finished)
+            })
+            .cloned()
+            .collect();
+        let notification = self.transition_notification(id, kind, snapshot, &change);
+        Ok(Prepared::Write(Box::new(Transition {
+            process: id.clone(),
+            expected: snapshot.version,
+            notification,
+            change,
+            event: TransitionEvent {
+                kind,
+                actor: audit.actor.clone(),
+                request_id: audit.request_id.clone(),
+                document_id,
+                new_status,
+                signing: signing.cloned(),
+            },
+            signed,
+        })))
+    }
+
+    /// A result request (O5 or O7) through the group commit when it is on
+    /// ([`Self::with_group_commit`]), else — and for a request the batch could not write —
+    /// through [`Self::transition`].
+    async fn establish(
+        &self,
+        id: &ProcessId,
+        caller: &Caller,
+        audit: &AuditContext,
+        decide: Decide,
+    ) -> Result<Option<Outcome<Change>>, EstablishResultError> {
+        if let Some(group) = &self.group_commit {
+            if let Some(answer) = group.submit(id, caller, audit, Arc::clone(&decide)).await {
+                return answer;
+            }
+        }
+        self.transition(id, caller, audit, |snapshot, now| decide(snapshot, now))
+            .await
+            .map_err(TransitionFailure::into_error)
     }
 
     /// O7: sets one document's result under the rules of the state machine.
@@ -535,16 +601,15 @@ impl SignerProcessService {
         requested: DocumentResult,
         audit: &AuditContext,
     ) -> Result<Outcome<DocumentResult>, EstablishResultError> {
-        let outcome = self
-            .transition(process, caller, audit, |snapshot, now| {
-                let index =
-                    snapshot.documents.iter().position(|d| d.id == *document).ok_or(EstablishResultError::NotFound)?;
-                let request = Request::Document { index, result: &requested };
-                let outcome = self.machine.decide(snapshot, now, request).map_err(EstablishResultError::Rule)?;
-                Ok((outcome, (EventKind::DocumentResult, Some(document.clone()), requested.status.as_str())))
-            })
-            .await
-            .map_err(TransitionFailure::into_error)?;
+        let (machine, document, wanted) = (Arc::clone(&self.machine), document.clone(), requested.clone());
+        let decide: Decide = Arc::new(move |snapshot, now| {
+            let index =
+                snapshot.documents.iter().position(|d| d.id == document).ok_or(EstablishResultError::NotFound)?;
+            let request = Request::Document { index, result: &wanted };
+            let outcome = machine.decide(snapshot, now, request).map_err(EstablishResultError::Rule)?;
+            Ok((outcome, (EventKind::DocumentResult, Some(document.clone()), wanted.status.as_str())))
+        });
+        let outcome = self.establish(process, caller, audit, decide).await?;
         Ok(answer(outcome.ok_or(EstablishResultError::NotFound)?, requested))
     }
 
@@ -614,16 +679,13 @@ impl SignerProcessService {
         requested: ProcessResult,
         audit: &AuditContext,
     ) -> Result<Outcome<ProcessResult>, EstablishResultError> {
-        let outcome = self
-            .transition(id, caller, audit, |snapshot, now| {
-                let outcome = self
-                    .machine
-                    .decide(snapshot, now, Request::Process(&requested))
-                    .map_err(EstablishResultError::Rule)?;
-                Ok((outcome, (EventKind::Result, None, requested.status.as_str())))
-            })
-            .await
-            .map_err(TransitionFailure::into_error)?;
+        let (machine, wanted) = (Arc::clone(&self.machine), requested.clone());
+        let decide: Decide = Arc::new(move |snapshot, now| {
+            let outcome =
+                machine.decide(snapshot, now, Request::Process(&wanted)).map_err(EstablishResultError::Rule)?;
+            Ok((outcome, (EventKind::Result, None, wanted.status.as_str())))
+        });
+        let outcome = self.establish(id, caller, audit, decide).await?;
         Ok(answer(outcome.ok_or(EstablishResultError::NotFound)?, requested))
     }
 
@@ -875,6 +937,25 @@ mod tests {
             snapshot.result = transition.change.result.clone().or(snapshot.result.take());
             self.written.lock().expect("written").push(transition.clone());
             Ok(WriteOutcome::Written)
+        }
+
+        async fn load_batch(
+            &mut self,
+            requests: &[(&ProcessId, &Caller)],
+        ) -> Result<Vec<Option<ProcessSnapshot>>, RepositoryError> {
+            let mut snapshots = Vec::new();
+            for (id, caller) in requests {
+                snapshots.push(self.load(id, caller).await?);
+            }
+            Ok(snapshots)
+        }
+
+        async fn write_batch(&mut self, transitions: &[Transition]) -> Result<Vec<WriteOutcome>, RepositoryError> {
+            let mut outcomes = Vec::new();
+            for transition in transitions {
+                outcomes.push(self.write(transition).await?);
+            }
+            Ok(outcomes)
         }
     }
 
