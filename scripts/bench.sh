@@ -10,7 +10,13 @@
 # Options (environment): SCALES="10000 1000000", CONCURRENCY="32 256", PUTS=10000 (a round's
 # requests, at most half of the scale), ROUNDS=3 (service and pgbench alternate; the table
 # shows medians), POOL (the service's database.max_connections; default its own default),
-# SIGNING=0 (leave out scripts/bench-signing.sh, the signing throughput rows).
+# SIGNING=0 (leave out scripts/bench-signing.sh, the signing throughput rows), GROUP_COMMIT=false
+# (the service without its group commit, database.group_commit).
+#
+# PUT rows: the service (group commit on, its default) against pgbench running the service's
+# single-request statements (`PUT result`: PostgreSQL's per-transaction limit) and against
+# pgbench running the group commit's batch statements with the mean batch size the service
+# made in that round (`PUT vs batch`, pgbench's rps = its tps × the batch size).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
@@ -56,6 +62,7 @@ port=$(free_port)
 base="http://127.0.0.1:$port/trustedx-resources/esignsp/v2"
 export ESIGNSP__SERVER__PORT=$port ESIGNSP__SERVER__DATA_DIR=$work ESIGNSP__DATABASE__URL=$url ESIGNSP__LOG__LEVEL=warn
 [ -n "${POOL:-}" ] && export ESIGNSP__DATABASE__MAX_CONNECTIONS=$POOL
+[ -n "${GROUP_COMMIT:-}" ] && export ESIGNSP__DATABASE__GROUP_COMMIT=$GROUP_COMMIT
 unset ESIGNSP_CONFIG
 start() {
   $bin/esignsp serve >>"$work/service.log" 2>&1 &
@@ -70,22 +77,45 @@ cpu_of() { { time "$@" >"$work/out" 2>/dev/null; } 2>&1 | awk '{print $1 + $2}';
 json() { python3 -c "import json,sys; print(json.load(open('$work/out'))$1)"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 calc() { python3 -c "print(f'{$1:$2}')"; }
-row() { printf '%-8s %-11s %4s %9s %9s %9s %10s %10s %9s\n' "$@"; }
+row() { printf '%-8s %-18s %4s %9s %9s %9s %10s %10s %9s\n' "$@"; }
 
 # The statements of one PUT on the service's optimistic path, taken from the code
 # (esignsp_adapters::postgres::sql), each pgbench client taking pending processes of its own.
 $bin/esignsp-pgbench-script > "$work/put.sql"
 
+# The service's group commit counter (0 without one).
+group_counter() {
+  curl -fs "http://127.0.0.1:$port/metrics" | awk -v name="esignsp_group_commit_$1_total" '$1 == name {print $2; f = 1} END {if (!f) print 0}'
+}
+
 # One round's PUTs from the service (ids of $work/ids) and from pgbench (the other half);
 # they alternate which goes first.
 run_service() {
-  local t0
-  t0=$(service_ticks)
+  local t0 b0 r0
+  t0=$(service_ticks) b0=$(group_counter batches) r0=$(group_counter requests)
   load_cpu=$(calc "$load_cpu + $(cpu_of $bin/esignsp-load --base "$base" --operation put-result \
     --concurrency "$c" --requests "$n" --token "$token" --ids "$work/ids")" .3f)
   ticks=$(( ticks + $(service_ticks) - t0 ))
   [ "$(json '["statuses"]')" = "{'200': $n}" ] || { echo "PUT answers: $(cat "$work/out")" >&2; exit 1; }
   svc_rps+=("$(json '["rps"]')") svc_p99+=("$(json '["p99_ms"]')")
+  local batches=$(( $(group_counter batches) - b0 )) requests=$(( $(group_counter requests) - r0 ))
+  batch_size=$([ "$batches" -gt 0 ] && calc "$requests / $batches" .1f || echo 1)
+  svc_batch+=("$batch_size")
+}
+# pgbench on the group commit's batch statements, batches of the service's last mean size, on
+# the same processes as run_pgbench (pending again first).
+run_pgbench_batched() {
+  local b
+  b=$(calc "max(1, round($batch_size))" .0f)
+  psql "$url" -qc "UPDATE signer_processes SET result_status = NULL, result_message = NULL, result_at = NULL
+    WHERE result_status IS NOT NULL" -c "VACUUM ANALYZE signer_processes"
+  $bin/esignsp-pgbench-script --batch "$b" > "$work/put-batch.sql"
+  pgbench -n -M prepared -c "$c" -j 2 -t $(( n / c / b > 0 ? n / c / b : 1 )) -D lo=$((half + 1)) \
+    -D clients="$c" -D i=0 -f "$work/put-batch.sql" -l --log-prefix="$work/pgb" "$url" >"$work/out" 2>&1 \
+    || { echo "pgbench (batch $b): $(cat "$work/out")" >&2; exit 1; }
+  pgbb_rps+=("$(awk -v b="$b" '/^tps/ {print $3 * b; exit}' "$work/out")")
+  pgbb_p99+=("$(cat "$work"/pgb.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {print a[int(NR * 0.99)] / 1000}')")
+  rm -f "$work"/pgb.*
 }
 run_pgbench() {
   pgb_cpu=$(calc "$pgb_cpu + $(cpu_of pgbench -n -M prepared -c "$c" -j 2 -t $((n / c)) -D lo=$((half + 1)) \
@@ -113,19 +143,23 @@ for scale in $SCALES; do
   start
   token=$($bin/esignsp token --client-id bench --ttl 86400)
   for c in $CONCURRENCY; do
-    svc_rps=() svc_p99=() pgb_tps=() pgb_p99=() load_cpu=0 pgb_cpu=0 ticks=0
+    svc_rps=() svc_p99=() pgb_tps=() pgb_p99=() svc_batch=() pgbb_rps=() pgbb_p99=() load_cpu=0 pgb_cpu=0 ticks=0
     echo 5 > "/proc/$pid/clear_refs" 2>/dev/null || true   # resets the peak (VmHWM) for the PUT phase
     for round in $(seq 1 "$ROUNDS"); do
       # Every round starts from the same state: the processes of the last round pending again.
       psql "$url" -qc "UPDATE signer_processes SET result_status = NULL, result_message = NULL, result_at = NULL
         WHERE result_status IS NOT NULL" -c "VACUUM ANALYZE signer_processes"
       if [ $((round % 2)) = 1 ]; then run_service; run_pgbench; else run_pgbench; run_service; fi
-      echo "round $round scale $scale C $c: service $(calc "${svc_rps[-1]}" .0f) rps p99 ${svc_p99[-1]} ms;" \
-        "pgbench $(calc "${pgb_tps[-1]}" .0f) tps p99 ${pgb_p99[-1]} ms" >> "$work/rounds"
+      run_pgbench_batched
+      echo "round $round scale $scale C $c: service $(calc "${svc_rps[-1]}" .0f) rps p99 ${svc_p99[-1]} ms" \
+        "(mean batch ${svc_batch[-1]});" "pgbench $(calc "${pgb_tps[-1]}" .0f) tps p99 ${pgb_p99[-1]} ms;" \
+        "pgbench batched $(calc "${pgbb_rps[-1]}" .0f) rps p99 ${pgbb_p99[-1]} ms" >> "$work/rounds"
     done
     s=$(median "${svc_rps[@]}") p=$(median "${pgb_tps[@]}") sp=$(median "${svc_p99[@]}") pp=$(median "${pgb_p99[@]}")
     put_median[$scale,$c]=$s
     row "$scale" "PUT result" "$c" "$(calc "$s" .0f)" "$(calc "$p" .0f)" "$(calc "$s / $p" .2f)" "$sp" "$pp" "$(calc "$sp / $pp" .2f)"
+    bb=$(median "${pgbb_rps[@]}") bp=$(median "${pgbb_p99[@]}")
+    row "$scale" "PUT vs batch $(median "${svc_batch[@]}")" "$c" "$(calc "$s" .0f)" "$(calc "$bb" .0f)" "$(calc "$s / $bb" .2f)" "$sp" "$bp" "$(calc "$sp / $bp" .2f)"
     {
       echo "peak_rss_mib_put_${scale}_${c}=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$pid/status")"
       echo "cpu_ms_per_put_${scale}_${c}: service $(calc "$ticks * 1000 / $(getconf CLK_TCK) / ($n * $ROUNDS)" .3f)," \

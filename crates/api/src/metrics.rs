@@ -6,7 +6,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// `esignsp_http_client_errors_total{kind}`: connections actix-http closed on a client's
@@ -51,6 +52,12 @@ pub struct Metrics {
     pub webhook_queue_depth: IntGauge,
     /// `esignsp_webhook_oldest_pending_age_seconds`: age of the oldest pending delivery (0: none).
     pub webhook_oldest_pending_age: Gauge,
+    /// `esignsp_group_commit_batches_total`: group commit batches (PostgreSQL), refreshed at
+    /// each scrape.
+    pub group_commit_batches: IntCounter,
+    /// `esignsp_group_commit_requests_total`: result requests in them; over the batches, the
+    /// mean batch size.
+    pub group_commit_requests: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -115,6 +122,16 @@ impl Metrics {
             "Age of the oldest pending webhook delivery, in seconds (0: none)",
         )
         .expect("valid metric");
+        let group_commit_batches =
+            IntCounter::new("esignsp_group_commit_batches_total", "Group commit batches of result requests")
+                .expect("valid metric");
+        let group_commit_requests = IntCounter::new(
+            "esignsp_group_commit_requests_total",
+            "Result requests written through group commit batches",
+        )
+        .expect("valid metric");
+        registry.register(Box::new(group_commit_batches.clone())).expect("registered once");
+        registry.register(Box::new(group_commit_requests.clone())).expect("registered once");
         registry.register(Box::new(webhook_queue_depth.clone())).expect("registered once");
         registry.register(Box::new(webhook_oldest_pending_age.clone())).expect("registered once");
         for c in [&requests, &results, &token_rejections, &webhook_deliveries] {
@@ -133,7 +150,15 @@ impl Metrics {
             webhook_deliveries,
             webhook_queue_depth,
             webhook_oldest_pending_age,
+            group_commit_batches,
+            group_commit_requests,
         }
+    }
+
+    /// Brings the group commit counters up to `stats`.
+    pub fn observe_group_commit(&self, stats: &esignsp_domain::group_commit::GroupCommitStats) {
+        self.group_commit_batches.inc_by(stats.batches().saturating_sub(self.group_commit_batches.get()));
+        self.group_commit_requests.inc_by(stats.requests().saturating_sub(self.group_commit_requests.get()));
     }
 
     /// Records one answered request. A method that is not one of RFC 9110 §9's is counted as

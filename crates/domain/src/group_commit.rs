@@ -19,6 +19,8 @@
 
 use std::collections::HashSet;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, oneshot};
@@ -48,6 +50,28 @@ impl Default for GroupCommitSettings {
     }
 }
 
+/// What the group commit has done since it started (for `esignsp_group_commit_*` metrics):
+/// their ratio is the mean batch size.
+#[derive(Debug, Default)]
+pub struct GroupCommitStats {
+    batches: AtomicU64,
+    requests: AtomicU64,
+}
+
+impl GroupCommitStats {
+    /// Batches loaded.
+    #[must_use]
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// Requests loaded in them (each process once a batch).
+    #[must_use]
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
 /// A request's answer from the batch: `None` to decide again on its own.
 type Answer = Option<Result<Option<Outcome<Change>>, EstablishResultError>>;
 
@@ -71,6 +95,7 @@ impl Pending {
 #[derive(Clone)]
 pub(crate) struct GroupCommitQueue {
     sender: mpsc::Sender<Pending>,
+    pub(crate) stats: Arc<GroupCommitStats>,
 }
 
 impl GroupCommitQueue {
@@ -104,6 +129,7 @@ pub struct GroupCommit {
     service: SignerProcessService,
     receiver: mpsc::Receiver<Pending>,
     settings: GroupCommitSettings,
+    stats: Arc<GroupCommitStats>,
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -117,13 +143,14 @@ impl GroupCommit {
     /// (without a group commit of its own).
     pub(crate) fn new(service: SignerProcessService, settings: GroupCommitSettings) -> (GroupCommitQueue, Self) {
         let (sender, receiver) = mpsc::channel(settings.max_batch.get() * settings.lanes.get() * 4);
-        (GroupCommitQueue { sender }, Self { service, receiver, settings })
+        let stats = Arc::new(GroupCommitStats::default());
+        (GroupCommitQueue { sender, stats: Arc::clone(&stats) }, Self { service, receiver, settings, stats })
     }
 
     /// Serves batches until every sender (every clone of the service) is gone, then finishes
     /// the batches in flight.
     pub async fn run(self) {
-        let Self { service, mut receiver, settings } = self;
+        let Self { service, mut receiver, settings, stats } = self;
         let mut running = FuturesUnordered::new();
         loop {
             if running.len() >= settings.lanes.get() {
@@ -140,7 +167,7 @@ impl GroupCommit {
                             Err(_) => break,
                         }
                     }
-                    running.push(commit(&service, batch));
+                    running.push(commit(&service, &stats, batch));
                 }
                 Some(()) = running.next(), if !running.is_empty() => {}
             }
@@ -169,9 +196,11 @@ fn fail(batch: impl IntoIterator<Item = Pending>, error: &RepositoryError) {
 }
 
 /// One batch: load every snapshot, decide each request, write the established ones, answer.
-async fn commit(service: &SignerProcessService, batch: Vec<Pending>) {
+async fn commit(service: &SignerProcessService, stats: &GroupCommitStats, batch: Vec<Pending>) {
     let mut seen = HashSet::with_capacity(batch.len());
     let (batch, again): (Vec<Pending>, Vec<Pending>) = batch.into_iter().partition(|p| seen.insert(p.process.clone()));
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    stats.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
     let mut store = match service.repository().transitions().await {
         Ok(store) => store,
         Err(e) => return fail(batch.into_iter().chain(again), &e),

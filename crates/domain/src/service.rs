@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::auth::Caller;
 use crate::events::EventKind;
 use crate::events::{AuditContext, AuditEvent, DocumentSigningRecord, SignerIdentity, SigningRecord};
-use crate::group_commit::{GroupCommit, GroupCommitQueue, GroupCommitSettings};
+use crate::group_commit::{GroupCommit, GroupCommitQueue, GroupCommitSettings, GroupCommitStats};
 use crate::ids::{ClientId, DocumentId, ProcessId, TaskId};
 use crate::ports::{
     Clock, CreateError, DeleteDocumentOutcome, EstablishResultError, IdGenerator, RepositoryError, SignedContent,
@@ -315,6 +315,12 @@ impl SignerProcessService {
     pub fn with_group_commit(self, settings: GroupCommitSettings) -> (Self, GroupCommit) {
         let (queue, group) = GroupCommit::new(self.clone(), settings);
         (Self { group_commit: Some(queue), ..self }, group)
+    }
+
+    /// The group commit's counters, when it is on.
+    #[must_use]
+    pub fn group_commit_stats(&self) -> Option<&GroupCommitStats> {
+        self.group_commit.as_ref().map(|q| &*q.stats)
     }
 
     /// The notification of a transition of `kind` deciding `change` on `snapshot`.

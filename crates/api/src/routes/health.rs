@@ -38,6 +38,9 @@ pub async fn metrics(state: web::Data<AppState>, metrics: web::Data<Metrics>) ->
     let (in_use, idle) = state.store.pool_connections();
     metrics.pool.with_label_values(&["in_use"]).set(i64::from(in_use));
     metrics.pool.with_label_values(&["idle"]).set(i64::from(idle));
+    if let Some(stats) = state.service.group_commit_stats() {
+        metrics.observe_group_commit(stats);
+    }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(metrics.render())
 }
 

@@ -8,6 +8,10 @@
 //! transaction (pass `-D lo=… -D clients=… -D i=0`); the id is the bulk load's
 //! `substr(md5(n) || md5(n || 'x'), 1, 32)`. The version read by the first statement is kept
 //! with `\gset` and compared by the second, as the service does.
+//!
+//! `--batch B` prints instead the group commit's statements for B processes a transaction
+//! (`sql::LOAD_BATCH`, its versions kept with `\gset`, then `sql::WRITE_BATCH`): client
+//! `:client_id` takes `n … n + B - 1` with `n = :lo + (:client_id + :clients * i) * B`.
 
 use esignsp_adapters::postgres::sql;
 
@@ -39,7 +43,8 @@ fn bind(statement: &str, values: &[&str]) -> String {
     out
 }
 
-fn main() {
+/// The script of one PUT a transaction.
+fn single() -> String {
     let read = bind(sql::LOAD, &[ID, "'bench'", "false"]);
     let write = bind(
         sql::WRITE,
@@ -64,5 +69,47 @@ fn main() {
             "4",
         ],
     );
-    println!("\\set n :lo + :client_id + :clients * :i\n\\set i :i + 1\n{read} \\gset\n{write};");
+    format!("\\set n :lo + :client_id + :clients * :i\n\\set i :i + 1\n{read} \\gset\n{write};")
+}
+
+/// The script of one group commit batch of `batch` PUTs a transaction.
+fn batched(batch: usize) -> String {
+    let ids =
+        "ARRAY(SELECT substr(md5(g::text) || md5(g::text || 'x'), 1, 32) FROM generate_series(CAST(:n AS int), CAST(:last AS int)) AS g)";
+    let fill = |value: &str, ty: &str| format!("array_fill(CAST({value} AS {ty}), ARRAY[CAST(:b AS int)])");
+    let read = bind(sql::LOAD_BATCH, &[ids, &fill("'bench'", "text"), &fill("false", "bool")]);
+    let read = format!("SELECT array_agg(version ORDER BY request) AS versions FROM ({read}) AS loaded");
+    let write = bind(
+        sql::WRITE_BATCH,
+        &[
+            ids,
+            &fill("'finished'", "text"),
+            &fill("'bench'", "text"),
+            "CAST(:versions AS bigint[])",
+            &fill("'bench'", "text"),
+            &fill("'pgbench'", "text"),
+            &fill("'result'", "text"),
+            &fill("NULL", "text"),
+            &fill("'finished'", "text"),
+            // The notifications, as the service writes them (no endpoint subscribes).
+            &fill("'bench0000000000000000000000000msg'", "text"),
+            &fill("'signer_process.result'", "text"),
+            &fill("'{\"type\":\"signer_process.result\"}'", "text"),
+            &fill("4", "bigint"),
+            "'{}'",
+            "'{}'",
+            "'{}'",
+            "'{}'",
+        ],
+    );
+    format!("\\set b {batch}\n\\set n :lo + (:client_id + :clients * :i) * :b\n\\set last :n + :b - 1\n\\set i :i + 1\n{read} \\gset\n{write};")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let script = match args.iter().position(|a| a == "--batch").and_then(|i| args.get(i + 1)) {
+        Some(b) => batched(b.parse().expect("--batch takes a number of PUTs")),
+        None => single(),
+    };
+    println!("{script}");
 }
