@@ -16,7 +16,8 @@
 # PUT rows: the service (group commit on, its default) against pgbench running the service's
 # single-request statements (`PUT result`: PostgreSQL's per-transaction limit) and against
 # pgbench running the group commit's batch statements with the mean batch size the service
-# made in that round (`PUT vs batch`, pgbench's rps = its tps × the batch size).
+# made in that round (`PUT vs batch`, pgbench's rps = its tps × the batch size, with C clients
+# or fewer, so that each takes 4 batches at least).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
@@ -110,8 +111,12 @@ run_pgbench_batched() {
   psql "$url" -qc "UPDATE signer_processes SET result_status = NULL, result_message = NULL, result_at = NULL
     WHERE result_status IS NOT NULL" -c "VACUUM ANALYZE signer_processes"
   $bin/esignsp-pgbench-script --batch "$b" > "$work/put-batch.sql"
-  pgbench -n -M prepared -c "$c" -j 2 -t $(( n / c / b > 0 ? n / c / b : 1 )) -D lo=$((half + 1)) \
-    -D clients="$c" -D i=0 -f "$work/put-batch.sql" -l --log-prefix="$work/pgb" "$url" >"$work/out" 2>&1 \
+  # As many clients as the service's connections, while each still gets 4 batches of the round's
+  # processes (C = 256 with batches of 60 leaves fewer clients).
+  local clients=$(( n / (b * 4) < c ? n / (b * 4) : c ))
+  clients=$(( clients > 0 ? clients : 1 )) batch_clients=$clients
+  pgbench -n -M prepared -c "$clients" -j 2 -t $(( n / clients / b > 0 ? n / clients / b : 1 )) -D lo=$((half + 1)) \
+    -D clients="$clients" -D i=0 -f "$work/put-batch.sql" -l --log-prefix="$work/pgb" "$url" >"$work/out" 2>&1 \
     || { echo "pgbench (batch $b): $(cat "$work/out")" >&2; exit 1; }
   pgbb_rps+=("$(awk -v b="$b" '/^tps/ {print $3 * b; exit}' "$work/out")")
   pgbb_p99+=("$(cat "$work"/pgb.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {print a[int(NR * 0.99)] / 1000}')")
@@ -153,7 +158,7 @@ for scale in $SCALES; do
       run_pgbench_batched
       echo "round $round scale $scale C $c: service $(calc "${svc_rps[-1]}" .0f) rps p99 ${svc_p99[-1]} ms" \
         "(mean batch ${svc_batch[-1]});" "pgbench $(calc "${pgb_tps[-1]}" .0f) tps p99 ${pgb_p99[-1]} ms;" \
-        "pgbench batched $(calc "${pgbb_rps[-1]}" .0f) rps p99 ${pgbb_p99[-1]} ms" >> "$work/rounds"
+        "pgbench batched $(calc "${pgbb_rps[-1]}" .0f) rps p99 ${pgbb_p99[-1]} ms ($batch_clients clients)" >> "$work/rounds"
     done
     s=$(median "${svc_rps[@]}") p=$(median "${pgb_tps[@]}") sp=$(median "${svc_p99[@]}") pp=$(median "${pgb_p99[@]}")
     put_median[$scale,$c]=$s

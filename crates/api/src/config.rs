@@ -181,7 +181,8 @@ pub struct DatabaseSettings {
     pub group_commit: bool,
     /// Most result requests in one group commit batch (64).
     pub group_commit_max_batch: NonZeroUsize,
-    /// Most group commit batches in flight at once (2); each holds one connection of the pool.
+    /// Most group commit batches in flight at once (1: the next batch gathers while one is
+    /// written — fewer, larger batches cost PostgreSQL less); each holds one pooled connection.
     pub group_commit_lanes: NonZeroUsize,
 }
 
@@ -196,7 +197,7 @@ impl Default for DatabaseSettings {
             transaction_pooling: false,
             group_commit: true,
             group_commit_max_batch: const { NonZeroUsize::new(64).expect("positive") },
-            group_commit_lanes: const { NonZeroUsize::new(2).expect("positive") },
+            group_commit_lanes: const { NonZeroUsize::new(1).expect("positive") },
         }
     }
 }

@@ -37,16 +37,16 @@ use crate::service::{Decide, Prepared, SignerProcessService};
 pub struct GroupCommitSettings {
     /// Most requests in one batch (64).
     pub max_batch: NonZeroUsize,
-    /// Most batches in flight at once (2): while they run, new requests gather for the next.
+    /// Most batches in flight at once (1): while they run, new requests gather for the next.
+    /// On a 2-core machine one lane made batches of ~16 at 32 connections and 2.1–2.4 ×
+    /// pgbench's single-statement rate; 2, 4 and 8 lanes made smaller batches and less (see
+    /// docs/PERFORMANCE.md).
     pub lanes: NonZeroUsize,
 }
 
 impl Default for GroupCommitSettings {
     fn default() -> Self {
-        Self {
-            max_batch: NonZeroUsize::new(64).unwrap_or(NonZeroUsize::MIN),
-            lanes: NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN),
-        }
+        Self { max_batch: NonZeroUsize::new(64).unwrap_or(NonZeroUsize::MIN), lanes: NonZeroUsize::MIN }
     }
 }
 

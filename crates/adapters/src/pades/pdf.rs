@@ -28,6 +28,11 @@ use sha2::Digest;
 /// 13 digits fit).
 const BYTE_RANGE_WIDTH: usize = 60;
 
+/// Bytes reserved for a signature update besides its `/Contents` slot (the signature and widget
+/// dictionaries, the changed page, form and catalog, the cross-reference section); a larger
+/// update (a page with very many annotations) grows the buffer once.
+const UPDATE_ROOM: usize = 16 * 1024;
+
 /// A document with its signature update written, waiting for the CMS.
 #[derive(Debug)]
 pub(crate) struct Prepared {
@@ -320,7 +325,10 @@ fn prepare_field(
     widget_dictionary.set("P", Object::Reference(page));
     new_objects.push((widget, Object::Dictionary(widget_dictionary)));
 
-    let mut out = pdf.to_vec();
+    // One allocation for the signed document: the original, the `/Contents` slot and room
+    // for the update's few objects and cross-reference section.
+    let mut out = Vec::with_capacity(pdf.len() + 2 * contents_len + UPDATE_ROOM);
+    out.extend_from_slice(pdf);
     if !out.ends_with(b"\n") && !out.ends_with(b"\r") {
         out.push(b'\n');
     }
@@ -397,7 +405,9 @@ fn write_xref(
     };
     // The trailer keys of the previous section (ISO 32000-1 §7.5.5, Table 15), /XRefStm and
     // the stream's own keys excepted; /ID keeps its first element (§14.4) and gets a new
-    // second one.
+    // second one: a digest of the original's length and of this update so far (its signature
+    // dictionary carries the signing time), unique to the update without hashing the whole
+    // document a second time.
     let mut trailer = Dictionary::new();
     trailer.set("Root", Object::Reference(root));
     if let Ok(info) = document.trailer.get(b"Info") {
@@ -405,7 +415,10 @@ fn write_xref(
     }
     if let Ok(Object::Array(id)) = document.trailer.get(b"ID") {
         if let Some(first) = id.first() {
-            let second = sha2::Sha256::digest(pdf)[..16].to_vec();
+            let mut digest = sha2::Sha256::new();
+            digest.update((pdf.len() as u64).to_be_bytes());
+            digest.update(out.get(pdf.len()..).unwrap_or_default());
+            let second = digest.finalize()[..16].to_vec();
             trailer.set("ID", vec![first.clone(), Object::String(second, StringFormat::Hexadecimal)]);
         }
     }
