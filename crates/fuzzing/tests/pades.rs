@@ -1,7 +1,8 @@
 //! The check of the `pades_sign` fuzz target as property tests on stable: a bounded number of
 //! random inputs per `cargo test` (arbitrary bytes, bytes behind a PDF header, and byte-level
-//! changes to valid PDFs: a classic cross-reference table, and the same PDF already signed,
-//! so the second-signature path is reached too). The fuzzer itself runs in `fuzz/`
+//! changes to valid PDFs: a classic cross-reference table, the same PDF already signed, so the
+//! second-signature path is reached too, and the same PDF with object streams and a
+//! cross-reference stream, for the sparse reader's stream paths). The fuzzer itself runs in `fuzz/`
 //! (`scripts/fuzz.sh`); both call `esignsp_fuzzing::pades_sign`.
 
 use std::cell::RefCell;
@@ -12,14 +13,22 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestRunner;
 
-/// The valid PDFs that mutations start from: unsigned, and signed once by the fuzz key.
-fn originals() -> &'static [Vec<u8>; 2] {
-    static ORIGINALS: std::sync::OnceLock<[Vec<u8>; 2]> = std::sync::OnceLock::new();
+/// The valid PDFs that mutations start from: unsigned, signed once by the fuzz key, and with
+/// object streams and a cross-reference stream (qpdf).
+fn originals() -> &'static [Vec<u8>; 3] {
+    static ORIGINALS: std::sync::OnceLock<[Vec<u8>; 3]> = std::sync::OnceLock::new();
     ORIGINALS.get_or_init(|| {
         let plain = multi_page_pdf(2);
         let signed = pades_signs(&plain).expect("the fuzz key signs a valid PDF");
-        [plain, signed]
+        let scratch = esignsp_testkit::pdf::scratch("fuzz-streams");
+        let streams = esignsp_testkit::pdf::with_object_streams(&scratch, &plain);
+        [plain, signed, streams]
     })
+}
+
+/// Mutation cases per run: 256, or `ESIGNSP_FUZZ_CASES` (a longer run by hand).
+fn cases() -> u32 {
+    std::env::var("ESIGNSP_FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256)
 }
 
 /// One byte-level change: overwrite, delete, insert a PDF delimiter or digit, or cut the file.
@@ -93,10 +102,10 @@ proptest! {
 #[test]
 fn changed_valid_pdfs_are_refused_or_signed_never_a_panic() {
     // No failure file: a failing case is printed, and the fuzz corpus keeps what is worth keeping.
-    let config = ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() };
+    let config = ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() };
     let mut runner = TestRunner::new(config);
     let tally = RefCell::new((0_usize, 0_usize));
-    let strategy = (0..2usize, prop::collection::vec(change(), 1..6));
+    let strategy = (0..originals().len(), prop::collection::vec(change(), 1..6));
     runner
         .run(&strategy, |(which, changes)| {
             let changed = apply(originals()[which].clone(), &changes);

@@ -31,6 +31,7 @@ pub mod credentials;
 pub mod development;
 mod pdf;
 mod revocation;
+mod sparse;
 mod tsa;
 
 use std::path::Path;

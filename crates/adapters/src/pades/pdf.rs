@@ -86,9 +86,7 @@ fn damaged(detail: impl Into<String>) -> SigningError {
 /// §7.5.2 and its implementation note), [`SigningError::Encrypted`], or
 /// [`SigningError::Damaged`].
 pub(crate) fn load(pdf: &[u8]) -> Result<Document, SigningError> {
-    if !pdf[..pdf.len().min(1024)].windows(5).any(|w| w == b"%PDF-") {
-        return Err(SigningError::NotPdf);
-    }
+    require_header(pdf)?;
     let options = LoadOptions { strict: true, ..LoadOptions::default() };
     // lopdf reads untrusted bytes; a panic in it is a damaged document, not a crash.
     let loaded = std::panic::catch_unwind(|| Document::load_mem_with_options(pdf, options))
@@ -110,6 +108,54 @@ pub(crate) fn load(pdf: &[u8]) -> Result<Document, SigningError> {
         return Err(damaged("its cross-reference data needs repair"));
     }
     Ok(document)
+}
+
+/// A `%PDF-` header in the first 1024 bytes (ISO 32000-1 §7.5.2 and its implementation note).
+fn require_header(pdf: &[u8]) -> Result<(), SigningError> {
+    if pdf[..pdf.len().min(1024)].windows(5).any(|w| w == b"%PDF-") {
+        Ok(())
+    } else {
+        Err(SigningError::NotPdf)
+    }
+}
+
+/// The document for a signature update: read sparsely — the cross-reference data and the few
+/// objects the update reads ([`super::sparse`]) — when it can be, else whole and strictly
+/// ([`load`]).
+///
+/// # Errors
+/// As [`load`].
+fn for_update(pdf: &[u8]) -> Result<Document, SigningError> {
+    require_header(pdf)?;
+    match super::sparse::load(pdf) {
+        Some(document) => Ok(document),
+        None => {
+            tracing::debug!("the PDF is not read sparsely: reading it whole");
+            load(pdf)
+        }
+    }
+}
+
+/// The first page of the page tree under `catalog` (ISO 32000-1 §7.7.3): its first leaf,
+/// depth first in order.
+fn first_page(document: &Document, catalog: &Dictionary) -> Option<ObjectId> {
+    let mut stack = vec![catalog.get(b"Pages").ok()?.clone()];
+    let mut visited = 0;
+    while let Some(node) = stack.pop() {
+        visited += 1;
+        if visited > 4096 {
+            return None;
+        }
+        let Object::Reference(id) = node else { continue };
+        let Ok(dictionary) = document.get_dictionary(id) else { continue };
+        if dictionary.has_type(b"Page") {
+            return Some(id);
+        }
+        if let Ok(kids) = dictionary.get_deref(b"Kids", document).and_then(Object::as_array) {
+            stack.extend(kids.iter().rev().cloned());
+        }
+    }
+    None
 }
 
 /// The form of the section `startxref` points at.
@@ -232,14 +278,23 @@ fn prepare_field(
     request: Option<&SignatureRequest>,
     contents_len: usize,
 ) -> Result<Prepared, SigningError> {
-    let document = load(pdf)?;
+    prepare_on(pdf, &for_update(pdf)?, request, contents_len)
+}
+
+/// [`prepare_field`] on `document`, read from `pdf` whole or sparsely.
+fn prepare_on(
+    pdf: &[u8],
+    document: &Document,
+    request: Option<&SignatureRequest>,
+    contents_len: usize,
+) -> Result<Prepared, SigningError> {
     let form_of_xref = xref_form(pdf, document.xref_start)?;
     let root = document.trailer.get(b"Root").and_then(Object::as_reference).map_err(|_| damaged("no /Root"))?;
     let catalog = document.get_dictionary(root).map_err(|_| damaged("no catalog"))?;
-    if certified_without_changes(&document, catalog) {
+    if certified_without_changes(document, catalog) {
         return Err(SigningError::ChangesNotPermitted);
     }
-    let page = *document.get_pages().values().next().ok_or_else(|| damaged("no pages"))?;
+    let page = first_page(document, catalog).ok_or_else(|| damaged("no pages"))?;
     let size = document.trailer.get(b"Size").and_then(Object::as_i64).unwrap_or(0);
     let mut next = u32::try_from(size).unwrap_or(0).max(document.max_id.saturating_add(1));
     let fresh = |next: &mut u32| {
@@ -283,15 +338,15 @@ fn prepare_field(
     let names = match catalog.get(b"AcroForm") {
         Ok(Object::Reference(id)) => {
             let mut form = document.get_dictionary(*id).map_err(|_| damaged("/AcroForm is not a dictionary"))?.clone();
-            let names = field_names(&document, &form);
-            add_field(&document, &mut form, widget, &mut changed)?;
+            let names = field_names(document, &form);
+            add_field(document, &mut form, widget, &mut changed)?;
             changed.push((*id, Object::Dictionary(form)));
             names
         }
         Ok(Object::Dictionary(form)) => {
             let mut form = form.clone();
-            let names = field_names(&document, &form);
-            add_field(&document, &mut form, widget, &mut changed)?;
+            let names = field_names(document, &form);
+            add_field(document, &mut form, widget, &mut changed)?;
             let mut catalog = catalog.clone();
             catalog.set("AcroForm", form);
             changed.push((root, Object::Dictionary(catalog)));
@@ -301,7 +356,7 @@ fn prepare_field(
         Err(_) => {
             let form_id = fresh(&mut next);
             let mut form = Dictionary::new();
-            add_field(&document, &mut form, widget, &mut changed)?;
+            add_field(document, &mut form, widget, &mut changed)?;
             new_objects.push((form_id, Object::Dictionary(form)));
             let mut catalog = catalog.clone();
             catalog.set("AcroForm", Object::Reference(form_id));
@@ -375,7 +430,7 @@ fn prepare_field(
         out.extend_from_slice(b"\nendobj\n");
     }
 
-    write_xref(&mut out, &document, pdf, form_of_xref, root, offsets, next)?;
+    write_xref(&mut out, document, pdf, form_of_xref, root, offsets, next)?;
 
     let range = format!("[0 {} {} {}]", contents.start, contents.end, out.len() - contents.end);
     if range.len() > BYTE_RANGE_WIDTH {
@@ -655,6 +710,36 @@ mod tests {
     fn a_pdf_without_pages_is_damaged() {
         let request = SignatureRequest::at(time::OffsetDateTime::UNIX_EPOCH);
         assert!(matches!(prepare(&tiny_pdf(false), &request, 8), Err(SigningError::Damaged(_))));
+    }
+
+    /// The sparse read of `pdf` holds the objects of the whole read, and gives the very same
+    /// signature update.
+    fn assert_same_update(pdf: &[u8]) {
+        let request = SignatureRequest::at(time::OffsetDateTime::UNIX_EPOCH);
+        let sparse = super::super::sparse::load(pdf).expect("read sparsely");
+        let whole = load(pdf).expect("read whole");
+        assert!(sparse.objects.len() < whole.objects.len() || whole.objects.len() < 8, "only what the update reads");
+        for (id, object) in &sparse.objects {
+            assert_eq!(whole.objects.get(id), Some(object), "object {id:?}");
+        }
+        let read_sparsely = prepare_on(pdf, &sparse, Some(&request), 64).expect("sparse update").bytes;
+        let read_whole = prepare_on(pdf, &whole, Some(&request), 64).expect("whole update").bytes;
+        assert!(read_sparsely == read_whole, "the same update");
+    }
+
+    #[test]
+    fn a_sparse_read_gives_the_update_a_whole_read_gives() {
+        let request = SignatureRequest::at(time::OffsetDateTime::UNIX_EPOCH);
+        let signed_once = |pdf: &[u8]| prepare(pdf, &request, 8).expect("prepared").fill(&[0x30, 0]).expect("fits");
+        let classic = esignsp_testkit::pdf::multi_page_pdf(12);
+        assert_same_update(&classic);
+        assert_same_update(&signed_once(&classic));
+        assert_same_update(&signed_once(&signed_once(&classic)));
+        assert_same_update(&tiny_pdf(true));
+        let scratch = esignsp_testkit::pdf::scratch("sparse");
+        let streams = esignsp_testkit::pdf::with_object_streams(&scratch, &classic);
+        assert_same_update(&streams);
+        assert_same_update(&signed_once(&streams));
     }
 
     #[test]
