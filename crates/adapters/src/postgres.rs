@@ -644,8 +644,11 @@ pub mod sql {
 
     /// The group commit's batch write: [`WRITE`] for several transitions of distinct
     /// processes in one statement — one transaction, one commit — each with its own
-    /// compare-and-set on the version. Answers the ids of the processes written (a stale
-    /// one, or a gone one, is not among them). Parameters, one array entry per transition:
+    /// compare-and-set on the version. A process row another transaction holds locked is
+    /// skipped (`FOR UPDATE SKIP LOCKED`), not waited for: its request decides again on its
+    /// own, so one locked row never holds up the batch, and concurrent batches (more lanes,
+    /// more replicas) never wait on each other's rows — no deadlock. Answers the ids of the
+    /// processes written (a stale, locked or gone one is not among them). Parameters, one array entry per transition:
     /// `$1` ids, `$2`/`$3` result status/message (NULL: none), `$4` expected versions, `$5`
     /// actors, `$6` request ids, `$7` event kinds, `$8` event document ids, `$9` event new
     /// statuses, `$10`–`$13` the notification's message id (NULL: none), event type, payload
@@ -655,12 +658,15 @@ pub mod sql {
                 $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[]) \
                 AS r(id, status, message, expected, actor, request_id, kind, event_document, new_status, \
                      message_id, event_type, payload, bit)), \
+          l AS (SELECT sp.id FROM signer_processes sp JOIN r ON r.id = sp.id AND sp.version = r.expected \
+                ORDER BY sp.id FOR UPDATE OF sp SKIP LOCKED), \
           p AS (UPDATE signer_processes sp \
                 SET result_status = COALESCE(r.status, sp.result_status), \
                     result_message = CASE WHEN r.status IS NULL THEN sp.result_message ELSE r.message END, \
                     result_at = CASE WHEN r.status IS NULL THEN sp.result_at ELSE now() END, \
                     version = sp.version + 1 \
-                FROM r WHERE sp.id = r.id AND sp.version = r.expected RETURNING sp.id, sp.client_id), \
+                FROM r JOIN l ON l.id = r.id \
+                WHERE sp.id = r.id AND sp.version = r.expected RETURNING sp.id, sp.client_id), \
           d AS (UPDATE process_documents pd SET result_status = u.status, result_message = u.message \
                 FROM p, unnest($14::text[], $15::text[], $16::text[], $17::text[]) AS u(process_id, document_id, status, message) \
                 WHERE u.process_id = p.id AND pd.process_id = p.id AND pd.document_id = u.document_id AND pd.result_status IS NULL), \
@@ -791,6 +797,13 @@ async fn load_batch(
     Ok(snapshots)
 }
 
+/// Whether PostgreSQL aborted the statement to resolve a conflict with another transaction
+/// — a deadlock (40P01) or a serialization failure (40001): nothing was written, and deciding
+/// again on a fresh snapshot settles it, as for a stale version.
+fn is_write_conflict(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")))
+}
+
 /// Writes a batch of transitions of distinct processes with [`sql::WRITE_BATCH`].
 async fn write_batch(
     connection: &mut PgConnection,
@@ -808,7 +821,7 @@ async fn write_batch(
         }
     }
     let notifications: Vec<Option<&Notification>> = transitions.iter().map(|t| t.notification.as_ref()).collect();
-    let written: Vec<String> = sqlx::query_scalar(sql::WRITE_BATCH)
+    let written: Result<Vec<String>, sqlx::Error> = sqlx::query_scalar(sql::WRITE_BATCH)
         .persistent(persistent)
         .bind(transitions.iter().map(|t| t.process.as_str()).collect::<Vec<_>>())
         .bind(stored.iter().map(|s| s.result.map(|r| r.0)).collect::<Vec<_>>())
@@ -828,8 +841,12 @@ async fn write_batch(
         .bind(statuses)
         .bind(messages)
         .fetch_all(connection)
-        .await
-        .map_err(map_error)?;
+        .await;
+    let written = match written {
+        Ok(written) => written,
+        Err(e) if is_write_conflict(&e) => return Ok(vec![WriteOutcome::Stale; transitions.len()]),
+        Err(e) => return Err(map_error(e)),
+    };
     let written: HashSet<&str> = written.iter().map(String::as_str).collect();
     Ok(transitions
         .iter()
@@ -879,7 +896,11 @@ async fn write(
         query =
             query.bind(signed.ids).bind(signed.contents).bind(signed.sizes).bind(signed.sha256s).bind(event.details);
     }
-    let written: i64 = query.fetch_one(connection).await.map_err(map_error)?;
+    let written: i64 = match query.fetch_one(connection).await {
+        Ok(written) => written,
+        Err(e) if is_write_conflict(&e) => return Ok(WriteOutcome::Stale),
+        Err(e) => return Err(map_error(e)),
+    };
     Ok(if written == 1 { WriteOutcome::Written } else { WriteOutcome::Stale })
 }
 
@@ -964,6 +985,10 @@ impl TransitionStore for PgTransitions<'_> {
         &mut self,
         requests: &[(&ProcessId, &Caller)],
     ) -> Result<Vec<Option<ProcessSnapshot>>, RepositoryError> {
+        if let [(id, caller)] = requests {
+            // A lone request: the single-row statement costs PostgreSQL less.
+            return Ok(vec![self.load(id, caller).await?]);
+        }
         let persistent = self.statements.persistent();
         loop {
             let outcome = match self.session().await {
@@ -978,8 +1003,10 @@ impl TransitionStore for PgTransitions<'_> {
 
     #[tracing::instrument(skip_all, fields(transitions = transitions.len()))]
     async fn write_batch(&mut self, transitions: &[Transition]) -> Result<Vec<WriteOutcome>, RepositoryError> {
+        // Even a lone transition takes the batch statement: it never waits for a row lock, so
+        // the group commit's lane never stalls (a locked row is stale, decided again alone).
         if transitions.iter().any(|t| !t.signed.is_empty() || t.event.signing.is_some()) {
-            // The signing page's transitions carry bytes: one at a time, as `write` writes them.
+            // The signing page's transitions carry bytes: as `write` writes them.
             let mut outcomes = Vec::with_capacity(transitions.len());
             for transition in transitions {
                 outcomes.push(self.write(transition).await?);

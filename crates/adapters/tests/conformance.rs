@@ -880,7 +880,14 @@ async fn a_batch_is_loaded_per_caller_and_written_per_version(b: Backend) {
 /// are refused, and document results of the same process all land (the second of a process
 /// in a batch decides again on its own).
 async fn the_group_commit_answers_each_request_as_alone(b: Backend) {
-    let (service, group) = b.service.clone().with_group_commit(GroupCommitSettings::default());
+    group_commit_scenario(&b, GroupCommitSettings::default()).await;
+    // Concurrent batches (lanes) on overlapping processes: never a deadlock, never an error.
+    let lanes = std::num::NonZeroUsize::new(4).expect("positive");
+    group_commit_scenario(&b, GroupCommitSettings { lanes, ..GroupCommitSettings::default() }).await;
+}
+
+async fn group_commit_scenario(b: &Backend, settings: GroupCommitSettings) {
+    let (service, group) = b.service.clone().with_group_commit(settings);
     let runner = tokio::spawn(group.run());
     let mut processes = Vec::new();
     for _ in 0..20 {
@@ -959,6 +966,64 @@ async fn the_group_commit_answers_each_request_as_alone(b: Backend) {
     );
     drop(service);
     runner.await.expect("the group commit ends with the last service");
+}
+
+/// A process row another transaction holds locked neither holds up its batch nor fails it
+/// (PostgreSQL `SKIP LOCKED`): the batch writes the others at once and reports it stale; its
+/// request, through the group commit, decides again on its own and waits for the lock as it
+/// would alone, while requests on other processes go on being answered.
+async fn a_locked_process_holds_up_neither_its_batch_nor_other_requests(b: Backend) {
+    let Store::Postgres(pg) = &b.store else { unreachable!("PostgreSQL only") };
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(b.repo.create(new_process("app", 1), &audit("app"), None).await.expect("create"));
+    }
+    let mut holder = pg.pool().begin().await.expect("begin");
+    sqlx::query("SELECT id FROM signer_processes WHERE id = $1 FOR UPDATE")
+        .bind(ids[1].id.as_str())
+        .execute(&mut *holder)
+        .await
+        .expect("lock");
+    let app = caller("app");
+    let mut store = b.repo.transitions().await.expect("unit of work");
+    let keys: Vec<_> = ids.iter().map(|p| (&p.id, &app)).collect();
+    let snapshots = store.load_batch(&keys).await.expect("a plain read waits for no lock");
+    let transitions: Vec<_> = ids
+        .iter()
+        .zip(&snapshots)
+        .map(|(p, s)| finished_transition(&p.id, s.as_ref().expect("exists").version, &p.documents[0].id))
+        .collect();
+    let started = std::time::Instant::now();
+    let outcomes = store.write_batch(&transitions).await.expect("batch write");
+    assert_eq!(outcomes, [WriteOutcome::Written, WriteOutcome::Stale, WriteOutcome::Written]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "not held up by the lock");
+    drop(store);
+
+    let (service, group) = b.service.clone().with_group_commit(GroupCommitSettings::default());
+    let runner = tokio::spawn(group.run());
+    let locked = {
+        let (service, id) = (service.clone(), ids[1].id.clone());
+        tokio::spawn(async move {
+            service.establish_result(&caller("app"), &id, result(ResultStatus::Failed, None), &audit("app")).await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for _ in 0..3 {
+        let other = b.repo.create(new_process("app", 1), &audit("app"), None).await.expect("create");
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            service.establish_result(&app, &other.id, result(ResultStatus::Finished, None), &audit("app")),
+        )
+        .await
+        .expect("answered while another process is locked");
+        assert!(matches!(answer, Ok(Outcome::Established(_))), "{answer:?}");
+    }
+    assert!(!locked.is_finished(), "the locked process's request waits for the lock, as alone");
+    holder.commit().await.expect("release");
+    let answer = locked.await.expect("task");
+    assert!(matches!(answer, Ok(Outcome::Established(_))), "{answer:?}");
+    drop(service);
+    runner.await.expect("the group commit ends");
 }
 
 macro_rules! conformance {
@@ -1093,6 +1158,11 @@ mod postgres_only {
     async fn deleting_a_process_leaves_a_document_another_process_took_meanwhile() {
         super::deleting_a_process_leaves_a_document_another_process_took_meanwhile(super::Backend::postgres().await)
             .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_locked_process_holds_up_neither_its_batch_nor_other_requests() {
+        super::a_locked_process_holds_up_neither_its_batch_nor_other_requests(super::Backend::postgres().await).await;
     }
 
     #[tokio::test]

@@ -179,12 +179,16 @@ pub struct DatabaseSettings {
     /// one commit on PostgreSQL (true; SPEC §8 group commit). SQLite ignores it: it has one
     /// writer.
     pub group_commit: bool,
-    /// Most result requests in one group commit batch (64).
+    /// Most result requests in one group commit batch (64; at most 1024).
     pub group_commit_max_batch: NonZeroUsize,
     /// Most group commit batches in flight at once (1: the next batch gathers while one is
-    /// written — fewer, larger batches cost PostgreSQL less); each holds one pooled connection.
+    /// written — fewer, larger batches cost PostgreSQL less); each holds one pooled connection, so at
+    /// most `max_connections`.
     pub group_commit_lanes: NonZeroUsize,
 }
+
+/// The largest `database.group_commit_max_batch`.
+pub const MAX_GROUP_COMMIT_BATCH: usize = 1024;
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
@@ -906,6 +910,19 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_signing()?;
         self.webhooks.validate()?;
+        let database = &self.database;
+        if database.group_commit_max_batch.get() > MAX_GROUP_COMMIT_BATCH {
+            return Err(invalid(
+                "database.group_commit_max_batch",
+                format!("must be at most {MAX_GROUP_COMMIT_BATCH} (one statement writes the whole batch)"),
+            ));
+        }
+        if database.group_commit_lanes.get() > database.max_connections.get() as usize {
+            return Err(invalid(
+                "database.group_commit_lanes",
+                "must be at most database.max_connections (each batch in flight holds a connection)",
+            ));
+        }
         let auth = &self.auth;
         if auth.issuer.trim().is_empty() {
             return Err(invalid("auth.issuer", "must be set to the exact `iss` of accepted tokens"));
@@ -1105,6 +1122,9 @@ mod tests {
             (vec![("ESIGNSP__SERVER__NOPE", "1")], "nope"),
             (vec![("ESIGNSP__SERVER__MAX_JSON_BYTES", "0")], "server.max_json_bytes"),
             (vec![("ESIGNSP__DATABASE__MAX_CONNECTIONS", "0")], "database.max_connections"),
+            (vec![("ESIGNSP__DATABASE__GROUP_COMMIT_MAX_BATCH", "100000000")], "database.group_commit_max_batch"),
+            (vec![("ESIGNSP__DATABASE__GROUP_COMMIT_LANES", "17")], "database.group_commit_lanes"),
+            (vec![("ESIGNSP__DATABASE__GROUP_COMMIT_LANES", "0")], "database.group_commit_lanes"),
             (vec![("ESIGNSP__AUTH__JWKS_URL", "ftp://as.example/jwks")], "auth.jwks_url"),
             (vec![("ESIGNSP__AUTH__AUDIENCE", "")], "auth.audience"),
             (vec![("ESIGNSP__AUTH__REQUIRED_SCOPE", "a b")], "auth.required_scope"),
