@@ -1026,6 +1026,52 @@ async fn a_locked_process_holds_up_neither_its_batch_nor_other_requests(b: Backe
     runner.await.expect("the group commit ends");
 }
 
+/// Concurrent batches (four lanes) over the same few processes, each batch in its own order:
+/// every request is answered as alone — no deadlock surfaces as an error.
+async fn concurrent_batches_over_the_same_processes_never_fail(b: Backend) {
+    let lanes = std::num::NonZeroUsize::new(4).expect("positive");
+    let max_batch = std::num::NonZeroUsize::new(16).expect("positive");
+    let (service, group) = b.service.clone().with_group_commit(GroupCommitSettings { max_batch, lanes });
+    let runner = tokio::spawn(group.run());
+    let mut processes = Vec::new();
+    for _ in 0..48 {
+        processes.push(b.repo.create(new_process("app", 3), &audit("app"), None).await.expect("create"));
+    }
+    // Every request of a round conflicts with the others on its process, and each round
+    // visits the processes in another order, so concurrent batches hold them in many orders.
+    let mut tasks = Vec::new();
+    for round in 0..8_usize {
+        for p in 0..processes.len() {
+            let process = &processes[(p * 7 + round * 13) % processes.len()];
+            let (service, id) = (service.clone(), process.id.clone());
+            let document = process.documents[round % 3].id.clone();
+            tasks.push(tokio::spawn(async move {
+                let message = format!("round {round}");
+                if round % 3 == 2 {
+                    let requested = result(ResultStatus::ALL[round % 4], Some(&message));
+                    service.establish_result(&caller("app"), &id, requested, &audit("app")).await.map(|_| ())
+                } else {
+                    let status = [DocumentResultStatus::Failed, DocumentResultStatus::Finished][round % 2];
+                    let requested =
+                        DocumentResult { status, message: Some(ResultMessage::new(&message).expect("message")) };
+                    service
+                        .set_document_result(&caller("app"), &id, &document, requested, &audit("app"))
+                        .await
+                        .map(|_| ())
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(()) | Err(EstablishResultError::Rule(_)) => {}
+            Err(other) => panic!("answered as no request alone is: {other:?}"),
+        }
+    }
+    drop(service);
+    runner.await.expect("the group commit ends");
+}
+
 macro_rules! conformance {
     ($backend:ident: $($test:ident),+ $(,)?) => {
         mod $backend {
@@ -1061,6 +1107,7 @@ macro_rules! suite {
                 concurrent_registrations_keep_to_the_endpoint_limit,
                 a_batch_is_loaded_per_caller_and_written_per_version,
                 the_group_commit_answers_each_request_as_alone,
+                concurrent_batches_over_the_same_processes_never_fail,
             );
         )+
     };
