@@ -658,15 +658,14 @@ pub mod sql {
                 $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[]) \
                 AS r(id, status, message, expected, actor, request_id, kind, event_document, new_status, \
                      message_id, event_type, payload, bit)), \
-          l AS (SELECT sp.id FROM signer_processes sp JOIN r ON r.id = sp.id AND sp.version = r.expected \
-                ORDER BY sp.id FOR UPDATE OF sp SKIP LOCKED), \
+          l AS (SELECT r.id, r.status, r.message, r.expected FROM r JOIN signer_processes sp ON sp.id = r.id \
+                WHERE sp.version = r.expected FOR UPDATE OF sp SKIP LOCKED), \
           p AS (UPDATE signer_processes sp \
-                SET result_status = COALESCE(r.status, sp.result_status), \
-                    result_message = CASE WHEN r.status IS NULL THEN sp.result_message ELSE r.message END, \
-                    result_at = CASE WHEN r.status IS NULL THEN sp.result_at ELSE now() END, \
+                SET result_status = COALESCE(l.status, sp.result_status), \
+                    result_message = CASE WHEN l.status IS NULL THEN sp.result_message ELSE l.message END, \
+                    result_at = CASE WHEN l.status IS NULL THEN sp.result_at ELSE now() END, \
                     version = sp.version + 1 \
-                FROM r JOIN l ON l.id = r.id \
-                WHERE sp.id = r.id AND sp.version = r.expected RETURNING sp.id, sp.client_id), \
+                FROM l WHERE sp.id = l.id AND sp.version = l.expected RETURNING sp.id, sp.client_id), \
           d AS (UPDATE process_documents pd SET result_status = u.status, result_message = u.message \
                 FROM p, unnest($14::text[], $15::text[], $16::text[], $17::text[]) AS u(process_id, document_id, status, message) \
                 WHERE u.process_id = p.id AND pd.process_id = p.id AND pd.document_id = u.document_id AND pd.result_status IS NULL), \
