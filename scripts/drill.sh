@@ -213,6 +213,20 @@ psql "$url" -Atc "SELECT substr(md5(n::text) || md5(n::text || 'x'), 1, 32) FROM
 
 fi
 
+# kill -9s the service (pid $3, on port $1) once it has established $2 results (read off
+# /metrics: whatever the service's speed, the kill falls in the middle of the load), at most
+# after 10 s.
+kill_when_established() {
+  local established
+  for _ in $(seq 1 200); do
+    established=$(curl -fs "http://127.0.0.1:$1/metrics" 2>/dev/null \
+      | awk '/^esignsp_results_established_total\{/ {n += $2} END {print n + 0}')
+    [ "${established:-0}" -ge "$2" ] && break
+    sleep 0.05
+  done
+  kill -9 "$3"
+}
+
 # 1. kill -9 during a PUT load.
 if want kill-9; then
 port=$(free_port)
@@ -221,11 +235,12 @@ token=$(ESIGNSP__SERVER__PORT=$port target/release/esignsp token --client-id dri
 target/release/esignsp-load --base "http://127.0.0.1:$port/trustedx-resources/esignsp/v2" --operation put-result \
   --concurrency 64 --requests $((n / 2)) --token "$token" --ids "$work/ids" --acknowledged "$work/acked" > "$work/load.json" &
 load=$!
-sleep 1.5
-kill -9 "$pid"
+# Kill once a quarter of the PUTs are established, so that many are in flight.
+kill_when_established "$port" $((n / 8)) "$pid"
 wait "$load" || true
 pid=$(serve "$port"); pids+=("$pid")
 acked=$(grep -c . "$work/acked" || true)
+[ "$acked" -lt $((n / 2)) ] || { echo "kill -9 drill: the load ended before the kill (nothing in flight)" >&2; exit 1; }
 psql "$url" -qc "CREATE TEMP TABLE acked (id text)" -c "\\copy acked FROM '$work/acked'" \
   -Atc "SELECT count(*) FROM acked a JOIN signer_processes p USING (id) WHERE p.result_status = 'finished'" > "$work/stored" 2>/dev/null \
   || psql "$url" -Atc "SELECT 0" > "$work/stored"
@@ -400,8 +415,7 @@ webhook_drills() {
   # (a) kill -9 during a burst of 3000 results.
   wload "$pport" 64 1 3000 "$work/wa" &
   local load=$!
-  sleep 1.5
-  kill -9 "$ppid"
+  kill_when_established "$pport" 750 "$ppid"
   wait "$load" || true
   ppid=$(ESIGNSP__DATABASE__URL=$purl serve "$pport"); pids+=("$ppid")
   drain 60
