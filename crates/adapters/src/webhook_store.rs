@@ -385,20 +385,21 @@ macro_rules! webhook_repository {
                 record: &esignsp_domain::webhooks::AttemptRecord,
             ) -> Result<Option<time::OffsetDateTime>, RepositoryError> {
                 let mut tx = self.webhook_pool().begin().await.map_err($map)?;
+                let attempt = &record.attempt;
                 self.webhook_query($crate::webhook_store::sql::INSERT_ATTEMPT)
                     .bind(record.delivery)
-                    .bind(i64::from(record.attempt))
-                    .bind($crate::stored::StoredTime(record.at))
-                    .bind(record.duration_ms)
-                    .bind(record.response_status.map(i64::from))
-                    .bind(record.response_body.as_deref())
-                    .bind(record.error.as_deref())
+                    .bind(i64::from(attempt.attempt))
+                    .bind($crate::stored::StoredTime(attempt.at))
+                    .bind(attempt.duration_ms)
+                    .bind(attempt.response_status.map(i64::from))
+                    .bind(attempt.response_body.as_deref())
+                    .bind(attempt.error.as_deref())
                     .execute(&mut *tx)
                     .await
                     .map_err($map)?;
                 self.webhook_query($crate::webhook_store::sql::SETTLE_DELIVERY)
                     .bind(record.delivery)
-                    .bind(i64::from(record.attempt))
+                    .bind(i64::from(attempt.attempt))
                     .bind(record.status.as_str())
                     .bind(record.next_attempt_at.map($crate::stored::StoredTime))
                     .execute(&mut *tx)
@@ -407,8 +408,8 @@ macro_rules! webhook_repository {
                 let streak = self
                     .webhook_query($crate::webhook_store::sql::ENDPOINT_STREAK)
                     .bind(record.endpoint.as_str())
-                    .bind($crate::stored::StoredTime(record.at))
-                    .bind(record.error.is_none())
+                    .bind($crate::stored::StoredTime(attempt.at))
+                    .bind(attempt.error.is_none())
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err($map)?;

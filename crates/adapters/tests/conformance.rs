@@ -21,7 +21,7 @@ use esignsp_domain::rules::{expiry_document_result, CurrentResult};
 use esignsp_domain::rules::{Change, Version};
 use esignsp_domain::text::{Text, TextDefect, TextKind};
 use esignsp_domain::webhooks::{
-    AttemptRecord, DeliveryStatus, Disabled, EventTypes, NewWebhookEndpoint, Notifier, WebhookEndpoint,
+    Attempt, AttemptRecord, DeliveryStatus, Disabled, EventTypes, NewWebhookEndpoint, Notifier, WebhookEndpoint,
     WebhookEventType, WebhookSecret,
 };
 use esignsp_domain::EndpointId;
@@ -623,12 +623,14 @@ async fn the_outbox_is_written_with_each_change_and_never_for_a_refused_or_stale
     let record = AttemptRecord {
         delivery: first.id,
         endpoint: first.endpoint.clone(),
-        attempt: 1,
-        at,
-        duration_ms: 3,
-        response_status: Some(500),
-        response_body: Some("down".to_owned()),
-        error: Some("HTTP 500".to_owned()),
+        attempt: Attempt {
+            attempt: 1,
+            at,
+            duration_ms: 3,
+            response_status: Some(500),
+            response_body: Some("down".to_owned()),
+            error: Some("HTTP 500".to_owned()),
+        },
         status: DeliveryStatus::Pending,
         next_attempt_at: Some(at),
     };
@@ -640,9 +642,7 @@ async fn the_outbox_is_written_with_each_change_and_never_for_a_refused_or_stale
     let again = webhooks.claim_due(OffsetDateTime::now_utc(), lease, 10, &[]).await.expect("claim");
     assert_eq!(again.iter().map(|c| (c.id, c.attempt)).collect::<Vec<_>>(), [(first.id, 2)], "retried once due");
     let success = AttemptRecord {
-        attempt: 2,
-        response_status: Some(204),
-        error: None,
+        attempt: Attempt { attempt: 2, response_status: Some(204), error: None, ..record.attempt.clone() },
         status: DeliveryStatus::Delivered,
         next_attempt_at: None,
         ..record

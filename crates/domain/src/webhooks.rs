@@ -511,25 +511,16 @@ impl DeliveryStatus {
     }
 }
 
-/// What an attempt leaves, to be recorded.
+/// What an attempt leaves, to be recorded: the attempt as the delivery log shows it, and
+/// the delivery's state after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptRecord {
     /// The delivery.
     pub delivery: i64,
     /// Its endpoint.
     pub endpoint: EndpointId,
-    /// The attempt's number.
-    pub attempt: u32,
-    /// When it was made.
-    pub at: OffsetDateTime,
-    /// How long it took, in milliseconds.
-    pub duration_ms: i64,
-    /// The HTTP status, when answered.
-    pub response_status: Option<u16>,
-    /// The start of the response body.
-    pub response_body: Option<String>,
-    /// The failure, when it failed.
-    pub error: Option<String>,
+    /// The attempt.
+    pub attempt: Attempt,
     /// The delivery's status after it.
     pub status: DeliveryStatus,
     /// The next attempt, while pending.
@@ -682,9 +673,9 @@ pub trait WebhookRepository: Send + Sync {
     ) -> Result<Vec<ClaimedDelivery>, RepositoryError>;
 
     /// Records an attempt in the log and the delivery's new status (only while the delivery
-    /// is still at `record.attempt`, so a worker whose lease ran out does not overwrite a
+    /// is still at `record.attempt.attempt`, so a worker whose lease ran out does not overwrite a
     /// newer attempt), and the endpoint's failing streak: cleared on success, started at
-    /// `record.at` on a failure if not running. Answers the endpoint's `failing_since` after.
+    /// `record.attempt.at` on a failure if not running. Answers the endpoint's `failing_since` after.
     ///
     /// # Errors
     /// [`RepositoryError`].
@@ -863,15 +854,17 @@ impl WebhookDispatcher {
         let record = AttemptRecord {
             delivery: delivery.id,
             endpoint: delivery.endpoint.clone(),
-            attempt: delivery.attempt,
-            at,
-            duration_ms,
-            response_status: outcome.status(),
-            response_body: match &outcome {
-                AttemptOutcome::Answered { body, .. } if !body.is_empty() => Some(printable(body)),
-                _ => None,
+            attempt: Attempt {
+                attempt: delivery.attempt,
+                at,
+                duration_ms,
+                response_status: outcome.status(),
+                response_body: match &outcome {
+                    AttemptOutcome::Answered { body, .. } if !body.is_empty() => Some(printable(body)),
+                    _ => None,
+                },
+                error: error.as_deref().map(printable),
             },
-            error: error.as_deref().map(printable),
             status,
             next_attempt_at,
         };
