@@ -888,7 +888,6 @@ async fn the_group_commit_answers_each_request_as_alone(b: Backend) {
 
 async fn group_commit_scenario(b: &Backend, settings: GroupCommitSettings) {
     let (service, group) = b.service.clone().with_group_commit(settings);
-    let runner = tokio::spawn(group.run());
     let mut processes = Vec::new();
     for _ in 0..20 {
         processes.push(b.repo.create(new_process("app", 2), &audit("app"), None).await.expect("create").id);
@@ -914,6 +913,9 @@ async fn group_commit_scenario(b: &Backend, settings: GroupCommitSettings) {
             }));
         }
     }
+    // The requests queue before the task runs, so its first batches are full ones.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let runner = tokio::spawn(group.run());
     let (other, app, audited) = (caller("other"), caller("app"), audit("other"));
     let foreign = service.establish_result(&other, &processes[0], result(ResultStatus::Failed, None), &audited);
     assert!(matches!(foreign.await, Err(EstablishResultError::NotFound)), "another tenant's process is unknown");
@@ -964,6 +966,8 @@ async fn group_commit_scenario(b: &Backend, settings: GroupCommitSettings) {
             .await,
         6
     );
+    let stats = service.group_commit_stats().expect("on");
+    assert!(stats.batches() > 0 && stats.requests() > stats.batches(), "requests were batched");
     drop(service);
     runner.await.expect("the group commit ends with the last service");
 }

@@ -14,8 +14,10 @@
 //!
 //! [`GroupCommit::run`] takes the requests waiting when a batch can start — at most
 //! [`GroupCommitSettings::max_batch`], without waiting for more when there are none — and
-//! runs at most [`GroupCommitSettings::lanes`] batches at once, so a lone request goes straight
-//! through and a busy service makes larger batches.
+//! runs at most [`GroupCommitSettings::lanes`] batches at once, so a busy service makes larger
+//! batches. A request found alone is handed straight back to be decided on its own with the
+//! single-request statements, which cost PostgreSQL less than the batch ones for one row (at
+//! one connection: 1 261 PUT/s so, 810 through a batch of one).
 
 use std::collections::HashSet;
 use std::num::NonZeroUsize;
@@ -197,6 +199,14 @@ fn fail(batch: impl IntoIterator<Item = Pending>, error: &RepositoryError) {
 
 /// One batch: load every snapshot, decide each request, write the established ones, answer.
 async fn commit(service: &SignerProcessService, stats: &GroupCommitStats, batch: Vec<Pending>) {
+    if batch.len() == 1 {
+        // Alone: nothing to share a commit with. It is decided on its own, at once, with the
+        // single-request statements (cheaper than the batch ones), in its own task.
+        for pending in batch {
+            pending.answer(None);
+        }
+        return;
+    }
     let mut seen = HashSet::with_capacity(batch.len());
     let (batch, again): (Vec<Pending>, Vec<Pending>) = batch.into_iter().partition(|p| seen.insert(p.process.clone()));
     stats.batches.fetch_add(1, Ordering::Relaxed);
