@@ -2,8 +2,10 @@
 //! signature field and its signature dictionary (§12.7.4.5, §12.8.1) to the original bytes,
 //! which stay an unchanged prefix.
 //!
-//! The document is read with lopdf, strictly: a file whose cross-reference data would need
-//! repair is refused as damaged, an encrypted one as encrypted. lopdf serializes the objects
+//! The document is read sparsely where it can be ([`super::sparse`]: its cross-reference data
+//! and only the objects the update reads), else whole with lopdf, strictly: a file whose
+//! cross-reference data would need repair is refused as damaged, an encrypted one as
+//! encrypted. lopdf serializes the objects
 //! that change (the page's `/Annots`, the `/AcroForm`, perhaps the catalog); written by hand
 //! here are only what no crate offers: the signature dictionary with its fixed-width
 //! `/ByteRange` and `/Contents` slots, and the update's cross-reference section, in the form
