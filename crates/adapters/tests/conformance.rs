@@ -1036,7 +1036,6 @@ async fn concurrent_batches_over_the_same_processes_never_fail(b: Backend) {
     let lanes = std::num::NonZeroUsize::new(4).expect("positive");
     let max_batch = std::num::NonZeroUsize::new(16).expect("positive");
     let (service, group) = b.service.clone().with_group_commit(GroupCommitSettings { max_batch, lanes });
-    let runner = tokio::spawn(group.run());
     let mut processes = Vec::new();
     for _ in 0..48 {
         processes.push(b.repo.create(new_process("app", 3), &audit("app"), None).await.expect("create"));
@@ -1066,12 +1065,17 @@ async fn concurrent_batches_over_the_same_processes_never_fail(b: Backend) {
             }));
         }
     }
+    // Queued before the task runs: its four lanes start on full batches at once.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let runner = tokio::spawn(group.run());
     for task in tasks {
         match task.await.expect("task") {
             Ok(()) | Err(EstablishResultError::Rule(_)) => {}
             Err(other) => panic!("answered as no request alone is: {other:?}"),
         }
     }
+    let stats = service.group_commit_stats().expect("on");
+    assert!(stats.batches() >= 4, "the lanes ran batches: {}", stats.batches());
     drop(service);
     runner.await.expect("the group commit ends");
 }

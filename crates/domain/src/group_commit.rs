@@ -40,9 +40,8 @@ pub struct GroupCommitSettings {
     /// Most requests in one batch (64).
     pub max_batch: NonZeroUsize,
     /// Most batches in flight at once (1): while they run, new requests gather for the next.
-    /// On a 2-core machine one lane made batches of ~16 at 32 connections and 2.1–2.4 ×
-    /// pgbench's single-statement rate; 2, 4 and 8 lanes made smaller batches and less (see
-    /// docs/PERFORMANCE.md).
+    /// On a 2-core machine one lane made batches of ~16 at 32 connections; 2, 4 and 8 lanes
+    /// made smaller batches and fewer requests per second (docs/PERFORMANCE.md).
     pub lanes: NonZeroUsize,
 }
 
@@ -101,8 +100,8 @@ pub(crate) struct GroupCommitQueue {
 }
 
 impl GroupCommitQueue {
-    /// Queues a request and waits for its batch: `Some(answer)`, or `None` when it must be
-    /// decided again on its own (stale in the batch, or its process already in it).
+    /// Queues a request and waits for its batch: `Some(answer)`, or `None` when it is to be
+    /// decided on its own (found alone, stale in the batch, or its process already in it).
     pub(crate) async fn submit(
         &self,
         process: &ProcessId,
