@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use esignsp_domain::content::NewContent;
 use esignsp_domain::events::{AuditContext, AuditEvent, EventKind};
 use esignsp_domain::ports::{
     CreateError, DeleteDocumentOutcome, RepositoryError, SignerProcessRepository, Transition, TransitionStore,
@@ -23,15 +24,15 @@ use esignsp_domain::process::{
 };
 use esignsp_domain::rules::{DocumentState, ProcessSnapshot};
 use esignsp_domain::webhooks::{ClaimedDelivery, Notification};
-use esignsp_domain::{Caller, DocumentId, EndpointId, ProcessId};
+use esignsp_domain::{Caller, ContentId, DocumentId, EndpointId, ProcessId};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 use time::OffsetDateTime;
 
 use crate::queries::{
-    self, bind_document, bind_process, bind_visible, document_in_use, insert_document, insert_event, own_document,
-    visible_to_caller, Event, Store,
+    self, bind_document, bind_process, bind_visible, document_in_use, insert_event, own_document, visible_to_caller,
+    Event, Store,
 };
 use crate::stored::{self, column, document_id, stored_document_result, StoredRow, StoredTransition};
 
@@ -715,15 +716,19 @@ pub mod sql {
     );
 
     /// [`WRITE`] for the signing page's transition (SPEC §10): besides, the signed contents
-    /// replace the documents' bytes, size and SHA-256, and the event carries its details —
-    /// all in the same statement, so all or nothing. Further parameters: `$17` document ids,
-    /// `$18` signed bytes, `$19` sizes, `$20` SHA-256 (arrays of equal length), `$21` the
-    /// event's details (JSON text) or NULL.
+    /// replace the documents' bytes (a new content each, in chunks; the old content and its
+    /// chunks are deleted), size and SHA-256, and the event carries its details — all in the
+    /// same statement, so all or nothing. Further parameters: `$17` document ids, `$22` their
+    /// new content ids, `$19` sizes, `$20` SHA-256 (arrays of equal length), `$21` the event's
+    /// details (JSON text) or NULL; the chunks: `$23` content ids, `$24` numbers, `$18` bytes
+    /// (arrays of equal length).
     pub const WRITE_SIGNED: &str = concat!(
         process_and_documents!(),
-        "c AS (UPDATE document_contents dc SET content = u.content \
-                    FROM p, unnest($17::text[], $18::bytea[]) AS u(document_id, content) \
-                    WHERE dc.document_id = u.document_id), \
+        "x AS (DELETE FROM document_contents dc USING p WHERE dc.document_id = ANY($17::text[])), \
+              n AS (INSERT INTO document_contents (content_id, document_id) \
+                    SELECT u.content_id, u.document_id FROM p, unnest($17::text[], $22::text[]) AS u(document_id, content_id)), \
+              k AS (INSERT INTO document_chunks (content_id, seq, bytes) \
+                    SELECT u.content_id, u.seq, u.bytes FROM p, unnest($23::text[], $24::int[], $18::bytea[]) AS u(content_id, seq, bytes)), \
               m AS (UPDATE documents doc SET size = u.size, sha256 = u.sha256 \
                     FROM p, unnest($17::text[], $19::bigint[], $20::text[]) AS u(document_id, size, sha256) \
                     WHERE doc.id = u.document_id), \
@@ -732,9 +737,96 @@ pub mod sql {
          SELECT count(*) FROM p"
     );
 
+    /// A new document with its bytes, as the CTEs `c` (its content; one row when stored) and
+    /// `d` (the document): `$1`–`$8` as [`crate::queries::insert_document!`], then `whole`:
+    /// the bytes `$9` as the one chunk of a content named after the document; `staged`: the
+    /// document adopts staged content `$9`, and neither is written when that is gone.
+    macro_rules! document_with_content {
+        (whole) => {
+            concat!(
+                "WITH d AS (",
+                crate::queries::insert_document!(),
+                "), c AS (INSERT INTO document_contents (content_id, document_id) VALUES ($1, $1) RETURNING 1), \
+                 k AS (INSERT INTO document_chunks (content_id, seq, bytes) VALUES ($1, 0, $9)) "
+            )
+        };
+        (staged) => {
+            "WITH c AS (UPDATE document_contents SET document_id = $1, staged_at = NULL \
+                        WHERE content_id = $9 AND document_id IS NULL RETURNING 1), \
+                  d AS (INSERT INTO documents (id, client_id, media_type, filename, size, sha256, signers, created_at) \
+                        SELECT $1::text, $2::text, $3::text, $4::text, $5::bigint, $6::text, $7::jsonb, $8::timestamptz FROM c) "
+        };
+    }
+
+    /// The place `$11` of the new document `$1` in process `$10`, after
+    /// [`document_with_content!`], written only with the document.
+    macro_rules! in_process {
+        () => {
+            ", pd AS (INSERT INTO process_documents (process_id, position, document_id) \
+                     SELECT $10::text, $11::integer, $1::text FROM c) "
+        };
+    }
+
+    /// The answer of [`INSERT_DOCUMENT_WHOLE`] and its kin: 1 when the document is written,
+    /// 0 when its staged content is gone (nothing written).
+    macro_rules! written {
+        () => {
+            "SELECT count(*) FROM c"
+        };
+    }
+
+    /// A new document (O8) with its bytes whole: see [`document_with_content!`].
+    pub const INSERT_DOCUMENT_WHOLE: &str = concat!(document_with_content!(whole), written!());
+
+    /// A new document (O8) adopting staged content `$9`: see [`document_with_content!`].
+    pub const INSERT_DOCUMENT_STAGED: &str = concat!(document_with_content!(staged), written!());
+
+    /// [`INSERT_DOCUMENT_WHOLE`] in process `$10` at position `$11` (O1).
+    pub const INSERT_PROCESS_DOCUMENT_WHOLE: &str = concat!(document_with_content!(whole), in_process!(), written!());
+
+    /// [`INSERT_DOCUMENT_STAGED`] in process `$10` at position `$11` (O1).
+    pub const INSERT_PROCESS_DOCUMENT_STAGED: &str = concat!(document_with_content!(staged), in_process!(), written!());
+
+    /// Begins staged content `$1` (at the database's `now()`) with its first chunk: number
+    /// `$2` (0), bytes `$3`.
+    pub const STAGE_FIRST_CHUNK: &str =
+        "WITH c AS (INSERT INTO document_contents (content_id, staged_at) VALUES ($1, now())) \
+        INSERT INTO document_chunks (content_id, seq, bytes) VALUES ($1, $2, $3)";
+
+    /// Deletes every staged content begun more than `$1` seconds ago that no document
+    /// adopted (its chunks go by cascade).
+    pub const SWEEP_STAGED: &str = "DELETE FROM document_contents \
+        WHERE document_id IS NULL AND staged_at < now() - make_interval(secs => $1)";
+
     /// The pending processes due to expire: `$1` the time, `$2` at most this many, soonest
     /// first.
     pub const DUE_EXPIRIES: &str = crate::queries::DUE_EXPIRIES;
+}
+
+/// `$9` of [`sql::INSERT_DOCUMENT_WHOLE`] and its kin: the bytes, or the staged content's id.
+enum ContentArg<'a> {
+    Whole(&'a [u8]),
+    Staged(&'a str),
+}
+
+impl<'a> ContentArg<'a> {
+    /// The statement for `content` (`whole` or `staged`) and its `$9`.
+    fn of(content: &'a NewContent, whole: &'static str, staged: &'static str) -> (&'static str, Self) {
+        match content {
+            NewContent::Inline(bytes) => (whole, Self::Whole(bytes)),
+            NewContent::Staged(s) => (staged, Self::Staged(s.id().as_str())),
+        }
+    }
+
+    fn bind(
+        self,
+        query: sqlx::query::Query<'a, Postgres, PgArguments>,
+    ) -> sqlx::query::Query<'a, Postgres, PgArguments> {
+        match self {
+            Self::Whole(bytes) => query.bind(bytes),
+            Self::Staged(id) => query.bind(id),
+        }
+    }
 }
 
 /// Loads a versioned snapshot with [`sql::LOAD`]. `None` for an unknown or foreign process.
@@ -892,8 +984,16 @@ async fn write(
         .bind(event.new_status);
     query = bind_notification(query, transition.notification.as_ref());
     if statement == sql::WRITE_SIGNED {
-        query =
-            query.bind(signed.ids).bind(signed.contents).bind(signed.sizes).bind(signed.sha256s).bind(event.details);
+        let chunks = queries::SignedChunks::of(&transition.signed);
+        query = query
+            .bind(signed.ids)
+            .bind(chunks.bytes)
+            .bind(signed.sizes)
+            .bind(signed.sha256s)
+            .bind(event.details)
+            .bind(signed.content_ids)
+            .bind(chunks.content_ids)
+            .bind(chunks.seqs);
     }
     let written: i64 = match query.fetch_one(connection).await {
         Ok(written) => written,
@@ -1044,19 +1144,22 @@ impl Statements {
             let document = match source {
                 ProcessDocumentSource::Upload(doc) => {
                     // One statement: the document, its bytes and its place in the process.
-                    let insert = concat!(
-                        "WITH d AS (",
-                        insert_document!(),
-                        "), c AS (INSERT INTO document_contents (document_id, content) VALUES ($1, $9)) \
-                         INSERT INTO process_documents (process_id, position, document_id) VALUES ($10, $11, $1)"
+                    let (insert, content) = ContentArg::of(
+                        &doc.content,
+                        sql::INSERT_PROCESS_DOCUMENT_WHOLE,
+                        sql::INSERT_PROCESS_DOCUMENT_STAGED,
                     );
-                    bind_document(self.query(insert), doc, process.owner.as_str(), None, process.created_at)
-                        .bind(&doc.bytes)
+                    let stored: i64 = content
+                        .bind(bind_document(self.query(insert), doc, process.owner.as_str(), None, process.created_at))
                         .bind(process.id.as_str())
                         .bind(position)
-                        .execute(&mut *tx)
+                        .fetch_one(&mut *tx)
                         .await
-                        .map_err(map_error)?;
+                        .map_err(map_error)
+                        .and_then(|r| r.try_get(0).map_err(map_error))?;
+                    if stored != 1 {
+                        return Err(queries::staged_content_gone().into());
+                    }
                     stored::uploaded_document(doc)
                 }
                 ProcessDocumentSource::Existing(id) => {
@@ -1187,17 +1290,24 @@ impl Statements {
     async fn create_document(&self, document: &NewStandaloneDocument) -> Result<StoredDocument, RepositoryError> {
         let doc = &document.document;
         let mut session = self.session().await?;
-        let insert = concat!(
-            "WITH d AS (",
-            insert_document!(),
-            ") INSERT INTO document_contents (document_id, content) VALUES ($1, $9)"
+        let (insert, content) = ContentArg::of(&doc.content, sql::INSERT_DOCUMENT_WHOLE, sql::INSERT_DOCUMENT_STAGED);
+        let query = bind_document(
+            self.query(insert),
+            doc,
+            document.owner.as_str(),
+            document.signers.as_ref(),
+            document.created_at,
         );
-        bind_document(self.query(insert), doc, document.owner.as_str(), document.signers.as_ref(), document.created_at)
-            .bind(&doc.bytes)
-            .execute(&mut *session)
+        let stored: i64 = content
+            .bind(query)
+            .fetch_one(&mut *session)
             .await
-            .map_err(map_error)?;
+            .map_err(map_error)
+            .and_then(|r| r.try_get(0).map_err(map_error))?;
         session.end().await?;
+        if stored != 1 {
+            return Err(queries::staged_content_gone());
+        }
         Ok(stored::created_document(document))
     }
 
@@ -1250,6 +1360,60 @@ impl Statements {
         let rows = self.query(queries::EVENTS).bind(id.as_str()).fetch_all(&mut *session).await.map_err(map_error)?;
         session.end().await?;
         rows.iter().map(stored::audit_event).collect::<Result<Vec<_>, _>>().map(Some)
+    }
+
+    #[tracing::instrument(skip_all, fields(content_id = %content, seq))]
+    async fn stage_chunk(&self, content: &ContentId, seq: u32, bytes: &[u8]) -> Result<(), RepositoryError> {
+        let mut session = self.session().await?;
+        let statement = if seq == 0 { sql::STAGE_FIRST_CHUNK } else { queries::INSERT_CHUNK };
+        self.query(statement)
+            .bind(content.as_str())
+            .bind(i32::try_from(seq).unwrap_or(i32::MAX))
+            .bind(bytes)
+            .execute(&mut *session)
+            .await
+            .map_err(map_error)?;
+        session.end().await
+    }
+
+    #[tracing::instrument(skip_all, fields(content_id = %content))]
+    async fn discard_staged(&self, content: &ContentId) -> Result<(), RepositoryError> {
+        let mut session = self.session().await?;
+        self.query(queries::DISCARD_STAGED).bind(content.as_str()).execute(&mut *session).await.map_err(map_error)?;
+        session.end().await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn sweep_staged(&self, older_than: Duration) -> Result<u64, RepositoryError> {
+        let mut session = self.session().await?;
+        let swept = self
+            .query(sql::SWEEP_STAGED)
+            .bind(older_than.as_secs_f64())
+            .execute(&mut *session)
+            .await
+            .map_err(map_error)?;
+        session.end().await?;
+        Ok(swept.rows_affected())
+    }
+
+    #[tracing::instrument(skip_all, fields(content_id = %content, from))]
+    async fn content_chunks(
+        &self,
+        content: &ContentId,
+        from: u32,
+        limit: u32,
+    ) -> Result<Vec<Vec<u8>>, RepositoryError> {
+        let mut session = self.session().await?;
+        let chunks: Vec<Vec<u8>> = self
+            .query_scalar(queries::CONTENT_CHUNKS)
+            .bind(content.as_str())
+            .bind(i32::try_from(from).unwrap_or(i32::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *session)
+            .await
+            .map_err(map_error)?;
+        session.end().await?;
+        Ok(chunks)
     }
 
     async fn ping(&self) -> Result<(), RepositoryError> {
@@ -1314,6 +1478,27 @@ impl SignerProcessRepository for PostgresRepository {
         caller: &Caller,
     ) -> Result<Option<DocumentContent>, RepositoryError> {
         self.retrying(|| self.statements.document_content(id, caller)).await
+    }
+
+    async fn stage_chunk(&self, content: &ContentId, seq: u32, bytes: &[u8]) -> Result<(), RepositoryError> {
+        self.retrying(|| self.statements.stage_chunk(content, seq, bytes)).await
+    }
+
+    async fn discard_staged(&self, content: &ContentId) -> Result<(), RepositoryError> {
+        self.retrying(|| self.statements.discard_staged(content)).await
+    }
+
+    async fn sweep_staged(&self, older_than: Duration) -> Result<u64, RepositoryError> {
+        self.retrying(|| self.statements.sweep_staged(older_than)).await
+    }
+
+    async fn content_chunks(
+        &self,
+        content: &ContentId,
+        from: u32,
+        limit: u32,
+    ) -> Result<Vec<Vec<u8>>, RepositoryError> {
+        self.retrying(|| self.statements.content_chunks(content, from, limit)).await
     }
 
     async fn events(&self, id: &ProcessId, caller: &Caller) -> Result<Option<Vec<AuditEvent>>, RepositoryError> {

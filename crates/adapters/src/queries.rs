@@ -164,7 +164,7 @@ where
         .bind(owner)
         .bind(doc.media_type.as_str())
         .bind(doc.filename.as_deref())
-        .bind(i64::try_from(doc.bytes.len()).unwrap_or(i64::MAX))
+        .bind(i64::try_from(doc.content.size()).unwrap_or(i64::MAX))
         .bind(doc.sha256.as_str())
         .bind(signers.map(Json))
         .bind(StoredTime(created_at))
@@ -228,13 +228,62 @@ where
     Ok(DeleteDocumentOutcome::Deleted)
 }
 
-/// The media type and bytes of a document the caller may see: `$1` its id, then the tenant
-/// filter.
+/// The media type, size and content id of a document the caller may see: `$1` its id, then
+/// the tenant filter.
 pub(crate) const DOCUMENT_CONTENT: &str = concat!(
-    "SELECT d.media_type, c.content FROM documents d JOIN document_contents c ON c.document_id = d.id \
+    "SELECT d.media_type, d.size, c.content_id FROM documents d JOIN document_contents c ON c.document_id = d.id \
      WHERE d.id = $1 AND ",
     visible_to_caller!("d")
 );
+
+/// Begins staged content `$1` (an upload still arriving) at `$2`.
+pub(crate) const STAGE_CONTENT: &str = "INSERT INTO document_contents (content_id, staged_at) VALUES ($1, $2)";
+
+/// Chunk `$2` of content `$1`, bytes `$3`.
+pub(crate) const INSERT_CHUNK: &str = "INSERT INTO document_chunks (content_id, seq, bytes) VALUES ($1, $2, $3)";
+
+/// Deletes staged content `$1` that no document adopted (its chunks go by cascade).
+pub(crate) const DISCARD_STAGED: &str = "DELETE FROM document_contents WHERE content_id = $1 AND document_id IS NULL";
+
+/// Chunks `$2`… of content `$1`, at most `$3`, in order.
+pub(crate) const CONTENT_CHUNKS: &str =
+    "SELECT bytes FROM document_chunks WHERE content_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3";
+
+/// Document `$1` adopts staged content `$2` (no row when it is gone: discarded or swept).
+pub(crate) const ADOPT_CONTENT: &str =
+    "UPDATE document_contents SET document_id = $1, staged_at = NULL WHERE content_id = $2 AND document_id IS NULL";
+
+/// Content `$1` of document `$2`, stored whole (its chunks are inserted beside it).
+pub(crate) const INSERT_CONTENT: &str = "INSERT INTO document_contents (content_id, document_id) VALUES ($1, $2)";
+
+/// The answer when staged bytes a creation should adopt are gone (discarded after a failure
+/// of their request, or swept as abandoned): 503, the client sends the document again.
+pub(crate) fn staged_content_gone() -> RepositoryError {
+    RepositoryError::Unavailable("the staged bytes of an upload are gone; send the document again".into())
+}
+
+/// The rows of a signature's new contents (SPEC §10), as arrays: per signed document its new
+/// content id; per chunk ([`esignsp_domain::content::CHUNK_BYTES`] each) its content id,
+/// number and bytes.
+pub(crate) struct SignedChunks<'t> {
+    pub content_ids: Vec<&'t str>,
+    pub seqs: Vec<i32>,
+    pub bytes: Vec<&'t [u8]>,
+}
+
+impl<'t> SignedChunks<'t> {
+    pub(crate) fn of(signed: &'t [esignsp_domain::ports::SignedContent]) -> Self {
+        let mut chunks = Self { content_ids: Vec::new(), seqs: Vec::new(), bytes: Vec::new() };
+        for content in signed {
+            for (seq, bytes) in content.bytes.chunks(esignsp_domain::content::CHUNK_BYTES).enumerate() {
+                chunks.content_ids.push(content.content.as_str());
+                chunks.seqs.push(i32::try_from(seq).unwrap_or(i32::MAX));
+                chunks.bytes.push(bytes);
+            }
+        }
+        chunks
+    }
+}
 
 /// Appends an audit event at `$now` (the store's current time) with `$details` (`$8` as the
 /// store's JSON type); [`bind_event`] binds it.

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use esignsp_domain::content::{NewContent, CHUNK_BYTES};
 use esignsp_domain::events::{AuditContext, AuditEvent, EventKind};
 use esignsp_domain::ports::{
     CreateError, DeleteDocumentOutcome, RepositoryError, SignerProcessRepository, Transition, TransitionStore,
@@ -20,7 +21,7 @@ use esignsp_domain::process::{
 };
 use esignsp_domain::rules::{DocumentState, ProcessSnapshot};
 use esignsp_domain::webhooks::{ClaimedDelivery, Notification};
-use esignsp_domain::{Caller, DocumentId, EndpointId, ProcessId};
+use esignsp_domain::{Caller, ContentId, DocumentId, EndpointId, ProcessId};
 use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use time::OffsetDateTime;
@@ -381,15 +382,21 @@ async fn write_in(
         .await
         .map_err(map_error)?;
     }
-    for (((document, content), size), sha256) in
-        signed.ids.iter().zip(&signed.contents).zip(&signed.sizes).zip(&signed.sha256s)
+    for ((((document, content), size), sha256), bytes) in signed
+        .ids
+        .iter()
+        .zip(&signed.content_ids)
+        .zip(&signed.sizes)
+        .zip(&signed.sha256s)
+        .zip(transition.signed.iter().map(|s| &s.bytes))
     {
-        sqlx::query("UPDATE document_contents SET content = $1 WHERE document_id = $2")
-            .bind(*content)
+        // The old content goes (its chunks by cascade); the signed bytes are a new one.
+        sqlx::query("DELETE FROM document_contents WHERE document_id = $1")
             .bind(document)
             .execute(&mut **tx)
             .await
             .map_err(map_error)?;
+        insert_content(tx, content, document, bytes.chunks(CHUNK_BYTES)).await?;
         sqlx::query("UPDATE documents SET size = $1, sha256 = $2 WHERE id = $3")
             .bind(size)
             .bind(sha256)
@@ -460,12 +467,43 @@ async fn insert_document(
         .execute(&mut **tx)
         .await
         .map_err(map_error)?;
-    sqlx::query("INSERT INTO document_contents (document_id, content) VALUES ($1, $2)")
-        .bind(doc.id.as_str())
-        .bind(&doc.bytes)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_error)?;
+    match &doc.content {
+        NewContent::Inline(bytes) => {
+            insert_content(tx, doc.id.as_str(), doc.id.as_str(), std::iter::once(bytes.as_slice())).await
+        }
+        NewContent::Staged(staged) => {
+            let adopted = sqlx::query(queries::ADOPT_CONTENT)
+                .bind(doc.id.as_str())
+                .bind(staged.id().as_str())
+                .execute(&mut **tx)
+                .await
+                .map_err(map_error)?;
+            if adopted.rows_affected() == 1 {
+                Ok(())
+            } else {
+                Err(queries::staged_content_gone())
+            }
+        }
+    }
+}
+
+/// Stores `chunks` as content `content` of document `document`.
+async fn insert_content(
+    tx: &mut Transaction<'_, Sqlite>,
+    content: &str,
+    document: &str,
+    chunks: impl Iterator<Item = &[u8]>,
+) -> Result<(), RepositoryError> {
+    sqlx::query(queries::INSERT_CONTENT).bind(content).bind(document).execute(&mut **tx).await.map_err(map_error)?;
+    for (seq, chunk) in chunks.enumerate() {
+        sqlx::query(queries::INSERT_CHUNK)
+            .bind(content)
+            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+            .bind(chunk)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_error)?;
+    }
     Ok(())
 }
 
@@ -622,6 +660,63 @@ impl SignerProcessRepository for SqliteRepository {
             .await
             .map_err(map_error)?;
         row.map(|r| stored::document_content(&r)).transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(content_id = %content, seq))]
+    async fn stage_chunk(&self, content: &ContentId, seq: u32, bytes: &[u8]) -> Result<(), RepositoryError> {
+        let mut tx = self.write().await?;
+        if seq == 0 {
+            sqlx::query(queries::STAGE_CONTENT)
+                .bind(content.as_str())
+                .bind(StoredTime(OffsetDateTime::now_utc()))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        }
+        sqlx::query(queries::INSERT_CHUNK)
+            .bind(content.as_str())
+            .bind(i64::from(seq))
+            .bind(bytes)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    #[tracing::instrument(skip_all, fields(content_id = %content))]
+    async fn discard_staged(&self, content: &ContentId) -> Result<(), RepositoryError> {
+        let mut tx = self.write().await?;
+        sqlx::query(queries::DISCARD_STAGED).bind(content.as_str()).execute(&mut *tx).await.map_err(map_error)?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn sweep_staged(&self, older_than: std::time::Duration) -> Result<u64, RepositoryError> {
+        let before = OffsetDateTime::now_utc() - older_than;
+        let mut tx = self.write().await?;
+        let swept = sqlx::query("DELETE FROM document_contents WHERE document_id IS NULL AND staged_at < $1")
+            .bind(StoredTime(before))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)?;
+        Ok(swept.rows_affected())
+    }
+
+    #[tracing::instrument(skip_all, fields(content_id = %content, from))]
+    async fn content_chunks(
+        &self,
+        content: &ContentId,
+        from: u32,
+        limit: u32,
+    ) -> Result<Vec<Vec<u8>>, RepositoryError> {
+        sqlx::query_scalar(queries::CONTENT_CHUNKS)
+            .bind(content.as_str())
+            .bind(i64::from(from))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)
     }
 
     #[tracing::instrument(skip_all, fields(process_id = %id))]

@@ -11,8 +11,8 @@ use esignsp_domain::process::{
 };
 use esignsp_domain::rules::{DocumentState, ProcessSnapshot, Version};
 use esignsp_domain::{
-    ClientId, DocumentId, DocumentResult, DocumentResultStatus, ProcessId, ProcessResult, ResultMessage, ResultStatus,
-    TaskId,
+    ClientId, ContentId, DocumentId, DocumentResult, DocumentResultStatus, ProcessId, ProcessResult, ResultMessage,
+    ResultStatus, TaskId,
 };
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -92,7 +92,6 @@ pub(crate) trait StoredRow {
     fn optional_text(&self, name: &str) -> Result<Option<String>, RepositoryError>;
     fn integer(&self, name: &str) -> Result<i64, RepositoryError>;
     fn flag(&self, name: &str) -> Result<bool, RepositoryError>;
-    fn bytes(&self, name: &str) -> Result<Vec<u8>, RepositoryError>;
     fn optional_integer(&self, name: &str) -> Result<Option<i64>, RepositoryError>;
     /// A [`StoredTime`].
     fn time(&self, name: &str) -> Result<OffsetDateTime, RepositoryError>;
@@ -126,10 +125,6 @@ where
     }
 
     fn flag(&self, name: &str) -> Result<bool, RepositoryError> {
-        column(self, name)
-    }
-
-    fn bytes(&self, name: &str) -> Result<Vec<u8>, RepositoryError> {
         column(self, name)
     }
 
@@ -278,7 +273,7 @@ pub(crate) fn uploaded_document(doc: &NewDocument) -> ProcessDocument {
         id: doc.id.clone(),
         media_type: doc.media_type.clone(),
         filename: doc.filename.clone(),
-        size: doc.bytes.len() as u64,
+        size: doc.content.size(),
         sha256: doc.sha256.clone(),
         result: None,
     }
@@ -316,16 +311,21 @@ pub(crate) fn created_document(document: &NewStandaloneDocument) -> StoredDocume
     StoredDocument {
         id: doc.id.clone(),
         media_type: doc.media_type.clone(),
-        size: doc.bytes.len() as u64,
+        size: doc.content.size(),
         sha256: doc.sha256.clone(),
         signers: document.signers.clone(),
         created_at: document.created_at,
     }
 }
 
-/// A document's media type and bytes ([`crate::queries::DOCUMENT_CONTENT`]).
+/// Where a document's bytes are ([`crate::queries::DOCUMENT_CONTENT`]).
 pub(crate) fn document_content(row: &impl StoredRow) -> Result<DocumentContent, RepositoryError> {
-    Ok(DocumentContent { media_type: row.text("media_type")?, bytes: row.bytes("content")? })
+    let content = row.text("content_id")?;
+    Ok(DocumentContent {
+        media_type: row.text("media_type")?,
+        size: document_size(row)?,
+        content: ContentId::parse(&content).map_err(|_| corrupt("content id"))?,
+    })
 }
 
 /// An audit event ([`crate::queries::EVENTS`]).
@@ -366,7 +366,7 @@ pub(crate) struct StoredTransition<'t> {
 /// The signed contents of a transition, as arrays of equal length.
 pub(crate) struct StoredSignedContents<'t> {
     pub ids: Vec<&'t str>,
-    pub contents: Vec<&'t [u8]>,
+    pub content_ids: Vec<&'t str>,
     pub sizes: Vec<i64>,
     pub sha256s: Vec<&'t str>,
 }
@@ -403,7 +403,7 @@ impl<'t> StoredTransition<'t> {
         let event = &transition.event;
         let signed = StoredSignedContents {
             ids: transition.signed.iter().map(|s| s.document.as_str()).collect(),
-            contents: transition.signed.iter().map(|s| &*s.bytes).collect(),
+            content_ids: transition.signed.iter().map(|s| s.content.as_str()).collect(),
             sizes: transition.signed.iter().map(|s| i64::try_from(s.bytes.len()).unwrap_or(i64::MAX)).collect(),
             sha256s: transition.signed.iter().map(|s| s.sha256.as_str()).collect(),
         };

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use esignsp_adapters::postgres::PoolSettings;
 use esignsp_adapters::store::Store;
 use esignsp_adapters::system::OsRandomIds;
+use esignsp_domain::content::{NewContent, CHUNK_BYTES};
 use esignsp_domain::events::{AuditContext, EventKind};
 use esignsp_domain::group_commit::GroupCommitSettings;
 use esignsp_domain::ports::{
-    Clock, DeleteDocumentOutcome, EstablishResultError, SignerProcessRepository, Transition, TransitionEvent,
-    WriteOutcome,
+    Clock, DeleteDocumentOutcome, EstablishResultError, SignedContent, SignerProcessRepository, Transition,
+    TransitionEvent, WriteOutcome,
 };
 use esignsp_domain::process::{
     validate_signers, InvalidProcess, NewDocument, NewSignerProcess, NewStandaloneDocument, ProcessDocumentSource,
@@ -19,6 +20,7 @@ use esignsp_domain::process::{
 };
 use esignsp_domain::rules::{expiry_document_result, CurrentResult};
 use esignsp_domain::rules::{Change, Version};
+use esignsp_domain::service::{DocumentInput, DocumentUpload};
 use esignsp_domain::text::{Text, TextDefect, TextKind};
 use esignsp_domain::webhooks::{
     Attempt, AttemptRecord, DeliveryStatus, Disabled, EventTypes, NewWebhookEndpoint, Notifier, WebhookEndpoint,
@@ -133,8 +135,12 @@ fn new_document(i: usize) -> NewDocument {
         media_type: "application/pdf".to_owned(),
         filename: Some(format!("{i}.pdf")),
         sha256: "00".repeat(32),
-        bytes: format!("%PDF-1.7 document {i}").into_bytes(),
+        content: NewContent::Inline(format!("%PDF-1.7 document {i}").into_bytes()),
     }
+}
+
+fn upload_whole(bytes: &[u8]) -> DocumentUpload {
+    DocumentUpload::whole(None, vec![], bytes.to_vec()).expect("a valid upload")
 }
 
 fn new_process(owner: &str, documents: usize) -> NewSignerProcess {
@@ -168,12 +174,160 @@ async fn a_created_process_reads_back_as_stored(b: Backend) {
     assert_eq!(read, created, "what create answers is what find reads");
     assert_eq!(read.request.members()["labels"], json!([["x"]]));
     assert_eq!(read.created_at, new.created_at);
-    let content =
-        b.repo.document_content(&created.documents[1].id, &caller("app")).await.expect("content").expect("exists");
-    assert_eq!(
-        (content.media_type.as_str(), content.bytes.as_slice()),
-        ("application/pdf", &b"%PDF-1.7 document 1"[..])
-    );
+    let (content, bytes) =
+        b.service.document_bytes(&caller("app"), &created.documents[1].id).await.expect("content").expect("exists");
+    assert_eq!((content.media_type.as_str(), content.size), ("application/pdf", 19));
+    assert_eq!(bytes, b"%PDF-1.7 document 1");
+}
+
+/// `n` bytes of a PDF-looking document whose every 64 KiB chunk differs.
+fn large_document(n: usize) -> Vec<u8> {
+    let mut bytes = b"%PDF-1.7\n".to_vec();
+    bytes.extend((0..n - bytes.len()).map(|i| u8::try_from((i / 7 + i / CHUNK_BYTES) % 251).expect("a byte")));
+    bytes
+}
+
+/// Writes `bytes` through an upload writer in pieces of `piece` bytes, as a body arrives.
+async fn staged_upload(b: &Backend, bytes: &[u8], piece: usize) -> DocumentUpload {
+    let mut writer = b.service.upload_writer();
+    for part in bytes.chunks(piece) {
+        writer.write(part).await.expect("stage");
+    }
+    assert_eq!(writer.size(), bytes.len() as u64);
+    writer.finish(None, vec![]).await.expect("staged").expect("a valid upload")
+}
+
+async fn staged(b: &Backend) -> i64 {
+    b.count("SELECT count(*) FROM document_contents WHERE document_id IS NULL").await
+}
+
+async fn chunks(b: &Backend) -> i64 {
+    b.count("SELECT count(*) FROM document_chunks").await
+}
+
+/// Polls `staged` until it is `n` (a discard runs in a task of its own).
+async fn until_staged(b: &Backend, n: i64) {
+    for _ in 0..100 {
+        if staged(b).await == n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(staged(b).await, n, "staged contents");
+}
+
+async fn large_uploads_are_staged_as_they_arrive_and_adopted_by_their_creation(b: Backend) {
+    let bytes = large_document(3 * CHUNK_BYTES + 1000);
+    let upload = staged_upload(&b, &bytes, 10_000).await;
+    let NewContent::Staged(content) = upload.content() else { panic!("a large upload is staged") };
+    assert_eq!((content.chunks(), content.size()), (4, bytes.len() as u64));
+    assert_eq!(upload.sha256(), esignsp_domain::service::sha256_hex(&bytes), "digest computed on the way");
+    assert_eq!((staged(&b).await, chunks(&b).await), (1, 4), "in the store before the creation, chunk by chunk");
+    let small = upload_whole(b"%PDF-1.7 small");
+    assert!(matches!(small.content(), NewContent::Inline(_)), "one chunk or less stays inline");
+    let request = new_process("app", 0).request;
+    let created = b
+        .service
+        .create(
+            &caller("app"),
+            request,
+            vec![DocumentInput::Upload(upload), DocumentInput::Upload(small)],
+            &audit("app"),
+        )
+        .await
+        .expect("create");
+    assert_eq!(created.documents[0].size, bytes.len() as u64);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(staged(&b).await, 0, "adopted, so not staged any more");
+    assert_eq!(chunks(&b).await, 5, "and kept: nothing discarded");
+    let (content, read) =
+        b.service.document_bytes(&caller("app"), &created.documents[0].id).await.expect("read").expect("found");
+    assert_eq!((content.size, read.len()), (bytes.len() as u64, bytes.len()));
+    assert!(read == bytes, "the bytes read back chunk by chunk are the bytes uploaded");
+    let pages = [
+        b.service.content_chunks(&content.content, 0, 2).await.expect("page"),
+        b.service.content_chunks(&content.content, 2, 2).await.expect("page"),
+        b.service.content_chunks(&content.content, 4, 2).await.expect("page"),
+    ];
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 0], "pages in order, none past the end");
+    assert_eq!(pages[1][1].len(), 1000, "the last chunk is the rest");
+    assert!(b.service.document_bytes(&caller("other"), &created.documents[0].id).await.expect("read").is_none());
+
+    // O8 adopts a staged upload the same way.
+    let bytes = large_document(CHUNK_BYTES + 1);
+    let stored = b.service.create_document(&caller("app"), staged_upload(&b, &bytes, CHUNK_BYTES).await, None).await;
+    let stored = stored.expect("create document");
+    let (_, read) = b.service.document_bytes(&caller("app"), &stored.id).await.expect("read").expect("found");
+    assert!(read == bytes && stored.size == bytes.len() as u64, "O8 reads back what was staged");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(staged(&b).await, 0);
+    // Deleting the document takes its content and chunks with it.
+    let deleted = b.repo.delete_document(&stored.id, &caller("app")).await.expect("delete");
+    assert_eq!(deleted, DeleteDocumentOutcome::Deleted);
+    assert_eq!(chunks(&b).await, 5, "the deleted document's chunks are gone, the others stay");
+}
+
+async fn a_refused_upload_leaves_nothing_staged(b: Backend) {
+    // Given up while it arrives (a limit, a malformed body, a lost client): the writer is dropped.
+    let mut writer = b.service.upload_writer();
+    writer.write(&large_document(3 * CHUNK_BYTES)).await.expect("stage");
+    assert_eq!(staged(&b).await, 1, "staged while it arrives");
+    drop(writer);
+    until_staged(&b, 0).await;
+    assert_eq!(chunks(&b).await, 0, "its chunks go with it");
+
+    // Received whole, then its creation is refused (an unknown document referenced beside it).
+    let upload = staged_upload(&b, &large_document(2 * CHUNK_BYTES + 5), 4096).await;
+    assert_eq!(staged(&b).await, 1);
+    let refused = b
+        .service
+        .create(
+            &caller("app"),
+            new_process("app", 0).request,
+            vec![DocumentInput::Upload(upload), DocumentInput::Existing(DocumentId::from_random(rand::random()))],
+            &audit("app"),
+        )
+        .await;
+    assert!(refused.is_err(), "an unknown document refuses the creation");
+    until_staged(&b, 0).await;
+    assert_eq!((chunks(&b).await, b.count("SELECT count(*) FROM documents").await), (0, 0), "nothing stored");
+
+    // Staged bytes a crash left behind go with the sweep, once old enough; adopted ones never.
+    let created = b.repo.create(new_process("app", 1), &audit("app"), None).await.expect("create");
+    let orphan = esignsp_domain::ContentId::from_random(rand::random());
+    b.repo.stage_chunk(&orphan, 0, b"%PDF-").await.expect("stage");
+    b.repo.stage_chunk(&orphan, 1, b"1.7").await.expect("stage");
+    assert_eq!(b.repo.sweep_staged(std::time::Duration::from_secs(3600)).await.expect("sweep"), 0, "too young");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(b.repo.sweep_staged(std::time::Duration::from_millis(1)).await.expect("sweep"), 1, "old enough");
+    assert_eq!((staged(&b).await, chunks(&b).await), (0, 1), "the process's document keeps its one chunk");
+    assert!(b.service.document_bytes(&caller("app"), &created.documents[0].id).await.expect("read").is_some());
+    b.repo.discard_staged(&orphan).await.expect("discarding what is gone is no error");
+}
+
+async fn signed_bytes_replace_a_documents_content_as_a_new_content(b: Backend) {
+    let created = b.repo.create(new_process("app", 1), &audit("app"), None).await.expect("create");
+    let document = &created.documents[0].id;
+    let (before, _) = b.service.document_bytes(&caller("app"), document).await.expect("read").expect("found");
+    let signed_bytes = large_document(2 * CHUNK_BYTES + 10);
+    let mut transition = finished_transition(&created.id, Version(0), document);
+    transition.signed = vec![SignedContent {
+        document: document.clone(),
+        content: esignsp_domain::ContentId::from_random(rand::random()),
+        bytes: signed_bytes.clone().into(),
+        sha256: esignsp_domain::service::sha256_hex(&signed_bytes),
+    }];
+    let mut store = b.repo.transitions().await.expect("unit of work");
+    assert_eq!(store.write(&transition).await.expect("write"), WriteOutcome::Written);
+    drop(store);
+    let (after, read) = b.service.document_bytes(&caller("app"), document).await.expect("read").expect("found");
+    assert_ne!(after.content, before.content, "a new content");
+    assert!(read == signed_bytes && after.size == signed_bytes.len() as u64, "the signed bytes, in chunks");
+    assert!(b.service.content_chunks(&before.content, 0, 4).await.expect("read").is_empty(), "the old content is gone");
+    assert_eq!(chunks(&b).await, 3, "the old chunk went with its content");
+    let stale = b.repo.transitions().await.expect("unit of work").write(&transition).await.expect("write");
+    assert_eq!(stale, WriteOutcome::Stale);
+    assert_eq!(chunks(&b).await, 3, "a stale write stores no bytes");
 }
 
 async fn establishing_a_result_writes_result_derived_documents_and_one_event_together(b: Backend) {
@@ -1116,6 +1270,9 @@ macro_rules! suite {
                 a_batch_is_loaded_per_caller_and_written_per_version,
                 the_group_commit_answers_each_request_as_alone,
                 concurrent_batches_over_the_same_processes_never_fail,
+                large_uploads_are_staged_as_they_arrive_and_adopted_by_their_creation,
+                a_refused_upload_leaves_nothing_staged,
+                signed_bytes_replace_a_documents_content_as_a_new_content,
             );
         )+
     };

@@ -71,7 +71,7 @@ async fn pending_process(repo: &PostgresRepository, documents: usize) -> NewSign
                     media_type: "application/pdf".to_owned(),
                     filename: Some(format!("{i}.pdf")),
                     sha256: "00".repeat(32),
-                    bytes: b"%PDF-1.7".to_vec(),
+                    content: esignsp_domain::content::NewContent::Inline(b"%PDF-1.7".to_vec()),
                 })
             })
             .collect(),

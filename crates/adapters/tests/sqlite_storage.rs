@@ -32,7 +32,7 @@ fn document(i: usize) -> NewStandaloneDocument {
             media_type: "application/pdf".to_owned(),
             filename: Some(format!("{i}.pdf")),
             sha256: "00".repeat(32),
-            bytes,
+            content: esignsp_domain::content::NewContent::Inline(bytes),
         },
         owner: ClientId::parse("app").expect("client id"),
         signers: None,

@@ -11,10 +11,11 @@ use actix_web::error::PayloadError;
 use actix_web::http::header::{Charset, ExtendedValue};
 use actix_web::http::header::{HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::web::{Bytes, BytesMut};
+use esignsp_domain::content::UploadWriter;
+use esignsp_domain::ports::RepositoryError;
 use esignsp_domain::service::DocumentUpload;
 use esignsp_domain::text::{InvalidText, Text, TextDefect, TextKind};
 use futures_util::{StreamExt, TryStreamExt};
-use sha2::{Digest, Sha256};
 
 /// A request body that is malformed or has not the expected shape: 400 `invalid-body`, with
 /// this text as the problem's `detail` (what is wrong and where, never a secret).
@@ -244,23 +245,44 @@ fn file_names(field: &Field) -> Result<Vec<Text>, InvalidText> {
     Ok(names)
 }
 
+/// Why a multipart body of O1 or O8 was not taken: the body itself ([`BodyError`], 4xx), or
+/// the store its document bytes are staged in as they arrive (503, 507).
+#[derive(Debug, thiserror::Error)]
+pub enum FormError {
+    /// The body was refused.
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// A document chunk could not be staged.
+    #[error(transparent)]
+    Store(#[from] RepositoryError),
+}
+
+/// Makes the writer of each `document` part's bytes
+/// ([`esignsp_domain::SignerProcessService::upload_writer`]).
+pub type UploadWriters<'a> = &'a dyn Fn() -> UploadWriter;
+
 /// Reads an O1 or O8 body: JSON parts (`process`, `signers`; each a plain field or a file
 /// part with any content type, at most once) and `document` parts (with or without file
 /// name or content type). Other parts are read and ignored. Every part name, and the file
 /// names and media type of every `document` part, pass the text rule of
 /// [`esignsp_domain::text`]; a `document` part becomes a checked [`DocumentUpload`] (not
-/// empty; a PDF when declared one). Which parts are required is the caller's decision.
+/// empty; a PDF when declared one), its bytes written by a writer of `writers` as they arrive
+/// (staged in the store chunk by chunk beyond one chunk, digest and size counted on the way;
+/// the staged bytes of a body refused later are discarded). Which parts are required is the
+/// caller's decision.
 ///
 /// # Errors
 /// [`BodyError::TooLarge`] beyond the limits, naming which; [`BodyError::Invalid`] for a
 /// malformed body, a repeated JSON part, or a part that fails its checks (the detail names
-/// the part); [`BodyError::Timeout`] beyond `limits.body_timeout`.
+/// the part); [`BodyError::Timeout`] beyond `limits.body_timeout`; [`FormError::Store`] when
+/// document bytes cannot be staged.
 pub async fn read_creation_form(
     headers: &HeaderMap,
     payload: Payload,
     limits: FormLimits,
-) -> Result<CreationForm, BodyError> {
-    tokio::time::timeout(limits.body_timeout, read_creation_form_inner(headers, payload, limits))
+    writers: UploadWriters<'_>,
+) -> Result<CreationForm, FormError> {
+    tokio::time::timeout(limits.body_timeout, read_creation_form_inner(headers, payload, limits, writers))
         .await
         .map_err(|_| BodyError::Timeout)?
 }
@@ -269,10 +291,11 @@ async fn read_creation_form_inner(
     headers: &HeaderMap,
     payload: Payload,
     limits: FormLimits,
-) -> Result<CreationForm, BodyError> {
+    writers: UploadWriters<'_>,
+) -> Result<CreationForm, FormError> {
     let max_body = limits.max_body_bytes();
     if declared_length(headers).is_some_and(|n| n > max_body as u64) {
-        return Err(BodyError::TooLarge(Oversized::Body, max_body));
+        return Err(BodyError::TooLarge(Oversized::Body, max_body).into());
     }
     let body_overflowed = std::rc::Rc::new(std::cell::Cell::new(false));
     let overflowed = body_overflowed.clone();
@@ -305,13 +328,13 @@ async fn read_creation_form_inner(
             Some(part @ ("process" | "signers")) => {
                 let slot = if part == "process" { &mut process } else { &mut signers };
                 if slot.is_some() {
-                    return Err(BodyError::invalid(format!("the `{part}` part is repeated")));
+                    return Err(BodyError::invalid(format!("the `{part}` part is repeated")).into());
                 }
                 let mut bytes = BytesMut::new();
                 while let Some(chunk) = field.try_next().await.map_err(|e| failed(&e))? {
                     if bytes.len() + chunk.len() > limits.max_json_bytes {
                         let part = if part == "process" { "process" } else { "signers" };
-                        return Err(BodyError::TooLarge(Oversized::JsonPart(part), limits.max_json_bytes));
+                        return Err(BodyError::TooLarge(Oversized::JsonPart(part), limits.max_json_bytes).into());
                     }
                     bytes.extend_from_slice(&chunk);
                 }
@@ -319,7 +342,7 @@ async fn read_creation_form_inner(
             }
             Some("document") => {
                 if documents.len() == MAX_DOCUMENTS {
-                    return Err(BodyError::invalid(format!("at most {MAX_DOCUMENTS} documents per request")));
+                    return Err(BodyError::invalid(format!("at most {MAX_DOCUMENTS} documents per request")).into());
                 }
                 let label = format!("the `document` part #{}", documents.len() + 1);
                 let invalid = |e: InvalidText| BodyError::invalid(format!("{label}: {e}"));
@@ -329,18 +352,17 @@ async fn read_creation_form_inner(
                     .transpose()
                     .map_err(|d| invalid(d.at("Content-Type")))?;
                 let names = file_names(&field).map_err(invalid)?;
-                let mut bytes = Vec::new();
-                let mut hasher = Sha256::new();
+                let mut writer = writers();
                 while let Some(chunk) = field.try_next().await.map_err(|e| failed(&e))? {
                     document_bytes += chunk.len();
                     if document_bytes > limits.max_document_bytes {
-                        return Err(BodyError::TooLarge(Oversized::Documents, limits.max_document_bytes));
+                        return Err(BodyError::TooLarge(Oversized::Documents, limits.max_document_bytes).into());
                     }
-                    hasher.update(&chunk);
-                    bytes.extend_from_slice(&chunk);
+                    writer.write(&chunk).await?;
                 }
-                let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-                let upload = DocumentUpload::new(declared_type, names, sha256, bytes)
+                let upload = writer
+                    .finish(declared_type, names)
+                    .await?
                     .map_err(|e| BodyError::invalid(format!("{label} {e}")))?;
                 documents.push(upload);
             }

@@ -485,6 +485,15 @@ fn oversized_detail(what: Oversized, limit: usize) -> String {
     }
 }
 
+impl From<crate::body::FormError> for ApiError {
+    fn from(e: crate::body::FormError) -> Self {
+        match e {
+            crate::body::FormError::Body(b) => b.into(),
+            crate::body::FormError::Store(r) => r.into(),
+        }
+    }
+}
+
 impl From<RepositoryError> for ApiError {
     fn from(e: RepositoryError) -> Self {
         match e {

@@ -18,6 +18,8 @@ use esignsp_domain::{ClientId, DocumentId, ProcessId};
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
 use crate::auth::authentication;
+use esignsp_domain::content::UploadWriter;
+
 use crate::body::{is_json, is_multipart_form, read_creation_form, read_limited, require_json, BodyError, FormLimits};
 use crate::dto::{DocumentCreation, FromJsonBody, ProcessCreation};
 use crate::error::ApiError;
@@ -153,6 +155,15 @@ fn form_limits(req: &HttpRequest) -> Result<FormLimits, ApiError> {
         .ok_or_else(|| ApiError::Internal("AppState is not registered".into()))
 }
 
+/// The writers of uploaded document bytes, from the application state's service.
+fn upload_writers(req: &HttpRequest) -> Result<impl Fn() -> UploadWriter, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal("AppState is not registered".into()))?;
+    Ok(move || state.service.upload_writer())
+}
+
 /// A body read once the caller is verified: `read` gets the request and its payload.
 fn body_once_authenticated<T, F, Fut>(
     req: &HttpRequest,
@@ -204,7 +215,8 @@ impl FromRequest for ProcessCreation {
         body_once_authenticated(req, payload, |req, payload, limits| async move {
             let headers = req.headers();
             if is_multipart_form(headers) {
-                Ok(Self::from_form(read_creation_form(headers, payload, limits).await?)?)
+                let writers = upload_writers(&req)?;
+                Ok(Self::from_form(read_creation_form(headers, payload, limits, &writers).await?)?)
             } else if is_json(headers) {
                 let bytes = read_limited(headers, payload, limits.max_json_bytes, limits.body_timeout).await?;
                 Ok(Self::from_json(&bytes)?)
@@ -226,7 +238,8 @@ impl FromRequest for DocumentCreation {
             if !is_multipart_form(req.headers()) {
                 return Err(BodyError::UnsupportedMediaType("multipart/form-data").into());
             }
-            Ok(Self::from_form(read_creation_form(req.headers(), payload, limits).await?)?)
+            let writers = upload_writers(&req)?;
+            Ok(Self::from_form(read_creation_form(req.headers(), payload, limits, &writers).await?)?)
         })
     }
 }

@@ -179,14 +179,32 @@ fn spawn_signal_handler(handle: actix_web::dev::ServerHandle) {
 /// How many overdue processes one sweep expires at most (one transaction).
 const SWEEP_BATCH: u32 = 100;
 
-/// Expires overdue pending processes every `interval` (SPEC §4). Each batch locks rows with
-/// `SKIP LOCKED`, so several replicas sweep one database safely.
-fn spawn_expiry_sweeper(service: SignerProcessService, interval: Duration) -> tokio::task::JoinHandle<()> {
+/// How long staged upload bytes may stay unadopted before the sweep removes them: twice the
+/// time a body may take to arrive (`server.body_timeout_seconds`) and five minutes more, so
+/// that only the leftovers of a crash or of a lost connection to the store are taken.
+fn staged_upload_age(body_timeout: Duration) -> Duration {
+    body_timeout.saturating_mul(2).saturating_add(Duration::from_secs(300))
+}
+
+/// Every `interval`: expires overdue pending processes (SPEC §4), and removes staged upload
+/// bytes older than `staged_age` that no document adopted ([`esignsp_domain::content`]). Each
+/// expiry batch locks rows with `SKIP LOCKED`, and removing staged bytes is idempotent, so
+/// several replicas sweep one database safely.
+fn spawn_expiry_sweeper(
+    service: SignerProcessService,
+    interval: Duration,
+    staged_age: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
+            match service.sweep_staged(staged_age).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "removed the staged bytes of abandoned uploads"),
+                Err(e) => tracing::warn!(error = %e, "sweep of staged uploads failed; retrying at the next interval"),
+            }
             loop {
                 match service.expire_overdue(SWEEP_BATCH).await {
                     Ok(n) if n == u64::from(SWEEP_BATCH) => continue,
@@ -361,7 +379,11 @@ impl Application {
             )
         });
         let sweeper = (settings.processes.sweep_interval_seconds > 0).then(|| {
-            spawn_expiry_sweeper(state.service.clone(), Duration::from_secs(settings.processes.sweep_interval_seconds))
+            spawn_expiry_sweeper(
+                state.service.clone(),
+                Duration::from_secs(settings.processes.sweep_interval_seconds),
+                staged_upload_age(state.form_limits.body_timeout),
+            )
         });
         let auth = web::Data::new(BearerAuth { verifier, required_scope: settings.auth.required_scope.clone() });
         let mut server = HttpServer::new(move || {

@@ -92,6 +92,12 @@ minted_id!(
     TaskId
 );
 minted_id!(
+    /// Id of the stored bytes of a document (its chunks, SPEC §8.6): minted when an upload
+    /// is staged or a signature replaces the bytes, so that a reader that started on the
+    /// bytes before the replacement never gets a mixture of both.
+    ContentId
+);
+minted_id!(
     /// Id of a webhook endpoint (SPEC §11, `webhook_endpoints/{id}`).
     EndpointId
 );

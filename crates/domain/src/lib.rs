@@ -5,6 +5,7 @@
 //! [`ports`], signing documents behind [`signing::DocumentSigner`].
 
 pub mod auth;
+pub mod content;
 pub mod events;
 pub mod group_commit;
 pub mod ids;
@@ -19,7 +20,7 @@ pub mod webhooks;
 
 pub use auth::{Caller, InvalidTokenReason, TokenRejection};
 pub use events::{AuditContext, AuditEvent, DocumentSigningRecord, EventKind, SignerIdentity, SigningRecord};
-pub use ids::{ClientId, DocumentId, EndpointId, MalformedId, MessageId, ProcessId, TaskId};
+pub use ids::{ClientId, ContentId, DocumentId, EndpointId, MalformedId, MessageId, ProcessId, TaskId};
 pub use ports::{
     AccessTokenVerifier, Clock, CreateError, DeleteDocumentOutcome, EstablishResultError, IdGenerator, RepositoryError,
     SignedContent, SignerProcessRepository, Transition, TransitionEvent, TransitionStore, WriteOutcome,

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use crate::auth::{Caller, TokenRejection};
 use crate::events::EventKind;
 use crate::events::{AuditContext, AuditEvent, SigningRecord};
-use crate::ids::{ClientId, DocumentId, ProcessId};
+use crate::ids::{ClientId, ContentId, DocumentId, ProcessId};
 use crate::process::{DocumentContent, NewSignerProcess, NewStandaloneDocument, SignerProcess, StoredDocument};
 use crate::rules::{Change, ProcessSnapshot, RuleViolation, Version};
 use crate::webhooks::Notification;
@@ -95,6 +95,8 @@ pub struct TransitionEvent {
 pub struct SignedContent {
     /// The document.
     pub document: DocumentId,
+    /// The id its new content is stored under (the old content is deleted).
+    pub content: ContentId,
     /// The signed PDF.
     pub bytes: std::sync::Arc<[u8]>,
     /// Lowercase hex SHA-256 of `bytes`.
@@ -252,7 +254,8 @@ pub trait SignerProcessRepository: Send + Sync {
     async fn delete_document(&self, id: &DocumentId, caller: &Caller)
         -> Result<DeleteDocumentOutcome, RepositoryError>;
 
-    /// Reads a document's bytes (O10) when it belongs to a process the caller may act on.
+    /// Where a document's bytes are, with their media type and size (O10), when the caller
+    /// may read it; the bytes are read with [`Self::content_chunks`].
     ///
     /// # Errors
     /// [`RepositoryError`]. Unknown or foreign is `Ok(None)`.
@@ -261,6 +264,38 @@ pub trait SignerProcessRepository: Send + Sync {
         id: &DocumentId,
         caller: &Caller,
     ) -> Result<Option<DocumentContent>, RepositoryError>;
+
+    /// Stages chunk `seq` (numbered from 0; each [`crate::content::CHUNK_BYTES`] long but
+    /// the last) of the bytes of an upload still arriving, under `content`: the first chunk
+    /// begins the staged content. Staged bytes belong to no document until a creation adopts
+    /// them ([`crate::content::NewContent::Staged`]), in its own transaction.
+    ///
+    /// # Errors
+    /// [`RepositoryError`] (507 for a full disk).
+    async fn stage_chunk(&self, content: &ContentId, seq: u32, bytes: &[u8]) -> Result<(), RepositoryError>;
+
+    /// Deletes staged bytes that no document adopted, with their chunks; adopted or unknown
+    /// ones are left as they are.
+    ///
+    /// # Errors
+    /// [`RepositoryError`].
+    async fn discard_staged(&self, content: &ContentId) -> Result<(), RepositoryError>;
+
+    /// Deletes every staged content that no document adopted and that was begun more than
+    /// `older_than` ago (by the store's clock); answers how many.
+    ///
+    /// # Errors
+    /// [`RepositoryError`].
+    async fn sweep_staged(&self, older_than: std::time::Duration) -> Result<u64, RepositoryError>;
+
+    /// Chunks `from`, `from + 1`, … of a content, at most `limit`, in order. Fewer than
+    /// `limit` at the content's end; none past it, or for a content deleted meanwhile (its
+    /// document deleted, or its bytes replaced by a signature).
+    ///
+    /// # Errors
+    /// [`RepositoryError`].
+    async fn content_chunks(&self, content: &ContentId, from: u32, limit: u32)
+        -> Result<Vec<Vec<u8>>, RepositoryError>;
 
     /// The audit trail of a process, oldest first (E1).
     ///

@@ -194,10 +194,10 @@ pub struct NewDocument {
     pub media_type: String,
     /// The file name the client gave, if any.
     pub filename: Option<String>,
-    /// Lowercase hex SHA-256 of `bytes`.
+    /// Lowercase hex SHA-256 of the bytes.
     pub sha256: String,
-    /// The bytes.
-    pub bytes: Vec<u8>,
+    /// The bytes: whole, or staged in the store while they arrived.
+    pub content: crate::content::NewContent,
 }
 
 /// The media type to store for a document: `application/pdf` exactly when the bytes start with
@@ -366,13 +366,18 @@ pub struct SignerProcess {
     pub expires_at: OffsetDateTime,
 }
 
-/// A document's bytes with their media type (operation O10).
+/// Where a document's bytes are, with their media type and size (operation O10): the bytes
+/// themselves are read chunk by chunk
+/// ([`crate::ports::SignerProcessRepository::content_chunks`]), from this content, which a
+/// later signature replaces by another without changing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocumentContent {
     /// Stored media type.
     pub media_type: String,
-    /// The bytes.
-    pub bytes: Vec<u8>,
+    /// Size in bytes.
+    pub size: u64,
+    /// The stored bytes.
+    pub content: crate::ids::ContentId,
 }
 
 #[cfg(test)]

@@ -8,10 +8,11 @@ use time::Duration;
 use serde_json::Value;
 
 use crate::auth::Caller;
+use crate::content::{NewContent, StagedContent, UploadWriter};
 use crate::events::EventKind;
 use crate::events::{AuditContext, AuditEvent, DocumentSigningRecord, SignerIdentity, SigningRecord};
 use crate::group_commit::{GroupCommit, GroupCommitQueue, GroupCommitSettings, GroupCommitStats};
-use crate::ids::{ClientId, DocumentId, ProcessId, TaskId};
+use crate::ids::{ClientId, ContentId, DocumentId, ProcessId, TaskId};
 use crate::ports::{
     Clock, CreateError, DeleteDocumentOutcome, EstablishResultError, IdGenerator, RepositoryError, SignedContent,
     SignerProcessRepository, Transition, TransitionEvent, WriteOutcome,
@@ -33,7 +34,8 @@ pub struct DocumentUpload {
     declared_type: Option<Text>,
     filename: Option<Text>,
     sha256: String,
-    bytes: Vec<u8>,
+    head: Vec<u8>,
+    content: NewContent,
 }
 
 /// How a part declared itself a PDF.
@@ -81,7 +83,8 @@ pub fn pdf_declaration(declared_type: Option<&str>, file_names: &[&str]) -> Opti
 impl DocumentUpload {
     /// Checks a received document part. `file_names` are every name the part gave, the
     /// preferred first (`filename*` before `filename`, RFC 6266 §4.3); the first is stored.
-    /// `sha256` is the lowercase hex SHA-256 of `bytes`.
+    /// `sha256` is the lowercase hex SHA-256 of the bytes, `head` their first bytes (at least
+    /// five, when there are so many), `content` the bytes (as [`UploadWriter`] received them).
     ///
     /// # Errors
     /// [`InvalidUpload::Empty`] without bytes; [`InvalidUpload::NotAPdf`] when the part
@@ -90,18 +93,29 @@ impl DocumentUpload {
         declared_type: Option<Text>,
         file_names: Vec<Text>,
         sha256: String,
-        bytes: Vec<u8>,
+        head: &[u8],
+        content: NewContent,
     ) -> Result<Self, InvalidUpload> {
-        if bytes.is_empty() {
+        if content.size() == 0 {
             return Err(InvalidUpload::Empty);
         }
-        if !bytes.starts_with(b"%PDF-") {
+        if !head.starts_with(b"%PDF-") {
             let names: Vec<&str> = file_names.iter().map(Text::as_str).collect();
             if let Some(declaration) = pdf_declaration(declared_type.as_deref(), &names) {
                 return Err(InvalidUpload::NotAPdf(declaration));
             }
         }
-        Ok(Self { declared_type, filename: file_names.into_iter().next(), sha256, bytes })
+        Ok(Self { declared_type, filename: file_names.into_iter().next(), sha256, head: head.to_vec(), content })
+    }
+
+    /// A document received whole (tests, tools): [`Self::new`] with inline bytes.
+    ///
+    /// # Errors
+    /// As [`Self::new`].
+    pub fn whole(declared_type: Option<Text>, file_names: Vec<Text>, bytes: Vec<u8>) -> Result<Self, InvalidUpload> {
+        let sha256 = sha256_hex(&bytes);
+        let head = bytes[..bytes.len().min(8)].to_vec();
+        Self::new(declared_type, file_names, sha256, &head, NewContent::Inline(bytes))
     }
 
     /// The file name to store, if the part gave one.
@@ -110,10 +124,16 @@ impl DocumentUpload {
         self.filename.as_deref()
     }
 
-    /// The bytes.
+    /// The bytes: inline, or staged in the store.
     #[must_use]
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+    pub fn content(&self) -> &NewContent {
+        &self.content
+    }
+
+    /// Size in bytes.
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        self.content.size()
     }
 
     /// The part's declared `Content-Type`, if any.
@@ -160,6 +180,20 @@ pub const DECLINED_BY_THE_SIGNER: &str = "declined by the signer";
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(bytes))
+}
+
+/// How many chunks one read of a content takes at most (4 × 64 KiB).
+pub const READ_CHUNKS: u32 = 4;
+
+/// The staged contents among `contents`, to mark adopted once their creation committed.
+fn staged_contents<'a>(contents: impl IntoIterator<Item = &'a NewContent>) -> Vec<StagedContent> {
+    contents
+        .into_iter()
+        .filter_map(|c| match c {
+            NewContent::Staged(staged) => Some(staged.clone()),
+            NewContent::Inline(_) => None,
+        })
+        .collect()
 }
 
 fn message(text: &str) -> Option<ResultMessage> {
@@ -402,7 +436,76 @@ impl SignerProcessService {
             let documents: Vec<(&DocumentId, Option<&DocumentResult>)> = ids.into_iter().map(|d| (d, None)).collect();
             n.notification(WebhookEventType::Created, &process.id, now, None, None, &documents)
         });
-        Ok(self.repository.create(process, audit, notification.as_ref()).await?)
+        let staged = staged_contents(process.documents.iter().filter_map(|d| match d {
+            ProcessDocumentSource::Upload(doc) => Some(&doc.content),
+            ProcessDocumentSource::Existing(_) => None,
+        }));
+        let created = self.repository.create(process, audit, notification.as_ref()).await?;
+        staged.iter().for_each(StagedContent::adopted);
+        Ok(created)
+    }
+
+    /// A writer for the bytes of one uploaded document (O1, O8), which stages them in the store
+    /// as they arrive ([`crate::content`]).
+    #[must_use]
+    pub fn upload_writer(&self) -> UploadWriter {
+        UploadWriter::new(self.repository.clone(), self.ids.clone())
+    }
+
+    /// Chunks `from`… of a content, at most `limit`, in order (O10 streams them; see
+    /// [`SignerProcessRepository::content_chunks`]).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn content_chunks(
+        &self,
+        content: &ContentId,
+        from: u32,
+        limit: u32,
+    ) -> Result<Vec<Vec<u8>>, RepositoryError> {
+        self.repository.content_chunks(content, from, limit).await
+    }
+
+    /// Removes staged upload bytes that no document adopted and that were begun more than
+    /// `older_than` ago (a crash's leftovers); answers how many contents it removed.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn sweep_staged(&self, older_than: std::time::Duration) -> Result<u64, RepositoryError> {
+        self.repository.sweep_staged(older_than).await
+    }
+
+    /// The whole bytes of a document the caller may read, for the work that needs them whole
+    /// (signing, counting pages): read chunk by chunk; a content that a signature replaced
+    /// while it was read is read again, from the new content.
+    ///
+    /// # Errors
+    /// Storage errors; [`RepositoryError::Unavailable`] when the bytes keep changing while
+    /// they are read. Unknown or foreign is `Ok(None)`.
+    pub async fn document_bytes(
+        &self,
+        caller: &Caller,
+        id: &DocumentId,
+    ) -> Result<Option<(DocumentContent, Vec<u8>)>, RepositoryError> {
+        const ATTEMPTS: usize = 3;
+        for _ in 0..ATTEMPTS {
+            let Some(content) = self.repository.document_content(id, caller).await? else { return Ok(None) };
+            let mut bytes = Vec::with_capacity(usize::try_from(content.size).unwrap_or(0));
+            let mut next = 0u32;
+            loop {
+                let chunks = self.repository.content_chunks(&content.content, next, READ_CHUNKS).await?;
+                let got = chunks.len();
+                chunks.iter().for_each(|c| bytes.extend_from_slice(c));
+                next += u32::try_from(got).unwrap_or(u32::MAX);
+                if got < READ_CHUNKS as usize {
+                    break;
+                }
+            }
+            if bytes.len() as u64 == content.size {
+                return Ok(Some((content, bytes)));
+            }
+        }
+        Err(RepositoryError::Unavailable("the document's bytes changed while they were read".into()))
     }
 
     /// Stored timestamps have microsecond precision: answer what a later read answers.
@@ -414,10 +517,10 @@ impl SignerProcessService {
     fn new_document(&self, upload: DocumentUpload) -> NewDocument {
         NewDocument {
             id: DocumentId::from_random(self.ids.random_160()),
-            media_type: sniff_media_type(&upload.bytes, upload.declared_type.as_deref()),
+            media_type: sniff_media_type(&upload.head, upload.declared_type.as_deref()),
             filename: upload.filename.map(Text::into_string),
             sha256: upload.sha256,
-            bytes: upload.bytes,
+            content: upload.content,
         }
     }
 
@@ -635,7 +738,10 @@ impl SignerProcessService {
             signers,
             created_at: self.now(),
         };
-        self.repository.create_document(document).await
+        let staged = staged_contents([&document.document.content]);
+        let created = self.repository.create_document(document).await?;
+        staged.iter().for_each(StagedContent::adopted);
+        Ok(created)
     }
 
     /// O9: a document resource.
@@ -733,9 +839,9 @@ impl SignerProcessService {
         let level = signer.level().as_str().to_owned();
         let (mut signed, mut results, mut records) = (Vec::new(), Vec::new(), Vec::new());
         for document in snapshot.documents.iter().filter(|d| d.result.is_none()) {
-            let content =
-                self.repository.document_content(&document.id, &system).await?.ok_or(EstablishResultError::NotFound)?;
-            let original_sha256 = sha256_hex(&content.bytes);
+            let (_, content) =
+                self.document_bytes(&system, &document.id).await?.ok_or(EstablishResultError::NotFound)?;
+            let original_sha256 = sha256_hex(&content);
             let record = |signed_sha256, error| DocumentSigningRecord {
                 document_id: document.id.as_str().to_owned(),
                 level: level.clone(),
@@ -743,11 +849,12 @@ impl SignerProcessService {
                 signed_sha256,
                 error,
             };
-            match signer.sign(&content.bytes, &request).await {
+            match signer.sign(&content, &request).await {
                 Ok(bytes) => {
                     let sha256 = sha256_hex(&bytes);
                     records.push(record(Some(sha256.clone()), None));
-                    signed.push(SignedContent { document: document.id.clone(), bytes: bytes.into(), sha256 });
+                    let content = ContentId::from_random(self.ids.random_160());
+                    signed.push(SignedContent { document: document.id.clone(), content, bytes: bytes.into(), sha256 });
                     results.push((
                         document.id.clone(),
                         DocumentResult { status: DocumentResultStatus::Finished, message: None },
@@ -846,6 +953,15 @@ impl SignerProcessService {
         self.repository.document_content(id, &self.browser_caller()).await
     }
 
+    /// A document's whole bytes for the browser flow (the signing page's page counts), read
+    /// as the service itself, as [`Self::document_bytes`] reads them.
+    ///
+    /// # Errors
+    /// As [`Self::document_bytes`].
+    pub async fn document_bytes_for_browser(&self, id: &DocumentId) -> Result<Option<Vec<u8>>, RepositoryError> {
+        Ok(self.document_bytes(&self.browser_caller(), id).await?.map(|(_, bytes)| bytes))
+    }
+
     fn browser_caller(&self) -> Caller {
         Caller { client_id: system_audit("").actor, trusted: true }
     }
@@ -886,7 +1002,7 @@ mod tests {
 
     #[test]
     fn a_part_declared_a_pdf_must_hold_a_pdf() {
-        let upload = |t, names, bytes: &[u8]| DocumentUpload::new(t, names, "00".into(), bytes.to_vec());
+        let upload = |t, names, bytes: &[u8]| DocumentUpload::whole(t, names, bytes.to_vec());
         for (declared, names, declaration) in [
             (media("application/pdf"), vec![], PdfDeclaration::MediaType),
             (media("Application/PDF; x=y"), vec![name("a.txt")], PdfDeclaration::MediaType),
@@ -1011,6 +1127,18 @@ mod tests {
             _: &DocumentId,
             _: &Caller,
         ) -> Result<Option<DocumentContent>, RepositoryError> {
+            Err(unused())
+        }
+        async fn stage_chunk(&self, _: &ContentId, _: u32, _: &[u8]) -> Result<(), RepositoryError> {
+            Err(unused())
+        }
+        async fn discard_staged(&self, _: &ContentId) -> Result<(), RepositoryError> {
+            Err(unused())
+        }
+        async fn sweep_staged(&self, _: std::time::Duration) -> Result<u64, RepositoryError> {
+            Err(unused())
+        }
+        async fn content_chunks(&self, _: &ContentId, _: u32, _: u32) -> Result<Vec<Vec<u8>>, RepositoryError> {
             Err(unused())
         }
         async fn events(&self, _: &ProcessId, _: &Caller) -> Result<Option<Vec<AuditEvent>>, RepositoryError> {

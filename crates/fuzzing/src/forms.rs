@@ -5,7 +5,8 @@ use actix_web::http::header::{Charset, ContentDisposition, HeaderValue, CONTENT_
 use actix_web::test::TestRequest;
 use actix_web::web::{self, Bytes};
 use actix_web::FromRequest;
-use esignsp_api::body::{read_creation_form, BodyError, CreationForm, FormLimits, MAX_DOCUMENTS};
+use esignsp_api::body::{read_creation_form, BodyError, CreationForm, FormError, FormLimits, MAX_DOCUMENTS};
+use esignsp_domain::content::UploadWriter;
 use esignsp_domain::text::TextKind;
 use sha2::{Digest, Sha256};
 
@@ -25,8 +26,17 @@ fn read_form(body: Bytes, boundary: &str) -> Result<CreationForm, BodyError> {
         TestRequest::default().insert_header((CONTENT_TYPE, content_type)).set_payload(body).to_http_parts();
     block_on(async move {
         let payload = web::Payload::from_request(&req, &mut payload).await.expect("a payload");
-        read_creation_form(req.headers(), payload.into_inner(), LIMITS).await
+        let whole = UploadWriter::whole;
+        read_creation_form(req.headers(), payload.into_inner(), LIMITS, &whole).await.map_err(|e| match e {
+            FormError::Body(e) => e,
+            FormError::Store(e) => panic!("a writer without a store failed: {e}"),
+        })
     })
+}
+
+/// The bytes of a document of a form read without a store (always inline).
+fn inline(document: &esignsp_domain::service::DocumentUpload) -> &[u8] {
+    document.content().inline().expect("a writer without a store keeps bytes inline")
 }
 
 /// RFC 8187 §3.2.1 `attr-char`, kept as is in an `ext-value`; every other byte is %XX.
@@ -50,7 +60,7 @@ fn encode(form: &CreationForm) -> (Bytes, String) {
         .iter()
         .chain(form.signers.iter())
         .map(|b| &b[..])
-        .chain(form.documents.iter().map(|d| d.bytes()))
+        .chain(form.documents.iter().map(|d| inline(d)))
         .collect();
     let boundary = (0u32..)
         .map(|n| format!("roundtrip-{n}"))
@@ -76,7 +86,7 @@ fn encode(form: &CreationForm) -> (Bytes, String) {
         if let Some(declared) = document.declared_type() {
             headers.push_str(&format!("Content-Type: {declared}\r\n"));
         }
-        part(headers, document.bytes());
+        part(headers, inline(document));
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (Bytes::from(body), boundary)
@@ -85,11 +95,11 @@ fn encode(form: &CreationForm) -> (Bytes, String) {
 /// What an accepted form must be, within [`LIMITS`].
 fn assert_form(form: &CreationForm) {
     assert!(form.documents.len() <= MAX_DOCUMENTS, "at most {MAX_DOCUMENTS} documents");
-    let total: usize = form.documents.iter().map(|d| d.bytes().len()).sum();
+    let total: usize = form.documents.iter().map(|d| inline(d).len()).sum();
     assert!(total <= LIMITS.max_document_bytes, "document bytes within the limit");
     for document in &form.documents {
-        assert!(!document.bytes().is_empty(), "no empty document");
-        assert_eq!(document.sha256(), hex(&Sha256::digest(document.bytes())), "sha256 of the bytes");
+        assert!(!inline(document).is_empty(), "no empty document");
+        assert_eq!(document.sha256(), hex(&Sha256::digest(inline(document))), "sha256 of the bytes");
         // The one text rule of every stored text (SPEC §2): no NUL, within its kind's limit.
         for (text, kind) in [(document.filename(), TextKind::FileName), (document.declared_type(), TextKind::MediaType)]
         {
@@ -98,7 +108,7 @@ fn assert_form(form: &CreationForm) {
                 assert!(text.chars().count() <= kind.max_chars(), "a stored text is within its limit");
             }
         }
-        if !document.bytes().starts_with(b"%PDF-") {
+        if !inline(document).starts_with(b"%PDF-") {
             let essence = |t: &str| t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
             assert!(
                 document.declared_type().is_none_or(|t| essence(t) != "application/pdf"),

@@ -1,8 +1,14 @@
 //! Handlers of the document resource operations O8–O11.
 
+use std::collections::VecDeque;
+
 use actix_web::http::header;
+use actix_web::web::Bytes;
 use actix_web::{web, HttpResponse};
 use esignsp_domain::ports::DeleteDocumentOutcome;
+use esignsp_domain::process::DocumentContent;
+use esignsp_domain::service::READ_CHUNKS;
+use esignsp_domain::{ContentId, SignerProcessService};
 
 use crate::auth::Authenticated;
 use crate::dto::{self, DocumentCreation};
@@ -89,12 +95,94 @@ pub async fn content(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let content = state.service.document_content(&caller, &id).await?.ok_or(ApiError::NotFound)?;
+    let body = ContentBody::open(&state.service, &content).await?;
     let mut response = HttpResponse::Ok();
     if content.media_type != "application/pdf" {
         // Anything but a PDF is a download, never rendered in the API's origin.
         response.insert_header((header::CONTENT_DISPOSITION, "attachment"));
     }
-    Ok(response.insert_header((header::CONTENT_TYPE, content.media_type)).body(content.bytes))
+    response.insert_header((header::CONTENT_TYPE, content.media_type.clone()));
+    Ok(body.respond(&mut response))
+}
+
+/// A document's bytes as a response body streamed from the store, [`READ_CHUNKS`] chunks per
+/// read (at most 256 KiB in memory per response), with `Content-Length` its stored size. The
+/// first read is made before the answer starts, so that a store failure then is a 503; a
+/// failure later, or a content deleted meanwhile (its bytes replaced by a signature, its
+/// document deleted), ends the connection before `Content-Length` bytes: the client sees a
+/// truncated answer, never a mixture of two contents.
+pub(crate) struct ContentBody {
+    reading: Reading,
+}
+
+struct Reading {
+    service: SignerProcessService,
+    content: ContentId,
+    size: u64,
+    next: u32,
+    sent: u64,
+    pending: VecDeque<Vec<u8>>,
+    exhausted: bool,
+}
+
+impl ContentBody {
+    /// Starts reading `content`.
+    ///
+    /// # Errors
+    /// Storage errors of the first read.
+    pub(crate) async fn open(service: &SignerProcessService, content: &DocumentContent) -> Result<Self, ApiError> {
+        let first = service.content_chunks(&content.content, 0, READ_CHUNKS).await?;
+        Ok(Self {
+            reading: Reading {
+                service: service.clone(),
+                content: content.content.clone(),
+                size: content.size,
+                next: u32::try_from(first.len()).unwrap_or(u32::MAX),
+                sent: 0,
+                exhausted: first.len() < READ_CHUNKS as usize,
+                pending: first.into(),
+            },
+        })
+    }
+
+    /// Whether the bytes start with `prefix` (of at most one chunk's length).
+    pub(crate) fn starts_with(&self, prefix: &[u8]) -> bool {
+        self.reading.pending.front().is_some_and(|chunk| chunk.starts_with(prefix))
+    }
+
+    /// `response` with this body.
+    pub(crate) fn respond(self, response: &mut actix_web::HttpResponseBuilder) -> HttpResponse {
+        let size = self.reading.size;
+        let stream = futures_util::stream::try_unfold(self.reading, |mut reading| async move {
+            loop {
+                if let Some(chunk) = reading.pending.pop_front() {
+                    reading.sent += chunk.len() as u64;
+                    if reading.sent > reading.size {
+                        return Err(truncated(&reading));
+                    }
+                    return Ok(Some((Bytes::from(chunk), reading)));
+                }
+                if reading.exhausted {
+                    return if reading.sent == reading.size { Ok(None) } else { Err(truncated(&reading)) };
+                }
+                let chunks = reading.service.content_chunks(&reading.content, reading.next, READ_CHUNKS).await;
+                let chunks = chunks.map_err(|e| {
+                    tracing::warn!(content_id = %reading.content, error = %e, "a document download failed in the middle");
+                    std::io::Error::other(e)
+                })?;
+                reading.exhausted = chunks.len() < READ_CHUNKS as usize;
+                reading.next += u32::try_from(chunks.len()).unwrap_or(u32::MAX);
+                reading.pending.extend(chunks);
+            }
+        });
+        response.no_chunking(size).streaming(stream)
+    }
+}
+
+/// The error that ends a download whose content changed while it was sent.
+fn truncated(reading: &Reading) -> std::io::Error {
+    tracing::info!(content_id = %reading.content, "a document's bytes were replaced or deleted during its download");
+    std::io::Error::other("the document's bytes changed during the download")
 }
 
 /// O11 `DELETE /documents/{id}`: 204.

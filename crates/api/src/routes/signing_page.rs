@@ -264,8 +264,8 @@ pub async fn signing_page(
         let pages = match signing.pages.get(&document.sha256).await {
             Some(pages) => pages,
             None => {
-                let pages = match state.service.document_content_for_browser(&document.id).await? {
-                    Some(content) => pages_text(&content.bytes),
+                let pages = match state.service.document_bytes_for_browser(&document.id).await? {
+                    Some(bytes) => pages_text(&bytes),
                     None => "missing".to_owned(),
                 };
                 signing.pages.insert(document.sha256.clone(), pages.clone()).await;
@@ -496,7 +496,8 @@ pub async fn document(
     let name = held.filename.clone().unwrap_or_else(|| format!("{}.pdf", held.id.as_str()));
     // A PDF is shown inline; anything else is a download, in a sandbox of its own (no script
     // of it may reach the signing page's origin).
-    let pdf = is_pdf(&held.media_type) && content.bytes.starts_with(b"%PDF-");
+    let body = crate::routes::documents::ContentBody::open(&state.service, &content).await?;
+    let pdf = is_pdf(&held.media_type) && body.starts_with(b"%PDF-");
     let disposition = header::ContentDisposition {
         disposition: if pdf { header::DispositionType::Inline } else { header::DispositionType::Attachment },
         parameters: vec![header::DispositionParam::FilenameExt(header::ExtendedValue {
@@ -505,15 +506,16 @@ pub async fn document(
             value: name.into_bytes(),
         })],
     };
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, if pdf { "application/pdf".to_owned() } else { content.media_type }))
-        .insert_header(disposition)
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((
-            "Content-Security-Policy",
-            if pdf { "frame-ancestors 'self'" } else { "sandbox; default-src 'none'; frame-ancestors 'none'" },
-        ))
-        .body(content.bytes))
+    Ok(body.respond(
+        HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, if pdf { "application/pdf".to_owned() } else { content.media_type }))
+            .insert_header(disposition)
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((
+                "Content-Security-Policy",
+                if pdf { "frame-ancestors 'self'" } else { "sandbox; default-src 'none'; frame-ancestors 'none'" },
+            )),
+    ))
 }
 
 /// `GET …/ui/assets/signing.css`.

@@ -1,0 +1,271 @@
+//! Document bytes as a stream of chunks: uploads written to the store as they arrive, and
+//! downloads read from it chunk by chunk, so that the service's memory does not grow with the
+//! size of the documents it carries (SPEC §8: bytes live apart from process rows).
+//!
+//! An upload of at most [`CHUNK_BYTES`] is kept whole and written by the creation that uses it
+//! ([`NewContent::Inline`]), as one chunk. A larger one is *staged*: each full chunk goes to
+//! the store as it arrives ([`crate::ports::SignerProcessRepository::stage_chunk`]), under a
+//! fresh [`ContentId`]; the creation then *adopts* the staged bytes in its own transaction
+//! ([`NewContent::Staged`]). Bytes of a refused upload (over a limit, a malformed body, a
+//! refused creation) are discarded as soon as the request gives up on them; bytes a crash left
+//! behind are removed by the sweep of staged contents older than a body may take to arrive.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use sha2::Digest;
+
+use crate::ids::ContentId;
+use crate::ports::{IdGenerator, RepositoryError, SignerProcessRepository};
+use crate::service::{DocumentUpload, InvalidUpload};
+use crate::text::Text;
+
+/// Size of a stored chunk in bytes (64 KiB); the last chunk of a content may be shorter.
+/// Also the largest upload kept whole in memory until its creation writes it.
+pub const CHUNK_BYTES: usize = 64 * 1024;
+
+/// The bytes of a new document, as its creation stores them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewContent {
+    /// Received whole (at most [`CHUNK_BYTES`]): the creation writes them, as one chunk.
+    Inline(Vec<u8>),
+    /// Staged in the store chunk by chunk while they arrived: the creation adopts them.
+    Staged(StagedContent),
+}
+
+impl NewContent {
+    /// The bytes, when they are inline.
+    #[must_use]
+    pub fn inline(&self) -> Option<&[u8]> {
+        match self {
+            Self::Inline(bytes) => Some(bytes),
+            Self::Staged(_) => None,
+        }
+    }
+
+    /// Size in bytes.
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        match self {
+            Self::Inline(bytes) => bytes.len() as u64,
+            Self::Staged(staged) => staged.size(),
+        }
+    }
+}
+
+/// Bytes staged in the store under [`Self::id`], not yet adopted by a document. When the last
+/// clone is dropped before [`Self::adopted`] is called, the staged bytes are discarded (in a
+/// task of their own; a failure is logged and left to the sweep): a refused upload leaves
+/// nothing behind.
+#[derive(Clone)]
+pub struct StagedContent {
+    inner: Arc<Staged>,
+}
+
+struct Staged {
+    id: ContentId,
+    size: u64,
+    chunks: u32,
+    adopted: AtomicBool,
+    repository: Arc<dyn SignerProcessRepository>,
+}
+
+impl StagedContent {
+    /// The id the chunks are staged under.
+    #[must_use]
+    pub fn id(&self) -> &ContentId {
+        &self.inner.id
+    }
+
+    /// Size in bytes.
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        self.inner.size
+    }
+
+    /// Number of chunks staged (numbered from 0).
+    #[must_use]
+    pub fn chunks(&self) -> u32 {
+        self.inner.chunks
+    }
+
+    /// Marks the bytes as adopted by a committed creation: they are no longer discarded.
+    pub fn adopted(&self) {
+        self.inner.adopted.store(true, Ordering::Release);
+    }
+}
+
+impl std::fmt::Debug for StagedContent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedContent").field("id", &self.inner.id).field("size", &self.inner.size).finish()
+    }
+}
+
+impl PartialEq for StagedContent {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.id == other.inner.id
+    }
+}
+
+impl Eq for StagedContent {}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.adopted.load(Ordering::Acquire) {
+            discard_later(self.repository.clone(), self.id.clone());
+        }
+    }
+}
+
+/// Discards staged bytes in a task of their own (a drop cannot wait); without a runtime, or
+/// when the store fails, the sweep removes them later.
+fn discard_later(repository: Arc<dyn SignerProcessRepository>, id: ContentId) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    runtime.spawn(async move {
+        if let Err(error) = repository.discard_staged(&id).await {
+            tracing::warn!(content_id = %id, %error, "staged document bytes could not be discarded; the sweep removes them");
+        }
+    });
+}
+
+/// Receives one uploaded document chunk by chunk: computes its size and SHA-256 on the way,
+/// keeps at most [`CHUNK_BYTES`] (plus the piece being added) in memory, and stages every full
+/// chunk in the store as soon as more bytes follow it. Size limits are the caller's (it counts
+/// before it writes). Dropping the writer before [`Self::finish`] discards what was staged.
+pub struct UploadWriter {
+    /// `None`: every byte kept in memory ([`Self::whole`]).
+    repository: Option<Arc<dyn SignerProcessRepository>>,
+    ids: Arc<dyn IdGenerator>,
+    staged: Option<ContentId>,
+    buffer: Vec<u8>,
+    chunks: u32,
+    size: u64,
+    head: Vec<u8>,
+    hasher: sha2::Sha256,
+}
+
+/// How many leading bytes an upload's checks look at (`%PDF-`, ISO 32000-2 §7.5.2).
+const HEAD_BYTES: usize = 8;
+
+impl UploadWriter {
+    pub(crate) fn new(repository: Arc<dyn SignerProcessRepository>, ids: Arc<dyn IdGenerator>) -> Self {
+        Self::with(Some(repository), ids)
+    }
+
+    /// A writer that keeps every byte in memory and never stages ([`NewContent::Inline`] of
+    /// any size): for tools and tests of body parsing without a store.
+    #[must_use]
+    pub fn whole() -> Self {
+        struct NoIds;
+        impl IdGenerator for NoIds {
+            fn random_160(&self) -> [u8; 20] {
+                [0; 20]
+            }
+        }
+        Self::with(None, Arc::new(NoIds))
+    }
+
+    fn with(repository: Option<Arc<dyn SignerProcessRepository>>, ids: Arc<dyn IdGenerator>) -> Self {
+        Self {
+            repository,
+            ids,
+            staged: None,
+            buffer: Vec::new(),
+            chunks: 0,
+            size: 0,
+            head: Vec::with_capacity(HEAD_BYTES),
+            hasher: sha2::Sha256::new(),
+        }
+    }
+
+    /// Bytes received so far.
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends the next bytes of the document, staging each chunk that is full and followed
+    /// by more.
+    ///
+    /// # Errors
+    /// [`RepositoryError`] when a chunk cannot be staged; what was staged is discarded when
+    /// the writer is dropped.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), RepositoryError> {
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+        let wanted = HEAD_BYTES.saturating_sub(self.head.len()).min(bytes.len());
+        self.head.extend_from_slice(&bytes[..wanted]);
+        self.buffer.extend_from_slice(bytes);
+        while self.repository.is_some() && self.buffer.len() > CHUNK_BYTES {
+            let rest = self.buffer.split_off(CHUNK_BYTES);
+            let chunk = std::mem::replace(&mut self.buffer, rest);
+            self.stage(&chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn stage(&mut self, chunk: &[u8]) -> Result<(), RepositoryError> {
+        let id = match &self.staged {
+            Some(id) => id.clone(),
+            None => {
+                let id = ContentId::from_random(self.ids.random_160());
+                self.staged = Some(id.clone());
+                id
+            }
+        };
+        let Some(repository) = &self.repository else { unreachable!("only a writer with a store stages") };
+        let written = repository.stage_chunk(&id, self.chunks, chunk).await;
+        self.chunks += 1;
+        written
+    }
+
+    /// The checked upload: its bytes inline when they fit one chunk, otherwise staged (the
+    /// last chunk staged now). `file_names` and `declared_type` as for [`DocumentUpload::new`].
+    ///
+    /// # Errors
+    /// `Err` when the last chunk cannot be staged; `Ok(Err)` when the upload is refused
+    /// ([`InvalidUpload`]); what was staged is discarded in both cases.
+    pub async fn finish(
+        mut self,
+        declared_type: Option<Text>,
+        file_names: Vec<Text>,
+    ) -> Result<Result<DocumentUpload, InvalidUpload>, RepositoryError> {
+        let sha256 = data_encoding::HEXLOWER.encode(&std::mem::take(&mut self.hasher).finalize());
+        let content = if self.staged.is_none() {
+            NewContent::Inline(std::mem::take(&mut self.buffer))
+        } else {
+            if !self.buffer.is_empty() {
+                let last = std::mem::take(&mut self.buffer);
+                self.stage(&last).await?;
+            }
+            // Taken only now: until here, dropping the writer discards what was staged.
+            let (Some(id), Some(repository)) = (self.staged.take(), self.repository.clone()) else {
+                unreachable!("staged above, by a writer with a store")
+            };
+            NewContent::Staged(StagedContent {
+                inner: Arc::new(Staged {
+                    id,
+                    size: self.size,
+                    chunks: self.chunks,
+                    adopted: AtomicBool::new(false),
+                    repository,
+                }),
+            })
+        };
+        Ok(DocumentUpload::new(declared_type, file_names, sha256, &self.head, content))
+    }
+}
+
+impl Drop for UploadWriter {
+    fn drop(&mut self) {
+        if let (Some(id), Some(repository)) = (self.staged.take(), &self.repository) {
+            discard_later(repository.clone(), id);
+        }
+    }
+}
+
+impl std::fmt::Debug for UploadWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadWriter").field("staged", &self.staged).field("size", &self.size).finish()
+    }
+}
