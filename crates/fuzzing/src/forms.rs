@@ -60,7 +60,7 @@ fn encode(form: &CreationForm) -> (Bytes, String) {
         .iter()
         .chain(form.signers.iter())
         .map(|b| &b[..])
-        .chain(form.documents.iter().map(|d| inline(d)))
+        .chain(form.documents.iter().map(inline))
         .collect();
     let boundary = (0u32..)
         .map(|n| format!("roundtrip-{n}"))

@@ -234,3 +234,74 @@ async fn document_results_follow_the_rules_across_documents_and_process() {
         ]
     );
 }
+
+/// `n` bytes of a PDF-looking document whose every 64 KiB chunk differs.
+fn large_pdf(n: usize) -> Vec<u8> {
+    let mut bytes = b"%PDF-1.7\n".to_vec();
+    bytes.extend((0..n - bytes.len()).map(|i| u8::try_from((i / 13 + i / 65536) % 253).expect("a byte")));
+    bytes
+}
+
+async fn until_nothing_staged(app: &TestApp) -> i64 {
+    let staged = "SELECT count(*) FROM document_contents WHERE document_id IS NULL";
+    for _ in 0..100 {
+        if app.count(staged).await == 0 {
+            return 0;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    app.count(staged).await
+}
+
+#[tokio::test]
+async fn large_documents_go_to_the_store_in_chunks_and_come_back_streamed_whole() {
+    let app = spawn_app_with(|s| {
+        s.server.max_document_bytes = std::num::NonZeroUsize::new(5 * 1024 * 1024).expect("positive");
+    })
+    .await;
+    let (one, three) = (large_pdf(1024 * 1024 + 17), large_pdf(3 * 1024 * 1024));
+    let process = app.create_process_with_documents(&[("one.pdf", &one), ("three.pdf", &three)]).await;
+    for (document, bytes) in process["documents"].as_array().expect("documents").iter().zip([&one, &three]) {
+        let id = document["id"].as_str().expect("id");
+        let r = app.get("relying-app", &format!("/documents/{id}/content")).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-length"], bytes.len().to_string().as_str(), "the stored size, up front");
+        let read = r.bytes().await.expect("bytes");
+        assert!(read.as_ref() == bytes.as_slice(), "{id}: {} bytes back for {} sent", read.len(), bytes.len());
+    }
+    let chunks = app.count("SELECT count(*) FROM document_chunks").await;
+    assert_eq!(chunks, 17 + 48, "stored as 64 KiB chunks");
+    assert_eq!(until_nothing_staged(&app).await, 0, "adopted, nothing left staged");
+
+    // Over the limit after several chunks were staged: 413, and nothing of it stays.
+    let too_large = large_pdf(5 * 1024 * 1024 + 1);
+    let form = app.process_form().part(
+        "document",
+        reqwest::multipart::Part::bytes(too_large).file_name("big.pdf").mime_str("application/pdf").expect("mime"),
+    );
+    let r = app
+        .client
+        .post(app.url("/signer_processes"))
+        .bearer_auth(token("relying-app"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("req");
+    assert_problem(r, 413, "payload-too-large", "over server.max_document_bytes").await;
+    // Staged whole, then refused: an invalid process part after the document.
+    let form = reqwest::multipart::Form::new()
+        .part("document", reqwest::multipart::Part::bytes(large_pdf(300_000)).file_name("a.pdf"))
+        .part("process", reqwest::multipart::Part::text("{\"process_type\": 5}"));
+    let r = app
+        .client
+        .post(app.url("/signer_processes"))
+        .bearer_auth(token("relying-app"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("req");
+    assert_problem(r, 400, "invalid-body", "an invalid process part").await;
+    assert_eq!(until_nothing_staged(&app).await, 0, "refused uploads leave nothing staged");
+    assert_eq!(app.count("SELECT count(*) FROM document_chunks").await, chunks, "and no chunk");
+    assert_eq!(app.count("SELECT count(*) FROM documents").await, 2, "nor a document");
+}
