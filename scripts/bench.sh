@@ -2,7 +2,8 @@
 # Measures esignsp's hot path against PostgreSQL's own limit on this machine (see
 # docs/PERFORMANCE.md): PUT …/result at 32 and 256 connections, at 10^4 and 10^6 stored
 # processes, beside pgbench running the service's own PUT statements at the same concurrency;
-# GET …/result and O1 with a 100 KiB PDF; peak memory and CPU time per request.
+# GET …/result and O1 with a 100 KiB PDF; peak memory and CPU time per request; peak memory
+# with 256 concurrent uploads of 1 MiB and of 10 MiB documents.
 #
 # PostgreSQL: a private cluster of this machine's PostgreSQL (initdb in a temporary directory,
 # default settings but max_connections above the largest C, so pgbench runs at the same
@@ -11,7 +12,8 @@
 # requests, at most half of the scale), ROUNDS=3 (service and pgbench alternate; the table
 # shows medians), POOL (the service's database.max_connections; default its own default),
 # SIGNING=0 (leave out scripts/bench-signing.sh, the signing throughput rows), GROUP_COMMIT=false
-# (the service without its group commit, database.group_commit).
+# (the service without its group commit, database.group_commit), UPLOAD_MIB="1 10" (the document
+# sizes of the upload memory rows; UPLOADS=0 leaves them out).
 #
 # PUT rows: the service (group commit on, its default) against pgbench running the service's
 # single-request statements (`PUT result`: PostgreSQL's per-transaction limit) and against
@@ -130,7 +132,7 @@ run_pgbench() {
   rm -f "$work"/pgb.*
 }
 
-declare -A put_median
+declare -A put_median upload_peak
 echo
 row scale operation C "svc rps" "pgb rps" "rps ratio" "svc p99ms" "pgb p99ms" "p99 ratio"
 for scale in $SCALES; do
@@ -180,6 +182,36 @@ for scale in $SCALES; do
   echo "peak_rss_mib_whole_run_${scale}=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$pid/status")" >> "$work/cpu"
   stop
 done
+# Memory with 256 concurrent uploads (O1) of UPLOAD_MIB documents (default "1 10"), each size on
+# a service of its own, so that its peak (VmHWM) is that phase's: documents go to the store in
+# chunks as they arrive, so the peak must not grow with their size. UPLOADS=0 leaves it out.
+upload_rows=()
+if [ "${UPLOADS:-1}" != 0 ]; then
+  $bin/esignsp migrate >/dev/null
+  for mib in ${UPLOAD_MIB:-1 10}; do
+    export ESIGNSP__SERVER__BODY_TIMEOUT_SECONDS=600
+    start
+    unset ESIGNSP__SERVER__BODY_TIMEOUT_SECONDS
+    idle=$(awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$pid/status")
+    token=$($bin/esignsp token --client-id bench --ttl 86400)
+    requests=$(( mib >= 10 ? 256 : 512 ))
+    $bin/esignsp-load --base "$base" --operation create --concurrency 256 --requests "$requests" \
+      --token "$token" --pdf-bytes $(( mib * 1024 * 1024 )) --timeout-seconds 600 > "$work/out"
+    [ "$(json '["statuses"]')" = "{'201': $requests}" ] || { echo "O1 ${mib} MiB answers: $(cat "$work/out")" >&2; exit 1; }
+    peak=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$pid/status")
+    upload_rows+=("$(printf '%-8s %-18s %4s %9s %10s %12s %14s' "-" "O1 ${mib}MiB" 256 "$(json '["rps"]' | cut -d. -f1)" \
+      "$(json '["p99_ms"]')" "$idle" "$peak")")
+    upload_peak[$mib]=$peak
+    stop
+    psql "$url" -qc "TRUNCATE signer_processes, documents CASCADE" >/dev/null
+  done
+  echo
+  printf '%-8s %-18s %4s %9s %10s %12s %14s\n' scale operation C "svc rps" "svc p99ms" "idle RSS MiB" "peak RSS MiB"
+  printf '%s\n' "${upload_rows[@]}"
+  sizes=(${UPLOAD_MIB:-1 10})
+  [ "${#sizes[@]}" -gt 1 ] && echo "peak RSS with ${sizes[-1]} MiB documents / with ${sizes[0]} MiB: $(calc "${upload_peak[${sizes[-1]}]} / ${upload_peak[${sizes[0]}]}" .2f)"
+fi
+
 scales=($SCALES)
 if [ "${#scales[@]}" -gt 1 ]; then
   first=${scales[0]} last=${scales[-1]}

@@ -44,6 +44,9 @@ struct Args {
     /// Size of the PDF of `create`.
     #[arg(long, default_value_t = 100 * 1024)]
     pdf_bytes: usize,
+    /// Time-out of one request, in seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout_seconds: u64,
     /// Write the ids acknowledged with 200 here (durability drill).
     #[arg(long)]
     acknowledged: Option<std::path::PathBuf>,
@@ -60,17 +63,18 @@ async fn main() {
     );
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
-        .timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(args.timeout_seconds))
         .build()
         .unwrap_or_else(|e| panic!("client: {e}"));
     let mut pdf = b"%PDF-1.7\n".to_vec();
     pdf.resize(args.pdf_bytes, b'%');
-    let pdf = Arc::new(pdf);
+    // One buffer for every request (a part borrows it): 256 uploads of 10 MiB share it.
+    let pdf: &'static [u8] = pdf.leak();
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..args.concurrency)
         .map(|_| {
-            let (client, ids, next, pdf) = (client.clone(), ids.clone(), next.clone(), pdf.clone());
+            let (client, ids, next) = (client.clone(), ids.clone(), next.clone());
             let (base, token, operation, total) =
                 (args.base.clone(), args.token.clone(), args.operation, args.requests);
             tokio::spawn(async move {
@@ -95,7 +99,7 @@ async fn main() {
                                     "process",
                                     r#"{"process_type":"urn:safelayer:eidas:processes:document:sign:esigp"}"#,
                                 )
-                                .part("document", reqwest::multipart::Part::bytes(pdf.to_vec()).file_name("bench.pdf"));
+                                .part("document", reqwest::multipart::Part::bytes(pdf).file_name("bench.pdf"));
                             client.post(format!("{base}/signer_processes")).multipart(form)
                         }
                     };
