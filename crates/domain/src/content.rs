@@ -195,16 +195,30 @@ impl UploadWriter {
         self.size += bytes.len() as u64;
         let wanted = HEAD_BYTES.saturating_sub(self.head.len()).min(bytes.len());
         self.head.extend_from_slice(&bytes[..wanted]);
-        self.buffer.extend_from_slice(bytes);
-        while self.repository.is_some() && self.buffer.len() > CHUNK_BYTES {
-            let rest = self.buffer.split_off(CHUNK_BYTES);
-            let chunk = std::mem::replace(&mut self.buffer, rest);
-            self.stage(&chunk).await?;
+        if self.repository.is_none() {
+            self.buffer.extend_from_slice(bytes);
+            return Ok(());
+        }
+        // One buffer of one chunk, reused: a full chunk is staged once more bytes follow it.
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if self.buffer.len() == CHUNK_BYTES {
+                self.stage_buffer().await?;
+            }
+            let room = CHUNK_BYTES - self.buffer.len();
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            if self.buffer.len() + now.len() > self.buffer.capacity() {
+                // Straight to one chunk's capacity: it never grows past it.
+                self.buffer.reserve_exact(CHUNK_BYTES - self.buffer.len());
+            }
+            self.buffer.extend_from_slice(now);
+            rest = later;
         }
         Ok(())
     }
 
-    async fn stage(&mut self, chunk: &[u8]) -> Result<(), RepositoryError> {
+    /// Stages the buffer as the next chunk and empties it (keeping its memory).
+    async fn stage_buffer(&mut self) -> Result<(), RepositoryError> {
         let id = match &self.staged {
             Some(id) => id.clone(),
             None => {
@@ -214,8 +228,9 @@ impl UploadWriter {
             }
         };
         let Some(repository) = &self.repository else { unreachable!("only a writer with a store stages") };
-        let written = repository.stage_chunk(&id, self.chunks, chunk).await;
+        let written = repository.stage_chunk(&id, self.chunks, &self.buffer).await;
         self.chunks += 1;
+        self.buffer.clear();
         written
     }
 
@@ -232,11 +247,12 @@ impl UploadWriter {
     ) -> Result<Result<DocumentUpload, InvalidUpload>, RepositoryError> {
         let sha256 = data_encoding::HEXLOWER.encode(&std::mem::take(&mut self.hasher).finalize());
         let content = if self.staged.is_none() {
-            NewContent::Inline(std::mem::take(&mut self.buffer))
+            let mut bytes = std::mem::take(&mut self.buffer);
+            bytes.shrink_to_fit();
+            NewContent::Inline(bytes)
         } else {
             if !self.buffer.is_empty() {
-                let last = std::mem::take(&mut self.buffer);
-                self.stage(&last).await?;
+                self.stage_buffer().await?;
             }
             // Taken only now: until here, dropping the writer discards what was staged.
             let (Some(id), Some(repository)) = (self.staged.take(), self.repository.clone()) else {
