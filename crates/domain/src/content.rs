@@ -129,8 +129,8 @@ fn discard_later(repository: Arc<dyn SignerProcessRepository>, id: ContentId) {
 }
 
 /// Receives one uploaded document chunk by chunk: computes its size and SHA-256 on the way,
-/// keeps at most [`CHUNK_BYTES`] (plus the piece being added) in memory, and stages every full
-/// chunk in the store as soon as more bytes follow it. Size limits are the caller's (it counts
+/// keeps at most [`CHUNK_BYTES`] in memory (one buffer, reused), and stages every full chunk
+/// in the store as soon as more bytes follow it. Size limits are the caller's (it counts
 /// before it writes). Dropping the writer before [`Self::finish`] discards what was staged.
 pub struct UploadWriter {
     /// `None`: every byte kept in memory ([`Self::whole`]).
