@@ -112,16 +112,23 @@ impl Eq for StagedContent {}
 impl Drop for Staged {
     fn drop(&mut self) {
         if !self.adopted.load(Ordering::Acquire) {
-            discard_later(self.repository.clone(), self.id.clone());
+            discard_later(self.repository.clone(), self.id.clone(), None);
         }
     }
 }
 
-/// Discards staged bytes in a task of their own (a drop cannot wait); without a runtime, or
-/// when the store fails, the sweep removes them later.
-fn discard_later(repository: Arc<dyn SignerProcessRepository>, id: ContentId) {
+/// A chunk being staged: its buffer back, and how the write ended.
+type Staging = tokio::task::JoinHandle<(Vec<u8>, Result<(), RepositoryError>)>;
+
+/// Discards staged bytes in a task of their own (a drop cannot wait), once the write `after`
+/// (a chunk still being staged) has ended; without a runtime, or when the store fails, the
+/// sweep removes them later.
+fn discard_later(repository: Arc<dyn SignerProcessRepository>, id: ContentId, after: Option<Staging>) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
     runtime.spawn(async move {
+        if let Some(staging) = after {
+            let _ = staging.await;
+        }
         if let Err(error) = repository.discard_staged(&id).await {
             tracing::warn!(content_id = %id, %error, "staged document bytes could not be discarded; the sweep removes them");
         }
@@ -137,6 +144,10 @@ pub struct UploadWriter {
     repository: Option<Arc<dyn SignerProcessRepository>>,
     ids: Arc<dyn IdGenerator>,
     staged: Option<ContentId>,
+    /// The chunk being staged, in a task of its own: a request dropped meanwhile (its client
+    /// gone, its body time-out) cannot cut the write short, and the discard waits for it, so
+    /// that a write that lands late leaves nothing behind.
+    in_flight: Option<Staging>,
     buffer: Vec<u8>,
     chunks: u32,
     size: u64,
@@ -170,6 +181,7 @@ impl UploadWriter {
             repository,
             ids,
             staged: None,
+            in_flight: None,
             buffer: Vec::new(),
             chunks: 0,
             size: 0,
@@ -227,10 +239,18 @@ impl UploadWriter {
                 id
             }
         };
-        let Some(repository) = &self.repository else { unreachable!("only a writer with a store stages") };
-        let written = repository.stage_chunk(&id, self.chunks, &self.buffer).await;
+        let Some(repository) = self.repository.clone() else { unreachable!("only a writer with a store stages") };
+        let (seq, buffer) = (self.chunks, std::mem::take(&mut self.buffer));
         self.chunks += 1;
-        self.buffer.clear();
+        let staging = self.in_flight.insert(tokio::spawn(async move {
+            let written = repository.stage_chunk(&id, seq, &buffer).await;
+            (buffer, written)
+        }));
+        let joined = staging.await;
+        self.in_flight = None;
+        let (mut buffer, written) = joined.map_err(|e| RepositoryError::Unexpected(e.into()))?;
+        buffer.clear();
+        self.buffer = buffer;
         written
     }
 
@@ -275,7 +295,7 @@ impl UploadWriter {
 impl Drop for UploadWriter {
     fn drop(&mut self) {
         if let (Some(id), Some(repository)) = (self.staged.take(), &self.repository) {
-            discard_later(repository.clone(), id);
+            discard_later(repository.clone(), id, self.in_flight.take());
         }
     }
 }

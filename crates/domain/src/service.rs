@@ -1034,6 +1034,8 @@ mod tests {
         stale_writes: std::sync::Mutex<usize>,
         loads: std::sync::atomic::AtomicUsize,
         written: std::sync::Mutex<Vec<Transition>>,
+        /// Staged contents and their chunk counts.
+        staged: Arc<std::sync::Mutex<std::collections::BTreeMap<ContentId, u32>>>,
     }
 
     #[async_trait::async_trait]
@@ -1129,11 +1131,19 @@ mod tests {
         ) -> Result<Option<DocumentContent>, RepositoryError> {
             Err(unused())
         }
-        async fn stage_chunk(&self, _: &ContentId, _: u32, _: &[u8]) -> Result<(), RepositoryError> {
-            Err(unused())
+        async fn stage_chunk(&self, content: &ContentId, _: u32, _: &[u8]) -> Result<(), RepositoryError> {
+            // As a database does with a statement it was sent: the write lands 50 ms later,
+            // whether or not its caller still waits for the answer.
+            let (staged, content) = (self.staged.clone(), content.clone());
+            let landing = tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                *staged.lock().expect("staged").entry(content).or_default() += 1;
+            });
+            landing.await.map_err(|e| RepositoryError::Unexpected(e.into()))
         }
-        async fn discard_staged(&self, _: &ContentId) -> Result<(), RepositoryError> {
-            Err(unused())
+        async fn discard_staged(&self, content: &ContentId) -> Result<(), RepositoryError> {
+            self.staged.lock().expect("staged").remove(content);
+            Ok(())
         }
         async fn sweep_staged(&self, _: std::time::Duration) -> Result<u64, RepositoryError> {
             Err(unused())
@@ -1180,6 +1190,7 @@ mod tests {
             stale_writes: std::sync::Mutex::new(stale_writes),
             loads: std::sync::atomic::AtomicUsize::new(0),
             written: std::sync::Mutex::new(Vec::new()),
+            staged: Arc::default(),
         });
         let service = SignerProcessService::new(
             store.clone(),
@@ -1194,6 +1205,21 @@ mod tests {
     fn app() -> (Caller, AuditContext) {
         let id = ClientId::parse("app").expect("client id");
         (Caller { client_id: id.clone(), trusted: false }, AuditContext { actor: id, request_id: "r".to_owned() })
+    }
+
+    #[tokio::test]
+    async fn a_chunk_write_that_lands_after_its_request_gave_up_is_discarded_too() {
+        let (store, service) = scripted(1, 0, time::Duration::hours(1));
+        for chunks_before in [0, 2] {
+            let mut writer = service.upload_writer();
+            // A full buffer after `chunks_before` staged chunks: the next byte stages it.
+            writer.write(&vec![b'%'; (chunks_before + 1) * crate::content::CHUNK_BYTES]).await.expect("staged");
+            let given_up = tokio::time::timeout(std::time::Duration::from_millis(10), writer.write(b"more")).await;
+            assert!(given_up.is_err(), "the chunk's write is still on its way");
+            drop(writer); // the request is given up (its client went away, its body timed out)
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            assert!(store.staged.lock().expect("staged").is_empty(), "{chunks_before}: the late write is discarded");
+        }
     }
 
     #[tokio::test]
