@@ -282,9 +282,55 @@ pub async fn read_creation_form(
     limits: FormLimits,
     writers: UploadWriters<'_>,
 ) -> Result<CreationForm, FormError> {
-    tokio::time::timeout(limits.body_timeout, read_creation_form_inner(headers, payload, limits, writers))
-        .await
-        .map_err(|_| BodyError::Timeout)?
+    let store_time = StoreTime::default();
+    let reading = read_creation_form_inner(headers, payload, limits, writers, &store_time);
+    tokio::pin!(reading);
+    let timer = tokio::time::sleep(limits.body_timeout);
+    tokio::pin!(timer);
+    loop {
+        tokio::select! {
+            read = &mut reading => return read,
+            () = &mut timer => {
+                // The time-out is the client's: time spent staging chunks in the store moves it.
+                let now = tokio::time::Instant::now();
+                let excused = store_time.take(now);
+                if excused.is_zero() {
+                    return Err(BodyError::Timeout.into());
+                }
+                timer.as_mut().reset(now + excused);
+            }
+        }
+    }
+}
+
+/// Time a body's reading spent waiting for the store (staging chunks), which does not count
+/// against `server.body_timeout_seconds`: a slow database answers 503 on its own, never a
+/// 408 that blames the client.
+#[derive(Debug, Default)]
+struct StoreTime {
+    total: std::cell::Cell<std::time::Duration>,
+    since: std::cell::Cell<Option<tokio::time::Instant>>,
+}
+
+impl StoreTime {
+    /// Runs `write` (a store write) as store time.
+    async fn counted<T>(&self, write: impl std::future::Future<Output = T>) -> T {
+        self.since.set(Some(tokio::time::Instant::now()));
+        let written = write.await;
+        if let Some(since) = self.since.take() {
+            self.total.set(self.total.get() + since.elapsed());
+        }
+        written
+    }
+
+    /// The store time until `now` not taken yet (a write in progress counts up to `now`).
+    fn take(&self, now: tokio::time::Instant) -> std::time::Duration {
+        let running = self.since.get().map_or(std::time::Duration::ZERO, |since| now - since);
+        if self.since.get().is_some() {
+            self.since.set(Some(now));
+        }
+        self.total.take() + running
+    }
 }
 
 async fn read_creation_form_inner(
@@ -292,6 +338,7 @@ async fn read_creation_form_inner(
     payload: Payload,
     limits: FormLimits,
     writers: UploadWriters<'_>,
+    store_time: &StoreTime,
 ) -> Result<CreationForm, FormError> {
     let max_body = limits.max_body_bytes();
     if declared_length(headers).is_some_and(|n| n > max_body as u64) {
@@ -358,10 +405,10 @@ async fn read_creation_form_inner(
                     if document_bytes > limits.max_document_bytes {
                         return Err(BodyError::TooLarge(Oversized::Documents, limits.max_document_bytes).into());
                     }
-                    writer.write(&chunk).await?;
+                    store_time.counted(writer.write(&chunk)).await?;
                 }
-                let upload = writer
-                    .finish(declared_type, names)
+                let upload = store_time
+                    .counted(writer.finish(declared_type, names))
                     .await?
                     .map_err(|e| BodyError::invalid(format!("{label} {e}")))?;
                 documents.push(upload);

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpResponse};
-use esignsp_domain::ports::DeleteDocumentOutcome;
+use esignsp_domain::ports::{DeleteDocumentOutcome, RepositoryError};
 use esignsp_domain::process::DocumentContent;
 use esignsp_domain::service::READ_CHUNKS;
 use esignsp_domain::{ContentId, SignerProcessService};
@@ -94,8 +94,8 @@ pub async fn content(
     DocumentPath(id): DocumentPath,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let content = state.service.document_content(&caller, &id).await?.ok_or(ApiError::NotFound)?;
-    let body = ContentBody::open(&state.service, &content).await?;
+    let current = async || state.service.document_content(&caller, &id).await;
+    let (content, body) = ContentBody::open_current(&state.service, current).await?.ok_or(ApiError::NotFound)?;
     let mut response = HttpResponse::Ok();
     if content.media_type != "application/pdf" {
         // Anything but a PDF is a download, never rendered in the API's origin.
@@ -125,24 +125,50 @@ struct Reading {
     exhausted: bool,
 }
 
+/// How often a download looks up its document's content again when the content it found was
+/// replaced (signed) or deleted before its first read.
+const OPEN_ATTEMPTS: usize = 3;
+
 impl ContentBody {
-    /// Starts reading `content`.
+    /// Starts reading the content `current` finds (`None`: no such document): when that
+    /// content is gone at the first read (a signature replaced it, or the document was deleted,
+    /// just then), `current` is asked again, so that the answer is the new bytes or a 404, never
+    /// an empty answer.
     ///
     /// # Errors
-    /// Storage errors of the first read.
-    pub(crate) async fn open(service: &SignerProcessService, content: &DocumentContent) -> Result<Self, ApiError> {
+    /// Storage errors; 503 when the content keeps changing.
+    pub(crate) async fn open_current(
+        service: &SignerProcessService,
+        current: impl AsyncFn() -> Result<Option<DocumentContent>, RepositoryError>,
+    ) -> Result<Option<(DocumentContent, Self)>, ApiError> {
+        for _ in 0..OPEN_ATTEMPTS {
+            let Some(content) = current().await? else { return Ok(None) };
+            if let Some(body) = Self::open(service, &content).await? {
+                return Ok(Some((content, body)));
+            }
+        }
+        Err(RepositoryError::Unavailable("the document's bytes kept changing while it was opened".into()).into())
+    }
+
+    /// Starts reading `content`; `None` when it is gone already.
+    async fn open(service: &SignerProcessService, content: &DocumentContent) -> Result<Option<Self>, ApiError> {
         let first = service.content_chunks(&content.content, 0, READ_CHUNKS).await?;
-        Ok(Self {
+        let read: u64 = first.iter().map(|c| c.len() as u64).sum();
+        let exhausted = first.len() < READ_CHUNKS as usize;
+        if first.is_empty() || read > content.size || (exhausted && read != content.size) {
+            return Ok(None);
+        }
+        Ok(Some(Self {
             reading: Reading {
                 service: service.clone(),
                 content: content.content.clone(),
                 size: content.size,
                 next: u32::try_from(first.len()).unwrap_or(u32::MAX),
                 sent: 0,
-                exhausted: first.len() < READ_CHUNKS as usize,
+                exhausted,
                 pending: first.into(),
             },
-        })
+        }))
     }
 
     /// Whether the bytes start with `prefix` (of at most one chunk's length).

@@ -492,11 +492,14 @@ pub async fn document(
         return Ok(not_found());
     }
     let Some(held) = process.documents.iter().find(|d| d.id == document) else { return Ok(not_found()) };
-    let Some(content) = state.service.document_content_for_browser(&held.id).await? else { return Ok(not_found()) };
+    let current = async || state.service.document_content_for_browser(&held.id).await;
+    let Some((content, body)) = crate::routes::documents::ContentBody::open_current(&state.service, current).await?
+    else {
+        return Ok(not_found());
+    };
     let name = held.filename.clone().unwrap_or_else(|| format!("{}.pdf", held.id.as_str()));
     // A PDF is shown inline; anything else is a download, in a sandbox of its own (no script
     // of it may reach the signing page's origin).
-    let body = crate::routes::documents::ContentBody::open(&state.service, &content).await?;
     let pdf = is_pdf(&held.media_type) && body.starts_with(b"%PDF-");
     let disposition = header::ContentDisposition {
         disposition: if pdf { header::DispositionType::Inline } else { header::DispositionType::Attachment },

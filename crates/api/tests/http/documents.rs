@@ -305,3 +305,24 @@ async fn large_documents_go_to_the_store_in_chunks_and_come_back_streamed_whole(
     assert_eq!(app.count("SELECT count(*) FROM document_chunks").await, chunks, "and no chunk");
     assert_eq!(app.count("SELECT count(*) FROM documents").await, 2, "nor a document");
 }
+
+#[tokio::test]
+async fn time_spent_waiting_for_the_store_does_not_count_against_the_body_time_out() {
+    let app = spawn_app_with(|s| s.server.body_timeout_seconds = std::num::NonZeroU64::new(1).expect("positive")).await;
+    let esignsp_adapters::store::Store::Postgres(pg) = &app.db else {
+        return; // the lock below is PostgreSQL's; SQLite's single writer is covered by the conformance suite
+    };
+    // The store is slow: chunk writes wait 2.5 s for a lock, longer than the body may take.
+    let mut lock = pg.pool().begin().await.expect("begin");
+    sqlx::query("LOCK TABLE document_chunks IN SHARE MODE").execute(&mut *lock).await.expect("lock");
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        lock.commit().await.expect("release");
+    });
+    let bytes = large_pdf(300_000);
+    let process = app.create_process_with_documents(&[("slow.pdf", &bytes)]).await;
+    release.await.expect("released");
+    let id = process["documents"][0]["id"].as_str().expect("id");
+    let read = app.get("relying-app", &format!("/documents/{id}/content")).await.bytes().await.expect("bytes");
+    assert!(read.as_ref() == bytes.as_slice(), "a body sent at once is not timed out while the store is slow");
+}
