@@ -245,9 +245,9 @@ async fn large_uploads_are_staged_as_they_arrive_and_adopted_by_their_creation(b
     assert_eq!((content.size, read.len()), (bytes.len() as u64, bytes.len()));
     assert!(read == bytes, "the bytes read back chunk by chunk are the bytes uploaded");
     let pages = [
-        b.service.content_chunks(&content.content, 0, 2).await.expect("page"),
-        b.service.content_chunks(&content.content, 2, 2).await.expect("page"),
-        b.service.content_chunks(&content.content, 4, 2).await.expect("page"),
+        b.repo.content_chunks(&content.content, 0, 2).await.expect("page"),
+        b.repo.content_chunks(&content.content, 2, 2).await.expect("page"),
+        b.repo.content_chunks(&content.content, 4, 2).await.expect("page"),
     ];
     assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 0], "pages in order, none past the end");
     assert_eq!(pages[1][1].len(), 1000, "the last chunk is the rest");
@@ -323,7 +323,7 @@ async fn signed_bytes_replace_a_documents_content_as_a_new_content(b: Backend) {
     let (after, read) = b.service.document_bytes(&caller("app"), document).await.expect("read").expect("found");
     assert_ne!(after.content, before.content, "a new content");
     assert!(read == signed_bytes && after.size == signed_bytes.len() as u64, "the signed bytes, in chunks");
-    assert!(b.service.content_chunks(&before.content, 0, 4).await.expect("read").is_empty(), "the old content is gone");
+    assert!(b.repo.content_chunks(&before.content, 0, 4).await.expect("read").is_empty(), "the old content is gone");
     assert_eq!(chunks(&b).await, 3, "the old chunk went with its content");
     let stale = b.repo.transitions().await.expect("unit of work").write(&transition).await.expect("write");
     assert_eq!(stale, WriteOutcome::Stale);

@@ -305,3 +305,108 @@ impl std::fmt::Debug for UploadWriter {
         f.debug_struct("UploadWriter").field("staged", &self.staged).field("size", &self.size).finish()
     }
 }
+
+/// How many chunks one read of a content takes at most (4 × 64 KiB).
+pub const READ_CHUNKS: u32 = 4;
+
+/// How often [`ContentReader::open`] looks a document's content up again when the content it
+/// found was replaced (a signature) or deleted before its first read.
+const OPEN_ATTEMPTS: usize = 3;
+
+/// What the next read of a content gave.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Chunks {
+    /// The next chunks, in order (at most [`READ_CHUNKS`]).
+    More(Vec<Vec<u8>>),
+    /// The end: every byte of the content was read.
+    End,
+    /// The content ended before its size: a signature replaced it, or its document was
+    /// deleted, while it was read.
+    Changed,
+}
+
+/// Reads one document's content chunk by chunk, [`READ_CHUNKS`] per read (O10 streams it, the
+/// signing work collects it): one content from the first read to the last, so the bytes are
+/// never a mixture of two; a content that ends before its size is reported
+/// ([`Chunks::Changed`]).
+pub struct ContentReader {
+    repository: Arc<dyn SignerProcessRepository>,
+    content: crate::process::DocumentContent,
+    first: Option<Vec<Vec<u8>>>,
+    next: u32,
+    read: u64,
+    exhausted: bool,
+}
+
+impl ContentReader {
+    /// Opens the content that `current` finds (`None`: no such document) and makes its first
+    /// read; a content gone at that read is looked up again, so that a reader starts on the
+    /// new bytes, or finds no document.
+    ///
+    /// # Errors
+    /// [`RepositoryError`]; [`RepositoryError::Unavailable`] when the content keeps changing.
+    pub(crate) async fn open(
+        repository: &Arc<dyn SignerProcessRepository>,
+        current: impl AsyncFn() -> Result<Option<crate::process::DocumentContent>, RepositoryError>,
+    ) -> Result<Option<Self>, RepositoryError> {
+        for _ in 0..OPEN_ATTEMPTS {
+            let Some(content) = current().await? else { return Ok(None) };
+            let mut reader =
+                Self { repository: repository.clone(), content, first: None, next: 0, read: 0, exhausted: false };
+            match reader.read().await? {
+                Chunks::More(first) => {
+                    reader.first = Some(first);
+                    return Ok(Some(reader));
+                }
+                Chunks::Changed => {}
+                Chunks::End => unreachable!("a first read never ends without bytes: empty contents are never stored"),
+            }
+        }
+        Err(RepositoryError::Unavailable("the document's bytes kept changing while they were opened".into()))
+    }
+
+    /// The content read: media type, size, id.
+    #[must_use]
+    pub fn content(&self) -> &crate::process::DocumentContent {
+        &self.content
+    }
+
+    /// Whether the bytes start with `prefix` (of at most one chunk's length).
+    #[must_use]
+    pub fn starts_with(&self, prefix: &[u8]) -> bool {
+        self.first.as_ref().and_then(|f| f.first()).is_some_and(|chunk| chunk.starts_with(prefix))
+    }
+
+    /// The next chunks.
+    ///
+    /// # Errors
+    /// [`RepositoryError`].
+    pub async fn next_chunks(&mut self) -> Result<Chunks, RepositoryError> {
+        match self.first.take() {
+            Some(first) => Ok(Chunks::More(first)),
+            None => self.read().await,
+        }
+    }
+
+    async fn read(&mut self) -> Result<Chunks, RepositoryError> {
+        if self.exhausted {
+            return Ok(Chunks::End);
+        }
+        let chunks = self.repository.content_chunks(&self.content.content, self.next, READ_CHUNKS).await?;
+        self.exhausted = chunks.len() < READ_CHUNKS as usize;
+        self.next += u32::try_from(chunks.len()).unwrap_or(u32::MAX);
+        self.read += chunks.iter().map(|c| c.len() as u64).sum::<u64>();
+        let complete = if self.exhausted { self.read == self.content.size } else { self.read <= self.content.size };
+        Ok(match () {
+            () if !complete => Chunks::Changed,
+            () if chunks.is_empty() => Chunks::End,
+            () => Chunks::More(chunks),
+        })
+    }
+}
+
+impl std::fmt::Debug for ContentReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContentReader").field("content", &self.content).field("next", &self.next).finish()
+    }
+}

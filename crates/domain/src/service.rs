@@ -8,7 +8,7 @@ use time::Duration;
 use serde_json::Value;
 
 use crate::auth::Caller;
-use crate::content::{NewContent, StagedContent, UploadWriter};
+use crate::content::{Chunks, ContentReader, NewContent, StagedContent, UploadWriter};
 use crate::events::EventKind;
 use crate::events::{AuditContext, AuditEvent, DocumentSigningRecord, SignerIdentity, SigningRecord};
 use crate::group_commit::{GroupCommit, GroupCommitQueue, GroupCommitSettings, GroupCommitStats};
@@ -181,9 +181,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(bytes))
 }
-
-/// How many chunks one read of a content takes at most (4 × 64 KiB).
-pub const READ_CHUNKS: u32 = 4;
 
 /// The staged contents among `contents`, to mark adopted once their creation committed.
 fn staged_contents<'a>(contents: impl IntoIterator<Item = &'a NewContent>) -> Vec<StagedContent> {
@@ -452,18 +449,26 @@ impl SignerProcessService {
         UploadWriter::new(self.repository.clone(), self.ids.clone())
     }
 
-    /// Chunks `from`… of a content, at most `limit`, in order (O10 streams them; see
-    /// [`SignerProcessRepository::content_chunks`]).
+    /// Opens the bytes of a document the caller may read (O10), for reading chunk by chunk
+    /// ([`ContentReader`]).
     ///
     /// # Errors
-    /// Storage errors.
-    pub async fn content_chunks(
+    /// Storage errors. Unknown or foreign is `Ok(None)`.
+    pub async fn open_document(
         &self,
-        content: &ContentId,
-        from: u32,
-        limit: u32,
-    ) -> Result<Vec<Vec<u8>>, RepositoryError> {
-        self.repository.content_chunks(content, from, limit).await
+        caller: &Caller,
+        id: &DocumentId,
+    ) -> Result<Option<ContentReader>, RepositoryError> {
+        ContentReader::open(&self.repository, async || self.repository.document_content(id, caller).await).await
+    }
+
+    /// [`Self::open_document`] for the browser flow (the signing page's view), as the service
+    /// itself; the caller checks that the document belongs to the task's process.
+    ///
+    /// # Errors
+    /// Storage errors. Unknown is `Ok(None)`.
+    pub async fn open_document_for_browser(&self, id: &DocumentId) -> Result<Option<ContentReader>, RepositoryError> {
+        self.open_document(&self.browser_caller(), id).await
     }
 
     /// Removes staged upload bytes that no document adopted and that were begun more than
@@ -489,20 +494,14 @@ impl SignerProcessService {
     ) -> Result<Option<(DocumentContent, Vec<u8>)>, RepositoryError> {
         const ATTEMPTS: usize = 3;
         for _ in 0..ATTEMPTS {
-            let Some(content) = self.repository.document_content(id, caller).await? else { return Ok(None) };
-            let mut bytes = Vec::with_capacity(usize::try_from(content.size).unwrap_or(0));
-            let mut next = 0u32;
+            let Some(mut reader) = self.open_document(caller, id).await? else { return Ok(None) };
+            let mut bytes = Vec::with_capacity(usize::try_from(reader.content().size).unwrap_or(0));
             loop {
-                let chunks = self.repository.content_chunks(&content.content, next, READ_CHUNKS).await?;
-                let got = chunks.len();
-                chunks.iter().for_each(|c| bytes.extend_from_slice(c));
-                next += u32::try_from(got).unwrap_or(u32::MAX);
-                if got < READ_CHUNKS as usize {
-                    break;
+                match reader.next_chunks().await? {
+                    Chunks::More(chunks) => chunks.iter().for_each(|c| bytes.extend_from_slice(c)),
+                    Chunks::End => return Ok(Some((reader.content().clone(), bytes))),
+                    Chunks::Changed => break,
                 }
-            }
-            if bytes.len() as u64 == content.size {
-                return Ok(Some((content, bytes)));
             }
         }
         Err(RepositoryError::Unavailable("the document's bytes changed while they were read".into()))
@@ -938,19 +937,6 @@ impl SignerProcessService {
             EstablishResultError::Repository(RepositoryError::Unexpected(format!("process {id} has no result").into()))
         })?;
         Ok(Outcome::Replayed(result))
-    }
-
-    /// A document's bytes for the browser flow (the signing page: its page counts and inline
-    /// view), read as the service itself; the caller checks that the document belongs to the
-    /// task's process.
-    ///
-    /// # Errors
-    /// Storage errors; unknown is `Ok(None)`.
-    pub async fn document_content_for_browser(
-        &self,
-        id: &DocumentId,
-    ) -> Result<Option<DocumentContent>, RepositoryError> {
-        self.repository.document_content(id, &self.browser_caller()).await
     }
 
     /// A document's whole bytes for the browser flow (the signing page's page counts), read

@@ -492,15 +492,11 @@ pub async fn document(
         return Ok(not_found());
     }
     let Some(held) = process.documents.iter().find(|d| d.id == document) else { return Ok(not_found()) };
-    let current = async || state.service.document_content_for_browser(&held.id).await;
-    let Some((content, body)) = crate::routes::documents::ContentBody::open_current(&state.service, current).await?
-    else {
-        return Ok(not_found());
-    };
+    let Some(reader) = state.service.open_document_for_browser(&held.id).await? else { return Ok(not_found()) };
     let name = held.filename.clone().unwrap_or_else(|| format!("{}.pdf", held.id.as_str()));
     // A PDF is shown inline; anything else is a download, in a sandbox of its own (no script
     // of it may reach the signing page's origin).
-    let pdf = is_pdf(&held.media_type) && body.starts_with(b"%PDF-");
+    let pdf = is_pdf(&held.media_type) && reader.starts_with(b"%PDF-");
     let disposition = header::ContentDisposition {
         disposition: if pdf { header::DispositionType::Inline } else { header::DispositionType::Attachment },
         parameters: vec![header::DispositionParam::FilenameExt(header::ExtendedValue {
@@ -509,9 +505,11 @@ pub async fn document(
             value: name.into_bytes(),
         })],
     };
-    Ok(body.respond(
+    let media_type = if pdf { "application/pdf".to_owned() } else { reader.content().media_type.clone() };
+    Ok(crate::routes::documents::streamed(
+        reader,
         HttpResponse::Ok()
-            .insert_header((header::CONTENT_TYPE, if pdf { "application/pdf".to_owned() } else { content.media_type }))
+            .insert_header((header::CONTENT_TYPE, media_type))
             .insert_header(disposition)
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header((
