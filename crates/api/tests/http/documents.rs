@@ -242,6 +242,11 @@ fn large_pdf(n: usize) -> Vec<u8> {
     bytes
 }
 
+async fn post_process_form(app: &TestApp, form: reqwest::multipart::Form) -> reqwest::Response {
+    let request = app.client.post(app.url("/signer_processes")).bearer_auth(token("relying-app")).multipart(form);
+    request.send().await.expect("req")
+}
+
 async fn until_nothing_staged(app: &TestApp) -> i64 {
     let staged = "SELECT count(*) FROM document_contents WHERE document_id IS NULL";
     for _ in 0..100 {
@@ -279,27 +284,13 @@ async fn large_documents_go_to_the_store_in_chunks_and_come_back_streamed_whole(
         "document",
         reqwest::multipart::Part::bytes(too_large).file_name("big.pdf").mime_str("application/pdf").expect("mime"),
     );
-    let r = app
-        .client
-        .post(app.url("/signer_processes"))
-        .bearer_auth(token("relying-app"))
-        .multipart(form)
-        .send()
-        .await
-        .expect("req");
+    let r = post_process_form(&app, form).await;
     assert_problem(r, 413, "payload-too-large", "over server.max_document_bytes").await;
     // Staged whole, then refused: an invalid process part after the document.
     let form = reqwest::multipart::Form::new()
         .part("document", reqwest::multipart::Part::bytes(large_pdf(300_000)).file_name("a.pdf"))
         .part("process", reqwest::multipart::Part::text("{\"process_type\": 5}"));
-    let r = app
-        .client
-        .post(app.url("/signer_processes"))
-        .bearer_auth(token("relying-app"))
-        .multipart(form)
-        .send()
-        .await
-        .expect("req");
+    let r = post_process_form(&app, form).await;
     assert_problem(r, 400, "invalid-body", "an invalid process part").await;
     assert_eq!(until_nothing_staged(&app).await, 0, "refused uploads leave nothing staged");
     assert_eq!(app.count("SELECT count(*) FROM document_chunks").await, chunks, "and no chunk");
